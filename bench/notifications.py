@@ -1,0 +1,303 @@
+"""Notification hub benchmark.
+
+1. Inbox refresh: 50 simulated instances (feeds served by one local uvicorn app) answering in 20–200 ms,
+   2 of which hang. A member subscribed to all of them refreshes their inbox with the default budget.
+   Reported: the cold refresh (breakers closed: the hanging ones hold it to the budget) and warm
+   refreshes once the breakers of the hanging instances are open, as a ratio to the slowest healthy
+   instance's latency (target ≤ 1.2).
+2. Push API throughput: ``portail serve --workers 2`` on PostgreSQL; closed-loop clients POST batches of
+   100 notifications with a ``notifications:push`` access token; reported: notifications accepted per
+   second (target ≥ 2,000).
+
+Usage: ``.venv/bin/python bench/notifications.py [--only refresh|push] [--seconds 10] [--clients 8]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from portail import db as database  # noqa: E402
+from portail.accounts import members  # noqa: E402
+from portail.config import load_settings  # noqa: E402
+from portail.federation.models import Instance  # noqa: E402
+from portail.notifications import inbox  # noqa: E402
+from portail.notifications.aggregator import Aggregator  # noqa: E402
+from portail.oidc import keys, subjects, tokens  # noqa: E402
+from portail.oidc.models import OAuthClient  # noqa: E402
+from tests.fakes.instances import Instances  # noqa: E402
+from tests.fakes.server import free_port  # noqa: E402
+
+PG_ADMIN = os.environ.get("PORTAIL_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _serve_instances(fake: Instances, port: int) -> None:
+    """The simulated instances, in a process of their own (not competing for this one's GIL)."""
+    import uvicorn
+
+    fake.base_url = f"http://127.0.0.1:{port}"
+    uvicorn.run(
+        fake.app(), host="127.0.0.1", port=port, log_level="critical", lifespan="off", timeout_graceful_shutdown=1
+    )
+
+
+def bench_refresh(rounds: int) -> None:
+    rng = random.Random(25)
+    fake = Instances()
+    names = [f"i{n:02d}" for n in range(50)]
+    hanging = {names[7], names[31]}
+    for name in names:
+        fake.latency[name] = rng.uniform(0.020, 0.200)
+        if name in hanging:
+            fake.modes[name] = "hang"
+    slowest = max(v for k, v in fake.latency.items() if k not in hanging)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = multiprocessing.get_context("fork").Process(target=_serve_instances, args=(fake, port), daemon=True)
+    process.start()
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{base_url}/i/{names[0]}/feed", timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise SystemExit("instances server did not start") from None
+            time.sleep(0.1)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            environ={},
+            toml_path=Path(tmp) / "absent.toml",
+            var_dir=tmp,
+            database_url=f"sqlite:///{tmp}/bench.db",
+            allow_http_instances=True,
+            allow_private_addresses=True,
+        )
+        engine = database.make_engine(settings.database_url)
+        database.upgrade(engine)
+        engine.dispose()
+        db = database.Database(settings)
+        with db.session() as session:
+            member = members.create_member(session, email="b@example.org", name="B", password_hash="x", verified=True)
+            member_id = member.id or 0
+            for name in names:
+                instance = Instance(
+                    slug=name,
+                    name=name,
+                    software="praxis",
+                    base_url=f"{base_url}/i/{name}",
+                    feed_url=f"{base_url}/i/{name}/feed",
+                    status="active",
+                )
+                session.add(instance)
+                session.flush()
+                inbox.set_preference(session, member_id, instance.id or 0, enabled=True, digest="none")
+
+        async def run() -> tuple[float, list[float], list[str]]:
+            aggregator = Aggregator(db, settings)
+            try:
+                timings = []
+                unreachable: list[str] = []
+                for index in range(rounds):
+                    started = time.perf_counter()
+                    report = await aggregator.refresh_member(
+                        member_id, budget=settings.inbox_budget_seconds, force=True
+                    )
+                    timings.append(time.perf_counter() - started)
+                    unreachable = report.unreachable
+                    await aggregator.drain()  # the hanging pulls end at their own timeout; breakers count them
+                    if index == 0:
+                        cold = timings[0]
+                return cold, timings, unreachable
+            finally:
+                await aggregator.aclose()
+
+        cold, timings, unreachable = asyncio.run(run())
+        db.dispose()
+    process.kill()
+    process.join(5)
+    warm = timings[settings.notification_breaker_failures :]
+    print("## inbox refresh (50 instances, 20-200 ms, 2 hanging)")
+    print(f"slowest healthy instance latency : {slowest * 1000:.0f} ms")
+    print(f"budget (inbox_budget_seconds)    : {settings.inbox_budget_seconds:.1f} s")
+    print(f"cold refresh (breakers closed)   : {cold * 1000:.0f} ms  (ratio {cold / slowest:.2f})")
+    print("per round (ms)                   : " + ", ".join(f"{t * 1000:.0f}" for t in timings))
+    if warm:
+        median = statistics.median(warm)
+        print(
+            f"warm refresh, breakers open (median of {len(warm)}): "
+            f"{median * 1000:.0f} ms  (ratio {median / slowest:.2f})"
+        )
+    print(f"reported unreachable in last round: {', '.join(unreachable)}")
+
+
+def _create_pg_database() -> tuple[str, str]:
+    name = f"portail_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name, PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def bench_push(seconds: float, clients: int, batch: int, members_count: int = 200) -> None:
+    name, url = _create_pg_database()
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "PORTAIL_ISSUER": issuer,
+            "PORTAIL_DATABASE_URL": url,
+            "PORTAIL_SECRET_KEY": "bench-secret-" + "x" * 40,
+            "PORTAIL_VAR_DIR": tmp,
+            "PORTAIL_INSTANCES_FILE": str(Path(tmp) / "none.toml"),
+            "PORTAIL_CREATE_ADMIN_ON_FIRST_RUN": "false",
+            "PORTAIL_NOTIFICATION_PUSH_PER_MINUTE": str(10**9),
+            "PORTAIL_NOTIFICATION_PUSH_BATCH_MAX": str(batch),
+        }
+        settings = load_settings(environ=env, toml_path=Path(tmp) / "absent.toml")
+        engine = database.make_engine(url)
+        database.upgrade(engine)
+        keys.install(engine, settings)
+        db = database.Database(settings)
+        with db.session() as session:
+            client = OAuthClient(
+                client_id="bench-pusher",
+                name="Bench",
+                grant_types=["client_credentials"],
+                scope="notifications:push",
+                sector_identifier="passerelles.example",
+            )
+            session.add(client)
+            session.add(
+                Instance(
+                    slug="passerelles",
+                    name="Passerelles",
+                    software="passerelles",
+                    base_url="https://passerelles.example",
+                    status="active",
+                    client_id="bench-pusher",
+                )
+            )
+            subs = []
+            for n in range(members_count):
+                member = members.create_member(
+                    session, email=f"m{n}@example.org", name=f"M{n}", password_hash="x", verified=True
+                )
+                subs.append(subjects.subject_for(session, settings.secret_key, member, client))
+            token = tokens.issue_access_token(settings, client, sub="bench-pusher", scope="notifications:push").token
+        db.dispose()
+        engine.dispose()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "portail.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ, **env},
+            cwd=str(ROOT),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("portail serve did not start")
+                time.sleep(0.3)
+            accepted, requests, elapsed = asyncio.run(_push_load(issuer, token, subs, seconds, clients, batch))
+        finally:
+            server.terminate()
+            server.wait(15)
+    _drop_pg_database(name)
+    print("## push API (portail serve --workers 2, PostgreSQL)")
+    print(f"clients {clients}, batch {batch}, {elapsed:.1f} s: {requests} requests, {accepted} notifications accepted")
+    print(f"throughput: {accepted / elapsed:,.0f} notifications/s ({requests / elapsed:,.1f} requests/s)")
+
+
+async def _push_load(
+    issuer: str, token: str, subs: list[str], seconds: float, clients: int, batch: int
+) -> tuple[int, int, float]:
+    counter = iter(range(10**12))
+    totals = {"accepted": 0, "requests": 0}
+    headers = {"Authorization": f"Bearer {token}"}
+    stop_at = time.monotonic() + seconds
+
+    async def worker() -> None:
+        async with httpx.AsyncClient(base_url=issuer, timeout=30) as http:
+            while time.monotonic() < stop_at:
+                items = []
+                for _ in range(batch):
+                    n = next(counter)
+                    items.append(
+                        {
+                            "id": f"b{n}",
+                            "sub": subs[n % len(subs)],
+                            "title": f"Nouvelle réponse {n}",
+                            "body": "<p>Un message</p>",
+                            "type": "reply",
+                            "link": f"https://passerelles.example/c/{n}",
+                        }
+                    )
+                response = await http.post("/api/v1/notifications", json={"notifications": items}, headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"push failed: {response.status_code} {response.text[:200]}")
+                totals["accepted"] += response.json()["accepted"]
+                totals["requests"] += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return totals["accepted"], totals["requests"], time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["refresh", "push"])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    if args.only in (None, "refresh"):
+        bench_refresh(args.rounds)
+    if args.only in (None, "push"):
+        bench_push(args.seconds, args.clients, args.batch)
+
+
+if __name__ == "__main__":
+    main()

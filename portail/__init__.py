@@ -1,0 +1,1 @@
+"""Portail — identity hub and common entry portal of En commun."""

@@ -1,0 +1,131 @@
+"""Members: email normalization, creation, lookup and profile changes."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlmodel import Session, select
+
+from portail.accounts.models import AuditEvent, Member
+from portail.db import utcnow
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+
+
+class AccountError(Exception):
+    """A refused account operation; ``message`` is a French source string, ``params`` fill it."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.params = params
+
+
+def normalize_email(raw: str) -> str:
+    """Trim, NFC-normalize and lower-case the domain; refuse what is not an address."""
+    value = unicodedata.normalize("NFC", raw.strip())
+    if len(value) > 320 or not EMAIL_RE.match(value):
+        raise AccountError("Adresse courriel invalide.")
+    local, domain = value.rsplit("@", 1)
+    domain = domain.lower().rstrip(".")
+    if "." not in domain or domain.startswith(".") or ".." in domain:
+        raise AccountError("Adresse courriel invalide.")
+    return f"{local}@{domain}"
+
+
+def email_key(email: str) -> str:
+    """The uniqueness key: the whole normalized address, case-folded."""
+    return email.casefold()
+
+
+def clean_name(raw: str) -> str:
+    name = " ".join(unicodedata.normalize("NFC", raw).split())
+    if not name:
+        raise AccountError("Le nom est obligatoire.")
+    if len(name) > 200:
+        raise AccountError("Le nom doit compter au plus %(max)s caractères.", max=200)
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise AccountError("Le nom contient des caractères non permis.")
+    return name
+
+
+def get_by_email(db: Session, email: str) -> Member | None:
+    try:
+        key = email_key(normalize_email(email))
+    except AccountError:
+        return None
+    return db.exec(select(Member).where(Member.email_key == key)).first()
+
+
+def email_taken(db: Session, email: str, except_member: int | None = None) -> bool:
+    found = db.exec(select(Member.id).where(Member.email_key == email_key(email))).first()
+    return found is not None and found != except_member
+
+
+def create_member(
+    db: Session,
+    *,
+    email: str,
+    name: str,
+    password_hash: str,
+    locale: str = "fr-CA",
+    verified: bool = False,
+    is_admin: bool = False,
+    terms_version: str = "",
+    privacy_version: str = "",
+) -> Member:
+    """Create a member; raises ``AccountError`` for a taken address. Flushes, does not commit."""
+    email = normalize_email(email)
+    if email_taken(db, email):
+        raise AccountError("Un compte existe déjà avec cette adresse.")
+    now = utcnow()
+    member = Member(
+        email=email,
+        email_key=email_key(email),
+        name=clean_name(name),
+        password_hash=password_hash,
+        locale=locale,
+        is_admin=is_admin,
+        email_verified_at=now if verified else None,
+        terms_version=terms_version,
+        terms_accepted_at=now if terms_version else None,
+        privacy_version=privacy_version,
+        privacy_accepted_at=now if privacy_version else None,
+    )
+    db.add(member)
+    db.flush()
+    audit(db, "member.created", member_id=member.id, subject_type="member", subject_id=str(member.id))
+    return member
+
+
+def audit(
+    db: Session,
+    action: str,
+    *,
+    actor_id: int | None = None,
+    member_id: int | None = None,
+    subject_type: str = "",
+    subject_id: str = "",
+    reason: str = "",
+    ip_address: str = "",
+) -> AuditEvent:
+    event = AuditEvent(
+        action=action,
+        actor_id=actor_id,
+        member_id=member_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        reason=reason[:2000],
+        ip_address=ip_address,
+    )
+    db.add(event)
+    return event
+
+
+def list_members(db: Session, *, offset: int = 0, limit: int = 100) -> list[Member]:
+    return list(db.exec(select(Member).order_by(Member.id).offset(offset).limit(limit)))  # type: ignore[arg-type]
+
+
+def touch(member: Member) -> None:
+    member.updated_at = utcnow()

@@ -1,0 +1,514 @@
+"""Account pages: sign up, verify, log in and out, recover, manage the account, pick a language.
+
+Each handler parses the form, makes one domain call (``flows``, ``sessions``, ``members``) and
+renders; every refusal re-renders the form with a translated message and a 4xx status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from portail.accounts import flows, links, organizations, policy, sessions, throttle
+from portail.accounts.current import (
+    clear_session_cookie,
+    load_login,
+    login_redirect,
+    require_verified,
+    safe_next,
+    set_session_cookie,
+)
+from portail.accounts.members import AccountError, email_key, get_by_email, normalize_email
+from portail.accounts.models import LoginSession, Member
+from portail.accounts.passwords import Passwords
+from portail.config import Settings
+from portail.db import Database
+from portail.web import LANG_COOKIE, LOCALES, N_, FormError, _, field, flash, read_form, render, request_locale
+
+
+def _deps(request: Request) -> tuple[Settings, Database, Passwords]:
+    state = request.app.state
+    return state.settings, state.db, state.passwords
+
+
+def _base_url(request: Request) -> str:
+    return str(request.app.state.settings.issuer)
+
+
+def _error(request: Request, exc: AccountError) -> str:
+    return _(request, exc.message, **exc.params)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+# ---------------------------------------------------------------- sign up and verification
+
+
+async def signup(request: Request) -> Response:
+    settings, db, passwords = _deps(request)
+    values: dict[str, Any] = {"name": "", "email": ""}
+    if request.method == "GET":
+        return render(request, "accounts/signup.html", {"values": values})
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return render(request, "accounts/signup.html", {"values": values, "error": exc.message}, 400)
+    values = {"name": field(form, "name"), "email": field(form, "email")}
+    signup_form = flows.SignUp(
+        name=values["name"],
+        email=values["email"],
+        password=str(form.get("password") or ""),
+        accept_terms=form.get("accept_terms") == "on",
+        accept_privacy=form.get("accept_privacy") == "on",
+        locale=request_locale(request),
+    )
+    try:
+        flows.validate_sign_up(signup_form, settings)
+        password_hash = await passwords.hash_async(signup_form.password)
+        await db.run(flows.sign_up, settings, signup_form, password_hash, _base_url(request))
+    except AccountError as exc:
+        return render(request, "accounts/signup.html", {"values": values, "error": _error(request, exc)}, 400)
+    return render(request, "accounts/signup_sent.html", {"email": values["email"]})
+
+
+async def verify(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    token = request.query_params.get("token", "")
+    try:
+        await db.run(flows.verify_email, settings, token)
+    except AccountError as exc:
+        return render(
+            request,
+            "accounts/message.html",
+            {"title": _(request, "Vérification"), "error": _error(request, exc)},
+            400,
+        )
+    flash(request, _(request, "Votre adresse courriel est confirmée."), "success")
+    login = await load_login(request)
+    return RedirectResponse("/" if login else "/login", status_code=303)
+
+
+async def resend_verification(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    login = await load_login(request)
+    if login is None:
+        return login_redirect(request)
+    try:
+        await read_form(request)
+    except FormError as exc:
+        return render(request, "accounts/unverified.html", {"error": exc.message}, 400)
+    if not login.member.verified:
+        await db.run(_resend, settings, login.member.id or 0, _base_url(request))
+    flash(request, _(request, "Un nouveau courriel de confirmation vous a été envoyé."), "success")
+    return RedirectResponse("/", status_code=303)
+
+
+def _resend(db: Session, settings: Settings, member_id: int, base_url: str) -> None:
+    member = db.get(Member, member_id)
+    if member is not None:
+        flows.send_verification(db, settings, member, base_url)
+
+
+# ---------------------------------------------------------------- login and logout
+
+
+async def login_page(request: Request) -> Response:
+    settings, db, passwords = _deps(request)
+    next_url = safe_next(request.query_params.get("next"))
+    if request.method == "GET":
+        login = await load_login(request)
+        if login is not None and request.query_params.get("prompt") != "login":
+            return RedirectResponse(next_url, status_code=303)
+        return render(request, "accounts/login.html", {"next": next_url, "email": ""})
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return render(request, "accounts/login.html", {"next": next_url, "email": "", "error": exc.message}, 400)
+    next_url = safe_next(field(form, "next") or request.query_params.get("next"))
+    email = field(form, "email")
+    password = str(form.get("password") or "")
+    context = {"next": next_url, "email": email}
+    try:
+        key = email_key(normalize_email(email))
+    except AccountError:
+        key = email.casefold()[:320]
+    ip = _client_ip(request)
+    wait, member = await db.run(_login_lookup, key, ip, email)
+    if wait:
+        message = _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
+        return render(
+            request,
+            "accounts/login.html",
+            {**context, "error": message},
+            429,
+            headers={"Retry-After": str(wait)},
+        )
+    valid = await passwords.verify_async(member.password_hash if member else None, password)
+    if not valid or member is None or not member.active:
+        await db.run(throttle.record_failure, key, ip, settings)
+        message = _(request, "Adresse courriel ou mot de passe incorrect.")
+        return render(request, "accounts/login.html", {**context, "error": message}, 401)
+    new_hash = await passwords.hash_async(password) if passwords.needs_rehash(member.password_hash) else None
+    token, destination = await db.run(_open, member, key, new_hash, request.headers.get("user-agent", ""), ip, next_url)
+    response = RedirectResponse(destination, status_code=303)
+    set_session_cookie(response, settings, token)
+    return response
+
+
+def _login_lookup(db: Session, key: str, ip: str, email: str) -> tuple[int, Member | None]:
+    """One unit of work before the password check: the throttle's verdict, then the member (if allowed)."""
+    wait = throttle.retry_after(db, key, ip)
+    return wait, None if wait else get_by_email(db, email)
+
+
+def _open(
+    db: Session, member: Member, key: str, new_hash: str | None, user_agent: str, ip: str, next_url: str
+) -> tuple[str, str]:
+    """Open the session of a member just authenticated (loaded by ``_login_lookup``, re-attached here)."""
+    db.add(member)
+    throttle.record_success(db, key)
+    if new_hash:
+        member.password_hash = new_hash
+        db.add(member)
+    token, _row = sessions.open_session(db, member, user_agent=user_agent, ip_address=ip)
+    return token, sessions.destination_after_login(db, member, next_url)
+
+
+async def logout(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    login = await load_login(request)
+    if request.method == "GET":
+        if login is None:
+            return RedirectResponse("/login", status_code=303)
+        return render(request, "accounts/logout.html", {})
+    try:
+        await read_form(request)
+    except FormError as exc:
+        return render(request, "accounts/logout.html", {"error": exc.message}, 400)
+    if login is not None:
+        await db.run(_end_one, login.session.id or 0, "logout")
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response, settings)
+    request.state.locale = login.member.locale if login else None
+    flash(request, _(request, "Vous êtes déconnecté de Portail et de vos outils."), "success")
+    return response
+
+
+def _end_one(db: Session, session_id: int, reason: str) -> None:
+    row = db.get(LoginSession, session_id)
+    if row is not None:
+        sessions.end_sessions(db, [row], reason)
+
+
+# ---------------------------------------------------------------- password recovery
+
+
+async def forgot_password(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    if request.method == "GET":
+        return render(request, "accounts/forgot.html", {"email": ""})
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return render(request, "accounts/forgot.html", {"email": "", "error": exc.message}, 400)
+    email = field(form, "email")
+    try:
+        normalize_email(email)
+    except AccountError as exc:
+        return render(request, "accounts/forgot.html", {"email": email, "error": _error(request, exc)}, 400)
+    await db.run(flows.request_reset, settings, email, _base_url(request))
+    return render(request, "accounts/forgot_sent.html", {"email": email})
+
+
+async def reset_password(request: Request) -> Response:
+    settings, db, passwords = _deps(request)
+    token = request.query_params.get("token", "")
+    if request.method == "GET":
+        try:
+            await db.run(links.peek, settings.secret_key, "reset", token)
+        except AccountError as exc:
+            return render(
+                request,
+                "accounts/message.html",
+                {"title": _(request, "Réinitialisation"), "error": _error(request, exc)},
+                400,
+            )
+        return render(request, "accounts/reset.html", {"token": token})
+    try:
+        form = await read_form(request)
+        password = str(form.get("password") or "")
+        if password != str(form.get("password_confirm") or ""):
+            raise AccountError("Les deux mots de passe ne correspondent pas.")
+        flows.check_password(password, settings)
+        new_hash = await passwords.hash_async(password)
+        await db.run(flows.reset_password, settings, token, new_hash)
+    except FormError as exc:
+        return render(request, "accounts/reset.html", {"token": token, "error": exc.message}, 400)
+    except AccountError as exc:
+        return render(request, "accounts/reset.html", {"token": token, "error": _error(request, exc)}, 400)
+    flash(request, _(request, "Votre mot de passe a été changé. Connectez-vous avec le nouveau."), "success")
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response, settings)
+    return response
+
+
+# ---------------------------------------------------------------- my account
+
+
+async def account(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
+    active = await db.run(sessions.active_sessions, login.member.id or 0, settings)
+    territory = await db.run(organizations.territory_of, login.member)
+    return render(
+        request,
+        "accounts/account.html",
+        {"sessions": active, "current_sid": login.session.sid, "territory": territory},
+    )
+
+
+async def account_profile(request: Request) -> Response:
+    return await _account_form(request, "profile")
+
+
+async def account_password(request: Request) -> Response:
+    return await _account_form(request, "password")
+
+
+async def account_email(request: Request) -> Response:
+    return await _account_form(request, "email")
+
+
+async def _account_form(request: Request, which: str) -> Response:
+    settings, db, passwords = _deps(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
+    member = login.member
+    try:
+        form = await read_form(request)
+        if which == "profile":
+            locale = field(form, "locale")
+            await db.run(_change_profile, member.id or 0, field(form, "name"), locale)
+            if locale in LOCALES:
+                request.state.locale = locale  # the confirmation is shown in the new language
+            flash(request, _(request, "Votre profil est enregistré."), "success")
+        elif which == "password":
+            current = str(form.get("current_password") or "")
+            new = str(form.get("new_password") or "")
+            if not await passwords.verify_async(member.password_hash, current):
+                raise AccountError("Le mot de passe actuel est incorrect.")
+            if new != str(form.get("new_password_confirm") or ""):
+                raise AccountError("Les deux mots de passe ne correspondent pas.")
+            flows.check_password(new, settings)
+            new_hash = await passwords.hash_async(new)
+            await db.run(_change_password, member.id or 0, new_hash, login.session.id)
+            flash(
+                request,
+                _(request, "Votre mot de passe est changé. Vos autres sessions sont fermées."),
+                "success",
+            )
+        else:
+            await db.run(_change_email, settings, member.id or 0, field(form, "email"), _base_url(request))
+            flash(
+                request,
+                _(
+                    request,
+                    "Un lien de confirmation a été envoyé à la nouvelle adresse. "
+                    "Votre adresse actuelle reste valide d’ici là.",
+                ),
+                "success",
+            )
+    except (FormError, AccountError) as exc:
+        message = exc.message if isinstance(exc, FormError) else _error(request, exc)
+        active = await db.run(sessions.active_sessions, member.id or 0, settings)
+        return render(
+            request,
+            "accounts/account.html",
+            {"sessions": active, "current_sid": login.session.sid, "error": message, "section": which},
+            400,
+        )
+    response = RedirectResponse("/account", status_code=303)
+    if which == "profile" and request.state.locale in LOCALES:
+        _set_lang_cookie(response, settings, request.state.locale)
+    return response
+
+
+def _change_profile(db: Session, member_id: int, name: str, locale: str) -> None:
+    member = db.get(Member, member_id)
+    assert member is not None
+    flows.change_profile(db, member, name=name, locale=locale)
+
+
+def _change_password(db: Session, member_id: int, new_hash: str, session_id: int | None) -> None:
+    member = db.get(Member, member_id)
+    assert member is not None
+    flows.change_password(db, member, new_hash, keep_session_id=session_id)
+
+
+def _change_email(db: Session, settings: Settings, member_id: int, email: str, base_url: str) -> None:
+    member = db.get(Member, member_id)
+    assert member is not None
+    flows.request_email_change(db, settings, member, email, base_url)
+
+
+async def confirm_email(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    try:
+        await db.run(flows.confirm_email_change, settings, request.query_params.get("token", ""))
+    except AccountError as exc:
+        return render(
+            request,
+            "accounts/message.html",
+            {"title": _(request, "Changement d’adresse"), "error": _error(request, exc)},
+            400,
+        )
+    flash(request, _(request, "Votre nouvelle adresse courriel est confirmée."), "success")
+    return RedirectResponse("/account", status_code=303)
+
+
+async def end_session(request: Request) -> Response:
+    """End one of my sessions (another browser or device)."""
+    settings, db, _p = _deps(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
+    try:
+        await read_form(request)
+    except FormError as exc:
+        flash(request, exc.message, "error")
+        return RedirectResponse("/account", status_code=303)
+    sid = request.path_params["sid"]
+    ended = await db.run(_end_by_sid, login.member.id or 0, sid)
+    if not ended:
+        return render(
+            request,
+            "accounts/message.html",
+            {"title": _(request, "Sessions"), "error": _(request, "Cette session n’existe pas.")},
+            404,
+        )
+    flash(request, _(request, "La session est fermée, ainsi que les outils qui l’utilisaient."), "success")
+    if sid == login.session.sid:
+        response = RedirectResponse("/login", status_code=303)
+        clear_session_cookie(response, settings)
+        return response
+    return RedirectResponse("/account", status_code=303)
+
+
+def _end_by_sid(db: Session, member_id: int, sid: str) -> bool:
+    row = sessions.get_by_sid(db, sid)
+    if row is None or row.member_id != member_id or row.ended_at is not None:
+        return False
+    sessions.end_sessions(db, [row], "ended-by-member")
+    return True
+
+
+# ---------------------------------------------------------------- language
+
+
+async def choose_language(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    login = await load_login(request)
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        flash(request, exc.message, "error")
+        return RedirectResponse("/", status_code=303)
+    locale = field(form, "locale")
+    if locale not in LOCALES:
+        locale = settings.default_locale
+    if login is not None:
+        await db.run(_set_locale, login.member.id or 0, locale)
+    request.state.locale = locale
+    response = RedirectResponse(safe_next(field(form, "next")), status_code=303)
+    _set_lang_cookie(response, settings, locale)
+    return response
+
+
+def _set_lang_cookie(response: Response, settings: Settings, locale: str) -> None:
+    """Remember the language in the browser too, so it survives logging out."""
+    response.set_cookie(
+        LANG_COOKIE,
+        locale,
+        max_age=365 * 86400,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        httponly=True,
+    )
+
+
+def _set_locale(db: Session, member_id: int, locale: str) -> None:
+    member = db.get(Member, member_id)
+    if member is not None:
+        member.locale = locale
+        db.add(member)
+
+
+# ---------------------------------------------------------------- terms and privacy policy
+
+TERMS = [
+    N_("En commun est un environnement numérique libre et collaboratif de Projet collectif."),
+    N_("Vous vous engagez à utiliser les outils dans le respect des autres membres et de la loi."),
+]
+PRIVACY = [
+    N_("Portail conserve votre nom, votre adresse courriel, votre mot de passe haché et vos sessions."),
+    N_(
+        "Chaque outil ne reçoit que les renseignements auxquels vous avez consenti; vous pouvez retirer ce "
+        "consentement, exporter vos données ou supprimer votre compte en tout temps (Loi 25)."
+    ),
+]
+
+
+async def terms(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    return render(
+        request,
+        "legal.html",
+        {
+            "title": _(request, "Conditions d’utilisation"),
+            "version": settings.terms_version,
+            "paragraphs": [_(request, p) for p in TERMS],
+        },
+    )
+
+
+async def privacy(request: Request) -> Response:
+    settings, db, _p = _deps(request)
+    version = await db.run(policy.current_version, settings)  # the latest published (consent package)
+    return render(
+        request,
+        "legal.html",
+        {
+            "title": _(request, "Politique de confidentialité"),
+            "version": version,
+            "paragraphs": [_(request, p) for p in PRIVACY],
+        },
+    )
+
+
+routes = [
+    Route("/terms", terms, methods=["GET"], name="terms"),
+    Route("/privacy", privacy, methods=["GET"], name="privacy"),
+    Route("/signup", signup, methods=["GET", "POST"], name="signup"),
+    Route("/verify", verify, methods=["GET"], name="verify"),
+    Route("/verify/resend", resend_verification, methods=["POST"], name="verify_resend"),
+    Route("/login", login_page, methods=["GET", "POST"], name="login"),
+    Route("/logout", logout, methods=["GET", "POST"], name="logout"),
+    Route("/password/forgot", forgot_password, methods=["GET", "POST"], name="password_forgot"),
+    Route("/password/reset", reset_password, methods=["GET", "POST"], name="password_reset"),
+    Route("/account", account, methods=["GET"], name="account"),
+    Route("/account/profile", account_profile, methods=["POST"], name="account_profile"),
+    Route("/account/password", account_password, methods=["POST"], name="account_password"),
+    Route("/account/email", account_email, methods=["POST"], name="account_email"),
+    Route("/account/email/confirm", confirm_email, methods=["GET"], name="account_email_confirm"),
+    Route("/account/sessions/{sid}/end", end_session, methods=["POST"], name="account_session_end"),
+    Route("/language", choose_language, methods=["POST"], name="language"),
+]

@@ -1,0 +1,161 @@
+"""Server-side login sessions.
+
+The browser holds an itsdangerous-signed cookie carrying a random session token; the database
+keeps only its SHA-256 (``LoginSession.token_hash``) plus a separate public ``sid`` that the OIDC
+provider puts in ID and logout tokens. A session ends on logout, idle or absolute expiry, password
+reset, administrator action or account disabling; packages above accounts (the OIDC provider's
+back-channel logout) subscribe to endings through ``on_session_end`` without accounts knowing them,
+and to logins through ``on_login`` (a deletion request is cancelled) and ``on_login_step`` (a
+changed privacy policy to review before going on).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable
+from urllib.parse import quote
+
+from sqlmodel import Session, col, select
+
+from portail.accounts.models import LoginSession, Member
+from portail.config import Settings
+from portail.db import utcnow
+
+SessionEndHook = Callable[[Session, list[LoginSession]], None]
+LoginHook = Callable[[Session, Member, LoginSession], None]
+LoginStep = Callable[[Session, Member], str | None]
+_end_hooks: list[SessionEndHook] = []
+_login_hooks: list[LoginHook] = []
+_login_steps: list[LoginStep] = []
+TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+def on_session_end(hook: SessionEndHook) -> None:
+    """Register a callback run, in the same transaction, with the sessions that just ended."""
+    if hook not in _end_hooks:
+        _end_hooks.append(hook)
+
+
+def _replace(registry: list[Callable[..., object]], hook: Callable[..., object]) -> None:
+    """Add ``hook``, replacing an earlier one of the same name (the latest application wins)."""
+    name = (hook.__module__, hook.__qualname__)
+    registry[:] = [h for h in registry if (h.__module__, h.__qualname__) != name]
+    registry.append(hook)
+
+
+def on_login(hook: LoginHook) -> None:
+    """Register a callback run, in the same transaction, each time a member logs in (a session opens).
+
+    A hook with the same module and name as an earlier one replaces it, so that an application
+    created again (tests, workers) does not run the hooks of the previous one.
+    """
+    _replace(_login_hooks, hook)  # type: ignore[arg-type]
+
+
+def on_login_step(step: LoginStep) -> None:
+    """Register a page a member may have to visit right after logging in (e.g. a policy to review).
+
+    ``step(db, member)`` returns a local path, or ``None`` when there is nothing to do.
+    """
+    _replace(_login_steps, step)  # type: ignore[arg-type]
+
+
+def destination_after_login(db: Session, member: Member, next_url: str) -> str:
+    """Where the browser goes after a login: the first pending step (carrying ``next``), else ``next``."""
+    for step in list(_login_steps):
+        path = step(db, member)
+        if path:
+            return f"{path}{'&' if '?' in path else '?'}next={quote(next_url, safe='')}"
+    return next_url
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(
+    db: Session, member: Member, *, amr: str = "pwd", user_agent: str = "", ip_address: str = ""
+) -> tuple[str, LoginSession]:
+    """Create a session; returns the raw token (for the cookie only) and the row."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = LoginSession(
+        token_hash=hash_token(token),
+        sid=secrets.token_urlsafe(18),
+        member_id=member.id or 0,
+        created_at=now,
+        last_seen_at=now,
+        auth_time=now,
+        amr=amr,
+        user_agent=user_agent[:400],
+        ip_address=ip_address[:64],
+    )
+    db.add(row)
+    db.flush()
+    for hook in list(_login_hooks):
+        hook(db, member, row)
+    return token, row
+
+
+def expired(row: LoginSession, settings: Settings, now: dt.datetime) -> bool:
+    return now - row.last_seen_at > dt.timedelta(
+        minutes=settings.session_idle_minutes
+    ) or now - row.created_at > dt.timedelta(hours=settings.session_absolute_hours)
+
+
+def resolve(db: Session, token: str, settings: Settings) -> tuple[LoginSession, Member] | None:
+    """The live session and its active member for a cookie token, ending it if it has expired."""
+    row = db.exec(select(LoginSession).where(LoginSession.token_hash == hash_token(token))).first()
+    if row is None or row.ended_at is not None:
+        return None
+    now = utcnow()
+    if expired(row, settings, now):
+        end_sessions(db, [row], "expired")
+        return None
+    member = db.get(Member, row.member_id)
+    if member is None or not member.active:
+        end_sessions(db, [row], "disabled")
+        return None
+    if now - row.last_seen_at > TOUCH_EVERY:
+        row.last_seen_at = now
+        db.add(row)
+    return row, member
+
+
+def end_sessions(db: Session, rows: list[LoginSession], reason: str) -> list[LoginSession]:
+    now = utcnow()
+    ended = [row for row in rows if row.ended_at is None]
+    for row in ended:
+        row.ended_at = now
+        row.end_reason = reason
+        db.add(row)
+    db.flush()
+    if ended:
+        for hook in list(_end_hooks):
+            hook(db, ended)
+    return ended
+
+
+def end_member_sessions(
+    db: Session, member_id: int, reason: str, *, keep_session_id: int | None = None
+) -> list[LoginSession]:
+    rows = list(
+        db.exec(select(LoginSession).where(LoginSession.member_id == member_id, col(LoginSession.ended_at).is_(None)))
+    )
+    return end_sessions(db, [r for r in rows if r.id != keep_session_id], reason)
+
+
+def active_sessions(db: Session, member_id: int, settings: Settings) -> list[LoginSession]:
+    now = utcnow()
+    rows = db.exec(
+        select(LoginSession)
+        .where(LoginSession.member_id == member_id, col(LoginSession.ended_at).is_(None))
+        .order_by(col(LoginSession.last_seen_at).desc())
+    )
+    return [row for row in rows if not expired(row, settings, now)]
+
+
+def get_by_sid(db: Session, sid: str) -> LoginSession | None:
+    return db.exec(select(LoginSession).where(LoginSession.sid == sid)).first()

@@ -1,0 +1,59 @@
+"""Login throttling: a growing delay after repeated failures, per account and per client address.
+
+Counters live in the database so that every worker process sees the same numbers. After
+``login_failures_before_delay`` failures for an account (``login_ip_failures_before_delay`` for an
+address), each further failure doubles the delay, capped at ``login_max_delay_seconds``. A success
+clears the account counter. Unknown accounts are counted like known ones, so the answer never
+reveals whether an address has an account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import Session, col, delete
+
+from portail.accounts.models import LoginThrottle
+from portail.config import Settings
+from portail.db import utcnow
+
+WINDOW = dt.timedelta(hours=1)
+
+
+def _keys(email_key: str, ip_address: str) -> list[tuple[str, str]]:
+    return [("account", f"account:{email_key[:380]}"), ("ip", f"ip:{ip_address[:64]}")]
+
+
+def retry_after(db: Session, email_key: str, ip_address: str) -> int:
+    """Seconds the caller must wait before trying again (0 when allowed)."""
+    now = utcnow()
+    wait = 0
+    for _kind, key in _keys(email_key, ip_address):
+        row = db.get(LoginThrottle, key)
+        if row is not None and row.blocked_until is not None and row.blocked_until > now:
+            wait = max(wait, int((row.blocked_until - now).total_seconds()) + 1)
+    return wait
+
+
+def record_failure(db: Session, email_key: str, ip_address: str, settings: Settings) -> None:
+    now = utcnow()
+    for kind, key in _keys(email_key, ip_address):
+        row = db.get(LoginThrottle, key)
+        if row is None or now - row.last_failure_at > WINDOW:
+            row = row or LoginThrottle(key=key)
+            row.failures = 0
+            row.blocked_until = None
+        row.failures += 1
+        row.last_failure_at = now
+        threshold = (
+            settings.login_failures_before_delay if kind == "account" else settings.login_ip_failures_before_delay
+        )
+        if row.failures >= threshold:
+            delay = min(2 ** (row.failures - threshold + 1), settings.login_max_delay_seconds)
+            row.blocked_until = now + dt.timedelta(seconds=delay)
+        db.add(row)
+
+
+def record_success(db: Session, email_key: str) -> None:
+    """Clear the account's counter (one DELETE, no read: this runs on every successful login)."""
+    db.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == f"account:{email_key[:380]}"))

@@ -1,0 +1,285 @@
+"""The ``portail`` command: serve, database, members — and the commands each package adds.
+
+Messages are French first, then English. Errors print one line to stderr and exit non-zero.
+Packages contribute subcommands through a ``commands.py`` module exposing ``register(subparsers)``;
+each handler receives the parsed arguments and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from portail import db as database
+from portail.accounts import flows, members
+from portail.accounts.members import AccountError
+from portail.accounts.models import Member
+from portail.accounts.passwords import Passwords, password_problem
+from portail.config import ConfigError, Settings, load_settings
+from portail.web import translate
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(message, file=sys.stderr)
+    return code
+
+
+def bilingual(message: str, **params: object) -> str:
+    """A French source message followed by its English translation, on one line."""
+    return f"{translate('fr-CA', message, **params)} / {translate('en', message, **params)}"
+
+
+def open_db(settings: Settings) -> database.Database:
+    db = database.Database(settings)
+    database.check_connection(db.engine)
+    database.upgrade(db.engine)
+    return db
+
+
+# ---------------------------------------------------------------- serve and db
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    db = open_db(settings)
+    ensure_admin(settings, db)
+    load_instances(settings, db)
+    db.dispose()
+    print(f"Portail : {settings.issuer} — écoute sur / listening on http://{args.host}:{args.port}", flush=True)
+    # Each worker must answer uvicorn's readiness check; importing and building the app can take
+    # longer than uvicorn's 5-second default on a busy small machine, and the worker is then killed
+    # and respawned forever.
+    patience = {"timeout_worker_healthcheck": 60} if "timeout_worker_healthcheck" in _uvicorn_options() else {}
+    uvicorn.run(
+        "portail.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        http="httptools",
+        loop="uvloop",
+        proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        **patience,  # type: ignore[arg-type]
+    )
+    return 0
+
+
+def _uvicorn_options() -> set[str]:
+    import inspect
+
+    import uvicorn
+
+    return set(inspect.signature(uvicorn.Config).parameters)
+
+
+def ensure_admin(settings: Settings, db: database.Database) -> None:
+    """On first run, create an administrator and print its password once (stored hashed)."""
+    if not settings.create_admin_on_first_run:
+        return
+    with db.session() as session:
+        from sqlmodel import select
+
+        if session.exec(select(Member.id).where(Member.is_admin == True)).first() is not None:  # noqa: E712
+            return
+        password = secrets.token_urlsafe(12)
+        host = settings.issuer.split("://", 1)[1].split(":")[0].split("/")[0]
+        email = f"admin@{host if '.' in host and not host.replace('.', '').isdigit() else 'portail.localhost'}"
+        members.create_member(
+            session,
+            email=email,
+            name="Administrateur Portail",
+            password_hash=Passwords(settings).hash(password),
+            verified=True,
+            is_admin=True,
+        )
+    print("", flush=True)
+    print("  Administrateur créé / administrator created", flush=True)
+    print(f"    courriel / email     : {email}", flush=True)
+    print(f"    mot de passe / password : {password}", flush=True)
+    print("  Notez-le : il ne sera plus affiché. / Write it down: it will not be shown again.", flush=True)
+    print("", flush=True)
+
+
+def load_instances(settings: Settings, db: database.Database) -> None:
+    """Sync ``instances.toml`` when the federation package provides it (see ``portail instances sync``)."""
+    import importlib
+
+    try:
+        instances_file = importlib.import_module("portail.federation.instances_file")
+    except ModuleNotFoundError:
+        return
+    sync = getattr(instances_file, "sync_on_start", None)
+    if sync is not None and os.path.exists(settings.instances_file):
+        sync(settings, db)
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    open_db(settings).dispose()
+    print("Base de données à jour / database up to date")
+    return 0
+
+
+# ---------------------------------------------------------------- users
+
+
+def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.password_stdin:
+        return fail("Mot de passe requis sur l’entrée standard (--password-stdin) / password required on stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    problem = password_problem(password, settings)
+    if problem:
+        return fail(bilingual(problem, min=settings.password_min_length, max=settings.password_max_length))
+    db = open_db(settings)
+    try:
+        with db.session() as session:
+            member = members.create_member(
+                session,
+                email=args.email,
+                name=args.name,
+                password_hash=Passwords(settings).hash(password),
+                verified=True,
+                is_admin=args.admin,
+                locale=args.locale,
+            )
+            summary = {
+                "id": member.public_id,
+                "email": member.email,
+                "name": member.name,
+                "admin": member.is_admin,
+            }
+    except AccountError as exc:
+        return fail(f"{bilingual(exc.message, **exc.params)} ({args.email})")
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"Membre créé / member created: {summary['email']}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_db(settings)
+    with db.session() as session:
+        rows = members.list_members(session, offset=args.offset, limit=args.limit)
+        data = [
+            {
+                "email": m.email,
+                "name": m.name,
+                "admin": m.is_admin,
+                "verified": m.verified,
+                "disabled": not m.active,
+                "created_at": m.created_at.isoformat(timespec="seconds"),
+            }
+            for m in rows
+        ]
+    db.dispose()
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    for row in data:
+        flags = ",".join(f for f in ("admin", "verified", "disabled") if row[f]) or "-"
+        print(f"{row['email']}\t{row['name']}\t{flags}\t{row['created_at']}")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
+    db = open_db(settings)
+    try:
+        with db.session() as session:
+            member = members.get_by_email(session, args.email)
+            if member is None:
+                return fail(f"Membre introuvable / no such member: {args.email}")
+            flows.disable_member(session, member, reason=args.reason or "")
+    finally:
+        db.dispose()
+    print(f"Membre désactivé, sessions fermées / member disabled, sessions ended: {args.email}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portail", description="Portail En commun")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="Démarrer le serveur / start the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--access-log", action="store_true")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.set_defaults(handler=cmd_serve)
+
+    db_parser = sub.add_parser("db", help="Base de données / database").add_subparsers(dest="db_command", required=True)
+    db_parser.add_parser("upgrade", help="Appliquer les migrations / apply migrations").set_defaults(
+        handler=cmd_db_upgrade
+    )
+
+    users = sub.add_parser("users", help="Membres / members").add_subparsers(dest="users_command", required=True)
+    create = users.add_parser("create", help="Créer un membre vérifié / create a verified member")
+    create.add_argument("email")
+    create.add_argument("--name", required=True)
+    create.add_argument("--password-stdin", action="store_true")
+    create.add_argument("--admin", action="store_true")
+    create.add_argument("--locale", default="fr-CA", choices=["fr-CA", "en"])
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=cmd_users_create)
+    listing = users.add_parser("list", help="Lister les membres / list members")
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--limit", type=int, default=1000)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_users_list)
+    disable = users.add_parser("disable", help="Désactiver un membre / disable a member")
+    disable.add_argument("email")
+    disable.add_argument("--reason", default="")
+    disable.set_defaults(handler=cmd_users_disable)
+
+    for register in _package_commands():
+        register(sub)
+    return parser
+
+
+def _package_commands() -> list[Callable[[Any], None]]:
+    import importlib
+
+    found = []
+    for package in ("oidc", "federation", "notifications", "dashboard", "consent"):
+        try:
+            module = importlib.import_module(f"portail.{package}.commands")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"portail.{package}.commands":
+                raise
+            continue
+        found.append(module.register)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except ConfigError as exc:
+        return fail(str(exc), 2)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

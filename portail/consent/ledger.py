@@ -1,0 +1,157 @@
+"""The member's consents: what each connected tool received, and the immutable ledger.
+
+A ``Consent`` row (written by the OpenID Connect provider when the member clicks "allow", or
+implicitly for a trusted instance) is the current state per member × tool; every grant, extension,
+renewal, denial and withdrawal is also a ``ConsentEvent`` that is never changed afterwards (only its
+``member_id`` and ``detail`` are emptied when the account is purged). Withdrawing is in
+``withdrawal.py``; optional purposes in ``purposes.py``; policy versions in ``policy.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from portail.consent.access_log import LastAccess, last_access, tool_names
+from portail.consent.errors import N_
+from portail.federation.models import Instance
+from portail.oidc.models import Consent, ConsentEvent, OAuthClient
+
+# What a scope gives a tool, in plain words (French source; translated where shown).
+SCOPE_TEXT: dict[str, str] = {
+    "openid": N_("Un identifiant qui vous reconnaît dans cet outil"),
+    "profile": N_("Votre nom, votre nom d’utilisateur et votre langue"),
+    "email": N_("Votre adresse courriel et si elle est vérifiée"),
+    "groups": N_("Les organisations et territoires dont vous êtes membre"),
+    "offline_access": N_("Rester connecté à vos données quand vous n’utilisez pas l’outil"),
+}
+CLAIM_TEXT: dict[str, str] = {
+    "sub": N_("identifiant"),
+    "name": N_("nom"),
+    "preferred_username": N_("nom d’utilisateur"),
+    "locale": N_("langue"),
+    "email": N_("adresse courriel"),
+    "email_verified": N_("adresse courriel vérifiée"),
+    "groups": N_("organisations"),
+}
+ACTION_TEXT: dict[str, str] = {
+    "granted": N_("Consentement donné"),
+    "extended": N_("Consentement élargi"),
+    "renewed": N_("Consentement renouvelé"),
+    "withdrawn": N_("Consentement retiré"),
+    "denied": N_("Consentement refusé"),
+}
+
+
+@dataclass(frozen=True)
+class ToolConsent:
+    """One connected tool as the "Mes données" page shows it."""
+
+    client_id: str
+    name: str
+    base_url: str | None
+    software: str | None
+    purposes: list[str]
+    data_categories: list[str]
+    scopes: list[str]
+    claims: list[str]
+    granted_at: dt.datetime
+    updated_at: dt.datetime
+    policy_version: str
+    withdrawn_at: dt.datetime | None
+    implicit: bool
+    access: LastAccess = field(default_factory=LastAccess)
+
+    @property
+    def active(self) -> bool:
+        return self.withdrawn_at is None
+
+    @property
+    def scope_texts(self) -> list[str]:
+        return [SCOPE_TEXT.get(s, s) for s in self.scopes]
+
+    @property
+    def claim_texts(self) -> list[str]:
+        return [CLAIM_TEXT.get(c, c) for c in self.claims]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    at: dt.datetime
+    client_id: str
+    tool: str
+    purpose: str
+    action: str
+    scopes: str
+    policy_version: str
+    detail: str
+
+    @property
+    def action_text(self) -> str:
+        return ACTION_TEXT.get(self.action, self.action)
+
+
+def tools(db: Session, member_id: int) -> list[ToolConsent]:
+    """Every tool the member consented to (active first, then withdrawn), with what it received."""
+    consents = list(db.exec(select(Consent).where(Consent.member_id == member_id)))
+    ids = {c.client_id for c in consents}
+    instances = {
+        i.client_id: i for i in db.exec(select(Instance).where(col(Instance.client_id).in_(ids))) if i.client_id
+    }
+    clients = {c.client_id: c for c in db.exec(select(OAuthClient).where(col(OAuthClient.client_id).in_(ids)))}
+    accesses = last_access(db, member_id)
+    result = []
+    for consent in consents:
+        instance = instances.get(consent.client_id)
+        client = clients.get(consent.client_id)
+        result.append(
+            ToolConsent(
+                client_id=consent.client_id,
+                name=instance.name if instance else client.name if client else consent.client_id,
+                base_url=instance.base_url if instance else client.client_uri if client else None,
+                software=instance.software if instance else None,
+                purposes=list(instance.purposes) if instance else [],
+                data_categories=list(instance.data_categories) if instance else [],
+                scopes=consent.scopes.split(),
+                claims=list(consent.claims),
+                granted_at=consent.granted_at,
+                updated_at=consent.updated_at,
+                policy_version=consent.policy_version,
+                withdrawn_at=consent.withdrawn_at,
+                implicit=consent.implicit,
+                access=accesses.get(consent.client_id, LastAccess()),
+            )
+        )
+    result.sort(key=lambda t: (not t.active, t.name.casefold()))
+    return result
+
+
+def entries(db: Session, member_id: int, *, limit: int = 200, offset: int = 0) -> list[LedgerEntry]:
+    """The member's consent ledger, newest first."""
+    rows = list(
+        db.exec(
+            select(ConsentEvent)
+            .where(ConsentEvent.member_id == member_id)
+            .order_by(col(ConsentEvent.at).desc(), col(ConsentEvent.id).desc())
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+    names = tool_names(db, {r.client_id for r in rows})
+    return [
+        LedgerEntry(
+            id=r.id or 0,
+            at=r.at,
+            client_id=r.client_id,
+            tool=names.get(r.client_id, r.client_id),
+            purpose=r.purpose,
+            action=r.action,
+            scopes=r.scopes,
+            policy_version=r.policy_version,
+            detail=r.detail,
+        )
+        for r in rows
+    ]

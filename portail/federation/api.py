@@ -1,0 +1,299 @@
+"""The federation's JSON API under ``/api/v1/federation/…`` (route handlers) and ``/api/v1/openapi.json``.
+
+Authentication: RFC 6750 bearer tokens (``credentials.authenticate``): personal API tokens or a
+hoster's ``client_credentials`` access token. Errors are ``{"error": code, "error_description": text}``
+with the right status, and a ``WWW-Authenticate: Bearer …`` header on 401/403 (RFC 6750 §3). Each
+operation is described in the OpenAPI document next to its handler.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from portail.federation import (
+    api_description,
+    audience,
+    credentials,
+    directory,
+    hosters,
+    nodes,
+    openapi,
+    overview,
+    snippets,
+)
+from portail.federation.credentials import BearerError, Principal
+from portail.federation.hosters import Application
+from portail.federation.nodes import NodeForm
+from portail.federation.pages import client_ip, deps
+from portail.federation.rules import FederationError
+from portail.web import json_error, translate
+
+MAX_BODY = 64 * 1024
+PREFIX = "/api/v1/federation"
+Handler = Callable[[Request, Principal | None, dict[str, Any]], Awaitable[Response]]
+
+
+class BadBody(Exception):
+    pass
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise BadBody("The request body is too large.")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+        readable = _readable(data)
+    except (ValueError, RecursionError) as exc:
+        raise BadBody("The request body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise BadBody("The request body must be a JSON object.")
+    if not readable:
+        raise BadBody("The request body contains control characters.")
+    return data
+
+
+def _readable(value: Any) -> bool:
+    """No NUL or other control characters in any string of the body (keys included)."""
+    if isinstance(value, str):
+        return not any(ord(c) < 32 and c not in "\r\n\t" for c in value)
+    if isinstance(value, dict):
+        return all(_readable(k) and _readable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_readable(v) for v in value)
+    return True
+
+
+def _text(data: dict[str, Any], key: str, default: str = "") -> str:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str | int | float | bool):
+        raise BadBody(f"'{key}' must be a string.")
+    return str(value).strip()
+
+
+def _list(data: dict[str, Any], key: str) -> list[str]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadBody(f"'{key}' must be a list of strings.")
+    return [v.strip() for v in value]
+
+
+def endpoint(scope: str | None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Authenticate (when ``scope``), parse the JSON body, call, and map refusals to API errors."""
+
+    def decorate(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            settings, db = deps(request)
+            try:
+                principal = None
+                if scope:
+                    header = request.headers.get("authorization")
+                    principal = await db.run(credentials.authenticate, settings, header, scope, client_ip(request))
+                body = await _body(request) if request.method in ("POST", "PUT") else {}
+                return await handler(request, principal, body)
+            except BearerError as exc:
+                challenge = f'Bearer error="{exc.code}", error_description="{exc.description}"'
+                if exc.code == "invalid_request":
+                    challenge = 'Bearer realm="portail"'
+                return json_error(exc.code, exc.description, exc.status, {"WWW-Authenticate": challenge})
+            except BadBody as exc:
+                return json_error("invalid_request", str(exc), 400)
+            except FederationError as exc:
+                return json_error(exc.code, translate("en", exc.message, **exc.params), exc.status)
+
+        wrapped.__name__ = handler.__name__
+        return wrapped
+
+    return decorate
+
+
+def _actor(principal: Principal | None) -> Any:
+    assert principal is not None
+    return principal.actor
+
+
+def _personal(principal: Principal | None) -> Principal:
+    assert principal is not None
+    if principal.member is None:
+        raise FederationError("Cette action demande un jeton personnel.", status=403, code="forbidden")
+    return principal
+
+
+# ---------------------------------------------------------------- OpenAPI and directory
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi.document(request.app.state.settings.issuer))
+
+
+@endpoint(None)
+async def directory_list(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    q = request.query_params
+    filters = directory.Filters(
+        q.get("region", "")[:2], q.get("software", "")[:20], q.get("hoster", "")[:80], q.get("organization", "")[:80]
+    )
+    return JSONResponse(await db.run(directory.as_json, settings.issuer, filters))
+
+
+# ---------------------------------------------------------------- hosters
+
+
+@endpoint("federation:write")
+async def hoster_apply(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    caller = _personal(principal)
+    application = Application(
+        name=_text(body, "name"),
+        contact_email=_text(body, "contact_email"),
+        website=_text(body, "website"),
+        description=_text(body, "description"),
+        region=_text(body, "region"),
+        accept_charter=body.get("accept_charter") is True,
+        slug=_text(body, "slug"),
+    )
+    hoster = await db.run(hosters.apply, settings, caller.actor, application)
+    return JSONResponse(await db.run(hosters.view_for, caller.actor, hoster.slug), status_code=201)
+
+
+@endpoint("federation:read")
+async def hoster_get(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    _s, db = deps(request)
+    return JSONResponse(await db.run(hosters.view_for, _actor(principal), request.path_params["slug"]))
+
+
+def _hoster_decision(approve: bool) -> Handler:
+    async def handler(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+        settings, db = deps(request)
+        slug = request.path_params["slug"]
+        await db.run(hosters.decide, settings, _actor(principal), slug, approve=approve, reason=_text(body, "reason"))
+        return JSONResponse(await db.run(hosters.view_for, _actor(principal), slug))
+
+    handler.__name__ = "hoster_approve" if approve else "hoster_refuse"
+    return handler
+
+
+hoster_approve = endpoint("federation:admin")(_hoster_decision(True))
+hoster_refuse = endpoint("federation:admin")(_hoster_decision(False))
+
+
+# ---------------------------------------------------------------- instances
+
+
+@endpoint("federation:write")
+async def instance_register(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    form = NodeForm(
+        software=_text(body, "software"),
+        name=_text(body, "name"),
+        base_url=_text(body, "base_url"),
+        scope=_text(body, "scope", "organization"),
+        organization=_text(body, "organization"),
+        provider_identifier=_text(body, "provider_identifier", "encommun") or "encommun",
+        redirect_uris=_list(body, "redirect_uris"),
+        post_logout_redirect_uris=_list(body, "post_logout_redirect_uris"),
+        backchannel_logout_uri=_text(body, "backchannel_logout_uri"),
+        slug=_text(body, "slug"),
+    )
+    instance = await nodes.register(db, settings, _actor(principal), _text(body, "hoster"), form)
+    view = await db.run(overview.view_for, _actor(principal), instance.slug)
+    return JSONResponse(view, status_code=201, headers={"Location": f"{PREFIX}/instances/{instance.slug}"})
+
+
+@endpoint("federation:read")
+async def instance_list(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    _s, db = deps(request)
+    q = request.query_params
+    rows = await db.run(
+        overview.views_for, _actor(principal), hoster_slug=q.get("hoster", "")[:80], status=q.get("status", "")[:20]
+    )
+    return JSONResponse({"instances": rows, "count": len(rows)})
+
+
+@endpoint("federation:read")
+async def instance_get(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    _s, db = deps(request)
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), request.path_params["slug"]))
+
+
+@endpoint("federation:write")
+async def instance_verify(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    await nodes.verify(db, settings, _actor(principal), slug)
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+def _instance_decision(action: str) -> Handler:
+    async def handler(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+        settings, db = deps(request)
+        slug = request.path_params["slug"]
+        await db.run(nodes.decide, settings, _actor(principal), slug, action, _text(body, "reason"))
+        return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+    handler.__name__ = f"instance_{action}"
+    return handler
+
+
+DECISION_ENDPOINTS = {
+    action: endpoint("federation:write" if action == "retire" else "federation:admin")(_instance_decision(action))
+    for action in nodes.DECISIONS
+}
+
+
+@endpoint("federation:write")
+async def instance_secret(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    instance, client_id, secret = await db.run(
+        nodes.reveal_secret, settings, _actor(principal), request.path_params["slug"]
+    )
+    data = {
+        "client_id": client_id,
+        "client_secret": secret,
+        "discovery": snippets.discovery_url(settings.issuer),
+        "snippets": [
+            {"title": translate("en", s.title), "language": s.language, "text": s.text}
+            for s in snippets.for_instance(settings.issuer, instance, client_id, secret)
+        ],
+    }
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------- links
+
+
+@endpoint("federation:write")
+async def link_request(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    link = await db.run(
+        audience.request_link, settings, _actor(principal), _text(body, "organization"), _text(body, "instance")
+    )
+    return JSONResponse({"id": link.id, "status": link.status}, status_code=201)
+
+
+@endpoint("federation:write")
+async def link_decide(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    _s, db = deps(request)
+    accept = body.get("accept")
+    if not isinstance(accept, bool):
+        raise BadBody("'accept' must be true or false.")
+    link = await db.run(
+        audience.decide_link,
+        _actor(principal),
+        request.path_params["link_id"],
+        accept=accept,
+        reason=_text(body, "reason"),
+    )
+    return JSONResponse({"id": link.id, "status": link.status})
+
+
+api_description.describe(PREFIX)

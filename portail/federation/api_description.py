@@ -1,0 +1,247 @@
+"""The OpenAPI description of the federation's JSON API (``api.py``): its scopes, schemas and
+operations, registered in the shared document (``openapi.py``) served at ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from portail.federation import credentials, nodes, openapi
+from portail.web import translate
+
+
+def describe(prefix: str) -> None:
+    """Register this module's operations, schemas and scopes in the OpenAPI document."""
+    for name, text in credentials.SCOPES.items():
+        openapi.add_scope(name, translate("en", text))
+    openapi.add_tag("federation", "Federation registry: hosters, instances, links, directory")
+    string = {"type": "string"}
+    openapi.add_schema("HosterApplication", {
+        "type": "object", "required": ["name", "contact_email", "accept_charter"],
+        "properties": {"name": string, "contact_email": string, "website": string, "description": string,
+                       "region": {"type": "string", "pattern": "^(0[1-9]|1[0-7])$"}, "slug": string,
+                       "accept_charter": {"type": "boolean", "const": True}},
+    })  # fmt: skip
+    openapi.add_schema(
+        "Hoster",
+        {
+            "type": "object",
+            "properties": {
+                "slug": string,
+                "name": string,
+                "status": {"enum": ["applied", "active", "suspended", "refused"]},
+                "status_reason": string,
+                "website": string,
+                "contact_email": string,
+                "region": string,
+                "charter_version": string,
+                "client_id": string,
+                "people": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    )
+    openapi.add_schema("InstanceRegistration", {
+        "type": "object", "required": ["hoster", "software", "name", "base_url", "scope"],
+        "properties": {"hoster": string, "software": {"enum": ["nextcloud", "matrix", "passerelles", "praxis",
+                                                                "discourse", "other"]},
+                       "name": string, "base_url": {"type": "string", "format": "uri"},
+                       "scope": {"enum": ["organization", "territorial", "central"]},
+                       "organization": {"type": "string", "description": "slug of the organization or territory"},
+                       "provider_identifier": string, "slug": string,
+                       "redirect_uris": {"type": "array", "items": string},
+                       "post_logout_redirect_uris": {"type": "array", "items": string},
+                       "backchannel_logout_uri": string},
+    })  # fmt: skip
+    openapi.add_schema(
+        "Instance",
+        {
+            "type": "object",
+            "properties": {
+                "slug": string,
+                "name": string,
+                "software": string,
+                "base_url": string,
+                "scope": string,
+                "status": {"enum": ["awaiting-proof", "awaiting-approval", "active", "suspended", "retired"]},
+                "hoster": string,
+                "organization": string,
+                "health": {"enum": ["unknown", "up", "down"]},
+                "software_version": string,
+                "client_id": string,
+                "redirect_uris": {"type": "array", "items": string},
+                "challenge": {
+                    "type": "object",
+                    "properties": {"token": string, "url": string},
+                    "description": "present while awaiting proof: serve token as text/plain at url",
+                },
+            },
+        },
+    )
+    openapi.add_schema(
+        "InstanceList",
+        {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}},
+            },
+        },
+    )
+    openapi.add_schema("Reason", {"type": "object", "properties": {"reason": string}})
+    openapi.add_schema(
+        "ClientConfiguration",
+        {
+            "type": "object",
+            "properties": {
+                "client_id": string,
+                "client_secret": string,
+                "discovery": string,
+                "snippets": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"title": string, "language": string, "text": string}},
+                },
+            },
+        },
+    )
+    openapi.add_schema(
+        "LinkRequest",
+        {
+            "type": "object",
+            "required": ["organization", "instance"],
+            "properties": {"organization": string, "instance": string},
+        },
+    )
+    openapi.add_schema(
+        "LinkDecision",
+        {"type": "object", "required": ["accept"], "properties": {"accept": {"type": "boolean"}, "reason": string}},
+    )
+    openapi.add_schema("Link", {"type": "object", "properties": {"id": {"type": "integer"}, "status": string}})
+    openapi.add_schema(
+        "Directory",
+        {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "instances": {"type": "array", "items": {"type": "object"}},
+                "statoolinfos": string,
+            },
+        },
+    )
+    slug = [openapi.path_parameter("slug", "identifier")]
+    add = openapi.add_operation
+    add(
+        f"{prefix}/directory",
+        "get",
+        summary="Public directory of active instances",
+        tag="federation",
+        response="Directory",
+        parameters=[
+            {"name": n, "in": "query", "required": False, "schema": string}
+            for n in ("region", "software", "hoster", "organization")
+        ],
+    )
+    add(
+        f"{prefix}/hosters",
+        "post",
+        summary="Apply as a hoster (accepting the charter)",
+        tag="federation",
+        scope="federation:write",
+        request="HosterApplication",
+        response="Hoster",
+        responses={"201": "Applied"},
+    )
+    add(
+        f"{prefix}/hosters/{{slug}}",
+        "get",
+        summary="Get a hoster (its people and administrators)",
+        tag="federation",
+        scope="federation:read",
+        response="Hoster",
+        parameters=slug,
+    )
+    for verb, text in (("approve", "Approve a hoster"), ("refuse", "Refuse a hoster (reason required, mailed)")):
+        add(
+            f"{prefix}/hosters/{{slug}}/{verb}",
+            "post",
+            summary=text,
+            tag="federation",
+            scope="federation:admin",
+            request="Reason",
+            response="Hoster",
+            parameters=slug,
+        )
+    add(
+        f"{prefix}/instances",
+        "post",
+        summary="Register an instance; returns the challenge and where to serve it",
+        tag="federation",
+        scope="federation:write",
+        request="InstanceRegistration",
+        response="Instance",
+        responses={"201": "Registered, awaiting proof"},
+    )
+    add(
+        f"{prefix}/instances",
+        "get",
+        summary="Instances the caller manages",
+        tag="federation",
+        scope="federation:read",
+        response="InstanceList",
+        parameters=[{"name": n, "in": "query", "required": False, "schema": string} for n in ("hoster", "status")],
+    )
+    add(
+        f"{prefix}/instances/{{slug}}",
+        "get",
+        summary="Get an instance",
+        tag="federation",
+        scope="federation:read",
+        response="Instance",
+        parameters=slug,
+    )
+    add(
+        f"{prefix}/instances/{{slug}}/verify",
+        "post",
+        summary="Fetch the challenge from the node",
+        tag="federation",
+        scope="federation:write",
+        response="Instance",
+        parameters=slug,
+        responses={"200": "Verified, awaiting approval", "422": "Challenge absent, different or unreachable"},
+    )
+    for action in nodes.DECISIONS:
+        add(
+            f"{prefix}/instances/{{slug}}/{action}",
+            "post",
+            summary=f"{action.capitalize()} an instance",
+            tag="federation",
+            scope="federation:write" if action == "retire" else "federation:admin",
+            request="Reason",
+            response="Instance",
+            parameters=slug,
+        )
+    add(
+        f"{prefix}/instances/{{slug}}/secret",
+        "post",
+        summary="Issue (or rotate) the client secret, shown once, with configuration snippets",
+        tag="federation",
+        scope="federation:write",
+        response="ClientConfiguration",
+        parameters=slug,
+    )
+    add(
+        f"{prefix}/links",
+        "post",
+        summary="Ask to link an instance to an organization or territory",
+        tag="federation",
+        scope="federation:write",
+        request="LinkRequest",
+        response="Link",
+        responses={"201": "Requested; the hoster confirms"},
+    )
+    add(
+        f"{prefix}/links/{{link_id}}/decision",
+        "post",
+        summary="The hoster confirms or refuses a link",
+        tag="federation",
+        scope="federation:write",
+        request="LinkDecision",
+        response="Link",
+        parameters=[openapi.path_parameter("link_id", "link id")],
+    )

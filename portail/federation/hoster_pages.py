@@ -1,0 +1,237 @@
+"""Hoster pages (route handlers): the application with charter acceptance, the hoster's page (its
+people, nodes and API client), node registration, and the node's page with its steps — the
+challenge to serve, "verify", awaiting approval, the secret and configuration shown once, secret
+rotation, decisions (approve, refuse, suspend, reactivate, retire) and link confirmations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from portail.accounts.models import Member
+from portail.federation import audience, hosters, nodes, overview, snippets
+from portail.federation.hosters import Application
+from portail.federation.models import SOFTWARE
+from portail.federation.nodes import NodeForm
+from portail.federation.pages import deps, failure, form_or_error, members_only, message
+from portail.federation.rules import REGIONS, Actor, FederationError
+from portail.web import N_, _, field, flash, render
+
+SOFTWARE_NAMES = {
+    "nextcloud": "Nextcloud",
+    "matrix": N_("Matrix (Synapse)"),
+    "passerelles": "Passerelles",
+    "praxis": "Praxis",
+    "discourse": "Discourse",
+    "other": N_("Autre logiciel"),
+}
+
+
+@members_only
+async def apply(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    values: dict[str, Any] = {"name": "", "website": "", "contact_email": member.email, "description": "", "region": ""}
+    context: dict[str, Any] = {
+        "values": values,
+        "regions": REGIONS,
+        "charter_version": settings.federation_charter_version,
+    }
+    if request.method == "GET":
+        return render(request, "federation/apply.html", context)
+    form, error = await form_or_error(request)
+    if error:
+        return error
+    values.update({k: field(form, k) for k in values})
+    application = Application(**values, accept_charter=form.get("accept_charter") == "on")
+    try:
+        hoster = await db.run(hosters.apply, settings, actor, application)
+    except FederationError as exc:
+        return render(request, "federation/apply.html", {**context, "error": message(request, exc)}, exc.status)
+    flash(request, _(request, "Votre demande est enregistrée. La fédération vous répondra par courriel."), "success")
+    return RedirectResponse(f"/federation/hosters/{hoster.slug}", status_code=303)
+
+
+@members_only
+async def hoster_page(request: Request, member: Member, actor: Actor) -> Response:
+    _s, db = deps(request)
+    try:
+        data = await db.run(overview.hoster_page, actor, request.path_params["slug"])
+    except FederationError as exc:
+        return failure(request, exc)
+    return render(request, "federation/hoster.html", {**data, "software_names": SOFTWARE_NAMES})
+
+
+@members_only
+async def hoster_people(request: Request, member: Member, actor: Actor) -> Response:
+    _s, db = deps(request)
+    form, error = await form_or_error(request)
+    if error:
+        return error
+    slug = request.path_params["slug"]
+    try:
+        if field(form, "remove"):
+            await db.run(hosters.remove_person, actor, slug, int(field(form, "remove")))
+        else:
+            await db.run(hosters.add_person, actor, slug, field(form, "email"), field(form, "role"))
+    except (FederationError, ValueError) as exc:
+        if isinstance(exc, FederationError):
+            return failure(request, exc)
+        return failure(request, FederationError("La demande est invalide."))
+    flash(request, _(request, "Les personnes de l’hébergeur sont à jour."), "success")
+    return RedirectResponse(f"/federation/hosters/{slug}", status_code=303)
+
+
+@members_only
+async def hoster_api_client(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    _form, error = await form_or_error(request)
+    if error:
+        return error
+    slug = request.path_params["slug"]
+    try:
+        client_id, secret = await db.run(hosters.issue_api_client, actor, slug)
+    except FederationError as exc:
+        return failure(request, exc)
+    context = {"slug": slug, "client_id": client_id, "secret": secret, "token_url": f"{settings.issuer}/token"}
+    return render(request, "federation/api_client.html", context, headers={"Cache-Control": "no-store"})
+
+
+@members_only
+async def register_node(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    try:
+        context: dict[str, Any] = await db.run(overview.node_form, actor, slug)
+    except FederationError as exc:
+        return failure(request, exc)
+    context.update(
+        software=SOFTWARE,
+        software_names=SOFTWARE_NAMES,
+        values={"provider_identifier": "encommun", "scope": "organization"},
+    )
+    if request.method == "GET":
+        return render(request, "federation/node_form.html", context)
+    form, error = await form_or_error(request)
+    if error:
+        return error
+    values = {
+        k: field(form, k)
+        for k in (
+            "software",
+            "name",
+            "base_url",
+            "scope",
+            "organization",
+            "territory",
+            "provider_identifier",
+            "redirect_uris",
+            "post_logout_redirect_uris",
+            "backchannel_logout_uri",
+        )
+    }
+    context["values"] = values
+    node = NodeForm(
+        software=values["software"],
+        name=values["name"],
+        base_url=values["base_url"],
+        scope=values["scope"],
+        organization=values["territory"] if values["scope"] == "territorial" else values["organization"],
+        provider_identifier=values["provider_identifier"] or "encommun",
+        redirect_uris=values["redirect_uris"].split(),
+        post_logout_redirect_uris=values["post_logout_redirect_uris"].split(),
+        backchannel_logout_uri=values["backchannel_logout_uri"],
+    )
+    try:
+        instance = await nodes.register(db, settings, actor, slug, node)
+    except FederationError as exc:
+        return render(request, "federation/node_form.html", {**context, "error": message(request, exc)}, exc.status)
+    flash(request, _(request, "Nœud inscrit. Servez maintenant le jeton de vérification."), "success")
+    return RedirectResponse(f"/federation/instances/{instance.slug}", status_code=303)
+
+
+async def _instance(request: Request, actor: Actor, error: str = "", status: int = 200) -> Response:
+    _s, db = deps(request)
+    try:
+        data = await db.run(overview.instance_page, actor, request.path_params["slug"])
+    except FederationError as exc:
+        return failure(request, exc)
+    context = {**data, "software_names": SOFTWARE_NAMES, "error": error}
+    return render(request, "federation/instance.html", context, status)
+
+
+@members_only
+async def instance_page(request: Request, member: Member, actor: Actor) -> Response:
+    return await _instance(request, actor)
+
+
+@members_only
+async def instance_verify(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    _form, error = await form_or_error(request)
+    if error:
+        return error
+    slug = request.path_params["slug"]
+    try:
+        await nodes.verify(db, settings, actor, slug)
+    except FederationError as exc:
+        return await _instance(request, actor, message(request, exc), exc.status)
+    flash(request, _(request, "Domaine vérifié. Le nœud attend maintenant l’approbation de la fédération."), "success")
+    return RedirectResponse(f"/federation/instances/{slug}", status_code=303)
+
+
+@members_only
+async def instance_decision(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    form, error = await form_or_error(request)
+    if error:
+        return error
+    slug = request.path_params["slug"]
+    try:
+        await db.run(nodes.decide, settings, actor, slug, field(form, "action"), field(form, "reason"))
+    except FederationError as exc:
+        return await _instance(request, actor, message(request, exc), exc.status)
+    flash(request, _(request, "Décision enregistrée; l’hébergeur est prévenu par courriel."), "success")
+    return RedirectResponse(f"/federation/instances/{slug}", status_code=303)
+
+
+@members_only
+async def instance_secret(request: Request, member: Member, actor: Actor) -> Response:
+    """Re-key the client and show the secret once, with the configuration to paste."""
+    settings, db = deps(request)
+    _form, error = await form_or_error(request)
+    if error:
+        return error
+    try:
+        instance, client_id, secret = await db.run(nodes.reveal_secret, settings, actor, request.path_params["slug"])
+    except FederationError as exc:
+        return await _instance(request, actor, message(request, exc), exc.status)
+    context = {
+        "instance": instance,
+        "client_id": client_id,
+        "secret": secret,
+        "snippets": snippets.for_instance(settings.issuer, instance, client_id, secret),
+        "discovery": snippets.discovery_url(settings.issuer),
+    }
+    return render(request, "federation/configuration.html", context, headers={"Cache-Control": "no-store"})
+
+
+@members_only
+async def link_decision(request: Request, member: Member, actor: Actor) -> Response:
+    _s, db = deps(request)
+    form, error = await form_or_error(request)
+    if error:
+        return error
+    accept = field(form, "decision") == "accept"
+    try:
+        link = await db.run(
+            audience.decide_link, actor, request.path_params["link_id"], accept=accept, reason=field(form, "reason")
+        )
+    except FederationError as exc:
+        return failure(request, exc)
+    flash(request, _(request, N_("Lien confirmé.") if accept else N_("Lien refusé.")), "success")
+    back = field(form, "next")
+    return RedirectResponse(
+        back if back.startswith("/federation/") else f"/federation/links/{link.id}", status_code=303
+    )

@@ -1,0 +1,121 @@
+"""Tables of the federation registry: hosters and their people, instances (nodes) with their
+verification, approval and health, links between instances and organizations/territories, and
+personal API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from portail.db import utcnow
+
+SOFTWARE = ("nextcloud", "matrix", "passerelles", "praxis", "discourse", "other")
+SCOPES = ("central", "organization", "territorial")
+INSTANCE_STATUSES = ("awaiting-proof", "awaiting-approval", "active", "suspended", "retired")
+HOSTER_STATUSES = ("applied", "active", "suspended", "refused")
+
+
+class Hoster(SQLModel, table=True):
+    __tablename__ = "hoster"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=80, unique=True, index=True)
+    name: str = Field(max_length=200)
+    website: str | None = Field(default=None, max_length=500)
+    contact_email: str = Field(default="", max_length=320)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    region: str | None = Field(default=None, max_length=2)
+    charter_version: str = Field(default="", max_length=40)
+    charter_accepted_at: dt.datetime | None = None
+    status: str = Field(default="applied", max_length=20)
+    status_reason: str = Field(default="", max_length=1000)
+    client_id: str | None = Field(default=None, max_length=100)  # its client_credentials client for the API
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    decided_at: dt.datetime | None = None
+
+
+class HosterPerson(SQLModel, table=True):
+    __tablename__ = "hoster_person"
+    __table_args__ = (UniqueConstraint("hoster_id", "member_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hoster_id: int = Field(foreign_key="hoster.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    role: str = Field(default="hoster-member", max_length=20)  # hoster-admin | hoster-member
+
+
+class Instance(SQLModel, table=True):
+    __tablename__ = "instance"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=80, unique=True, index=True)
+    name: str = Field(max_length=200)
+    software: str = Field(max_length=20, index=True)
+    base_url: str = Field(max_length=500, unique=True)
+    hoster_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)
+    scope: str = Field(default="central", max_length=20, index=True)
+    organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    status: str = Field(default="awaiting-proof", max_length=20, index=True)
+    status_reason: str = Field(default="", max_length=1000)
+    source: str = Field(default="registry", max_length=20)  # file (instances.toml) | registry
+    trusted: bool = Field(default=False)
+    client_id: str | None = Field(default=None, max_length=100, index=True)  # its OAuthClient
+    provider_identifier: str = Field(default="encommun", max_length=80)  # Nextcloud user_oidc provider id
+    redirect_uris: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    backchannel_logout_uri: str | None = Field(default=None, max_length=1000)
+    login_url: str | None = Field(default=None, max_length=1000)  # where "open" starts the tool's OIDC login
+    feed_url: str | None = Field(default=None, max_length=1000)
+    account_events_uri: str | None = Field(default=None, max_length=1000)  # RISC/SET receiver (consent issue)
+    purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    data_categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    challenge: str | None = Field(default=None, max_length=100)  # served at /.well-known/portail-challenge
+    verified_at: dt.datetime | None = None
+    approved_at: dt.datetime | None = None
+    approved_by: int | None = None
+    # -- health, written by the prober only
+    health: str = Field(default="unknown", max_length=10)  # unknown | up | down
+    latency_ms: int | None = None
+    software_version: str | None = Field(default=None, max_length=100)
+    consecutive_failures: int = Field(default=0)
+    last_probe_at: dt.datetime | None = None
+    last_probe_error: str = Field(default="", max_length=500)
+    down_notified_at: dt.datetime | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class InstanceLink(SQLModel, table=True):
+    """An organization or territory linked to an instance (beyond the one it was registered for)."""
+
+    __tablename__ = "instance_link"
+    __table_args__ = (UniqueConstraint("instance_id", "organization_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: int = Field(foreign_key="instance.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    status: str = Field(default="requested", max_length=20)  # requested | active | refused
+    requested_by: int | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    decided_at: dt.datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal API token (scoped, expiring, hashed at rest, revocable)."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    prefix: str = Field(max_length=12)  # first characters, shown to recognise the token
+    scopes: str = Field(max_length=500)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None

@@ -1,0 +1,361 @@
+"""Nodes (instances) of the federation: registration by a hoster, proof of control of the domain,
+approval by a federation administrator, and their life afterwards.
+
+States (``Instance.status``)::
+
+    awaiting-proof --verify (challenge served)--> awaiting-approval --approve--> active
+          |                                              |                        |   ^
+          +------------- refuse / retire ----------------+               suspend |   | reactivate
+                                                                                  v   |
+    retired <------------------------- retire ----------------------------- suspended
+
+A hoster registers a node (software, name, base URL, scope, organization or territory served);
+Portail issues a challenge that the hoster serves at ``{base_url}/.well-known/portail-challenge``;
+"verify" fetches it through the SSRF guard. Approval provisions the OIDC client (its secret is never
+shown to the approver: the hoster reveals it once, with the configuration, on the node's page — which
+re-keys the client). Suspension and retirement disable the client and revoke its tokens. Every step
+and every refusal is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlmodel import Session, col, select
+
+from portail.accounts.members import audit
+from portail.accounts.models import Organization
+from portail.config import Settings
+from portail.db import Database, utcnow
+from portail.federation import hosters, notices, provisioning, verification
+from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoster, Instance
+from portail.federation.rules import (
+    Actor,
+    FederationError,
+    not_found,
+    require_federation_admin,
+    require_hoster,
+    slugify,
+    valid_slug,
+)
+from portail.federation.verification import Refused
+from portail.web import N_
+
+SCOPE_KIND = {"organization": "organization", "territorial": "territory"}
+# action -> (statuses it applies to, new status, audit action)
+DECISIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "approve": (("awaiting-approval",), "active", "instance.approved"),
+    "refuse": (("awaiting-proof", "awaiting-approval"), "retired", "instance.refused"),
+    "suspend": (("active",), "suspended", "instance.suspended"),
+    "reactivate": (("suspended",), "active", "instance.reactivated"),
+    "retire": (("awaiting-proof", "awaiting-approval", "active", "suspended"), "retired", "instance.retired"),
+}
+NEEDS_REASON = ("refuse", "suspend", "retire")
+
+
+@dataclass
+class NodeForm:
+    software: str
+    name: str
+    base_url: str
+    scope: str = "organization"
+    organization: str = ""  # slug of the organization or territory served
+    provider_identifier: str = "encommun"
+    redirect_uris: list[str] = field(default_factory=list)
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    backchannel_logout_uri: str = ""
+    slug: str = ""
+
+
+def normalize_base_url(raw: str, settings: Settings) -> str:
+    """``scheme://host[:port][/path]`` without trailing slash, query or fragment; raises ``Refused``."""
+    url = raw.strip()
+    verification.check_syntax(url, settings)
+    parts = urlsplit(url)
+    if parts.query:
+        raise Refused("query", "L’adresse de base ne doit pas contenir de paramètres (?…).")
+    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def _refusal(db: Session, refused: Refused, url: str, actor: Actor, subject_type: str, subject_id: str) -> None:
+    verification.audit_refusal(
+        db, refused, url, actor_id=actor.member_id, subject_type=subject_type, subject_id=subject_id
+    )
+
+
+def _as_error(refused: Refused, code: str = "invalid_url", status: int = 400) -> FederationError:
+    return FederationError(refused.message, code=code, status=status, **refused.params)
+
+
+async def register(db: Database, settings: Settings, actor: Actor, hoster_slug: str, form: NodeForm) -> Instance:
+    """Register a node for a hoster; returns it in ``awaiting-proof`` with its challenge."""
+    try:
+        base = normalize_base_url(form.base_url, settings)
+        await verification.check_url(base, settings)
+    except Refused as exc:
+        if exc.code != "dns":  # a name not yet in the DNS is checked again at verification
+            await db.run(_refusal, exc, form.base_url, actor, "hoster", hoster_slug)
+            raise _as_error(exc) from exc
+    try:
+        return await db.run(_create, settings, actor, hoster_slug, form, base)
+    except FederationError as exc:
+        if exc.status != 403:  # refused input (duplicate, bad URIs…) is recorded; intruders are not logged here
+            await db.run(_registration_refused, exc, actor, hoster_slug, base)
+        raise
+
+
+def _registration_refused(db: Session, exc: FederationError, actor: Actor, hoster_slug: str, base: str) -> None:
+    audit(
+        db,
+        "instance.registration_refused",
+        actor_id=actor.member_id,
+        subject_type="hoster",
+        subject_id=hoster_slug[:80],
+        reason=f"{base[:300]}: {exc}",
+        ip_address=actor.ip_address,
+    )
+
+
+def _unique_slug(db: Session, wanted: str) -> str:
+    slug, n = wanted, 1
+    while db.exec(select(Instance.id).where(Instance.slug == slug)).first() is not None:
+        n += 1
+        slug = f"{wanted[:70]}-{n}"
+    return slug
+
+
+def _served_organization(db: Session, actor: Actor, scope: str, organization: str) -> int | None:
+    if scope not in SCOPES:
+        raise FederationError("Portée inconnue.")
+    if scope == "central":
+        if not actor.federation_admin:
+            raise FederationError("Seule la fédération déclare des instances centrales.", status=403, code="forbidden")
+        return None
+    slug = organization.strip()
+    found = db.exec(select(Organization).where(Organization.slug == slug)).first() if valid_slug(slug) else None
+    if found is None or found.kind != SCOPE_KIND[scope]:
+        if scope == "territorial":
+            raise FederationError("Choisissez le territoire desservi.")
+        raise FederationError("Choisissez l’organisation desservie.")
+    return found.id
+
+
+def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, form: NodeForm, base: str) -> Instance:
+    hoster = hosters.get(db, hoster_slug)
+    require_hoster(db, actor, hoster.id)
+    if hoster.status != "active":
+        raise FederationError("L’hébergeur doit être accepté par la fédération.", status=409, code="conflict")
+    if form.software not in SOFTWARE:
+        raise FederationError("Logiciel inconnu.")
+    name = " ".join(form.name.split())
+    if not name or len(name) > 200:
+        raise FederationError("Le nom est obligatoire (200 caractères au plus).")
+    organization_id = _served_organization(db, actor, form.scope, form.organization)
+    if db.exec(select(Instance.id).where(Instance.base_url == base)).first() is not None:
+        raise FederationError(
+            "Une instance est déjà inscrite à l’adresse %(url)s.", status=409, code="conflict", url=base
+        )
+    uris = provisioning.derive(
+        form.software,
+        base,
+        provider_identifier=form.provider_identifier,
+        redirect_uris=form.redirect_uris,
+        post_logout_redirect_uris=form.post_logout_redirect_uris,
+        backchannel_logout_uri=form.backchannel_logout_uri.strip() or None,
+    )
+    slug = form.slug.strip() or slugify(name)
+    if not valid_slug(slug):
+        raise FederationError("Identifiant invalide : lettres minuscules, chiffres et tirets.")
+    instance = Instance(
+        slug=_unique_slug(db, slug),
+        name=name,
+        software=form.software,
+        base_url=base,
+        hoster_id=hoster.id,
+        scope=form.scope,
+        organization_id=organization_id,
+        status="awaiting-proof",
+        source="registry",
+        provider_identifier=provisioning.check_provider_identifier(form.provider_identifier),
+        redirect_uris=uris.redirect_uris,
+        post_logout_redirect_uris=uris.post_logout_redirect_uris,
+        backchannel_logout_uri=uris.backchannel_logout_uri,
+        challenge=verification.new_challenge(),
+    )
+    db.add(instance)
+    db.flush()
+    audit(
+        db,
+        "instance.registered",
+        actor_id=actor.member_id,
+        subject_type="instance",
+        subject_id=instance.slug,
+        reason=f"{instance.software} {base} hoster={hoster.slug}",
+        ip_address=actor.ip_address,
+    )
+    return instance
+
+
+def get(db: Session, slug: str) -> Instance:
+    if not valid_slug(slug):
+        raise not_found()
+    instance = db.exec(select(Instance).where(Instance.slug == slug)).first()
+    if instance is None:
+        raise not_found()
+    return instance
+
+
+def get_for(db: Session, actor: Actor, slug: str) -> Instance:
+    """An instance its hoster's people (or a federation administrator) may manage."""
+    instance = get(db, slug)
+    require_hoster(db, actor, instance.hoster_id)
+    return instance
+
+
+def list_instances(
+    db: Session, *, hoster_id: int | None = None, status: str | None = None, offset: int = 0, limit: int = 200
+) -> list[Instance]:
+    query = select(Instance).order_by(col(Instance.name))
+    if hoster_id is not None:
+        query = query.where(Instance.hoster_id == hoster_id)
+    if status:
+        if status not in INSTANCE_STATUSES:
+            raise FederationError("Statut inconnu.")
+        query = query.where(Instance.status == status)
+    return list(db.exec(query.offset(offset).limit(limit)))
+
+
+async def verify(db: Database, settings: Settings, actor: Actor, slug: str) -> Instance:
+    """Fetch the challenge from the node; on success the node awaits the federation's approval."""
+    instance = await db.run(get_for, actor, slug)
+    if instance.status != "awaiting-proof":
+        raise FederationError(
+            "Ce nœud n’attend pas de vérification (statut : %(state)s).",
+            status=409,
+            code="conflict",
+            state=instance.status,
+        )
+    try:
+        await verification.fetch_challenge(settings, instance.base_url, instance.challenge or "")
+    except Refused as exc:
+        await db.run(_refusal, exc, verification.challenge_url(instance.base_url), actor, "instance", slug)
+        raise _as_error(exc, "verification_failed", 422) from exc
+    return await db.run(_verified, settings, actor, slug)
+
+
+def _verified(db: Session, settings: Settings, actor: Actor, slug: str) -> Instance:
+    instance = get(db, slug)
+    if instance.status != "awaiting-proof":
+        return instance
+    instance.status = "awaiting-approval"
+    instance.verified_at = instance.updated_at = utcnow()
+    db.add(instance)
+    audit(
+        db,
+        "instance.verified",
+        actor_id=actor.member_id,
+        subject_type="instance",
+        subject_id=slug,
+        ip_address=actor.ip_address,
+    )
+    notices.send(
+        settings,
+        notices.admin_recipients(db),
+        N_("Nœud à approuver : %(instance)s"),
+        N_("Le nœud %(instance)s (%(url)s) a prouvé son domaine et attend votre approbation."),
+        link=f"{settings.issuer}/federation/admin",
+        instance=instance.name,
+        url=instance.base_url,
+    )
+    return instance
+
+
+_DECISION_MAIL = {
+    "approve": (
+        N_("Nœud approuvé : %(instance)s"),
+        N_("Le nœud %(instance)s est approuvé. Obtenez son secret et sa configuration sur sa page."),
+    ),
+    "refuse": (N_("Nœud refusé : %(instance)s"), N_("La fédération a refusé le nœud %(instance)s.")),
+    "suspend": (
+        N_("Nœud suspendu : %(instance)s"),
+        N_("Le nœud %(instance)s est suspendu : les connexions par Portail y sont refusées."),
+    ),
+    "reactivate": (N_("Nœud réactivé : %(instance)s"), N_("Le nœud %(instance)s est de nouveau actif.")),
+    "retire": (N_("Nœud retiré : %(instance)s"), N_("Le nœud %(instance)s est retiré de la fédération.")),
+}
+
+
+def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str, reason: str = "") -> Instance:
+    """A federation decision on a node (a hoster may also retire its own node)."""
+    if action not in DECISIONS:
+        raise FederationError("Décision inconnue.")
+    instance = get(db, slug)
+    if action == "retire" and not actor.federation_admin:
+        require_hoster(db, actor, instance.hoster_id, admin=True)
+    else:
+        require_federation_admin(actor)
+    allowed, new_status, audit_action = DECISIONS[action]
+    if instance.status not in allowed:
+        raise FederationError(
+            "Impossible depuis le statut « %(state)s ».", status=409, code="conflict", state=instance.status
+        )
+    reason = reason.strip()
+    if action in NEEDS_REASON and not reason:
+        raise FederationError("Une raison est obligatoire.")
+    now = utcnow()
+    if action == "approve":
+        provisioning.provision(db, settings, instance, administrator=instance.source == "file")
+        instance.approved_at, instance.approved_by = now, actor.member_id
+        instance.extra = {**instance.extra, "secret_pending": True}
+    elif action == "reactivate":
+        provisioning.enable(db, instance)
+    elif action in ("suspend", "retire"):
+        provisioning.disable(db, instance, f"instance {action}: {reason}"[:200])
+    instance.status, instance.status_reason, instance.updated_at = new_status, reason[:1000], now
+    db.add(instance)
+    audit(
+        db,
+        audit_action,
+        actor_id=actor.member_id,
+        subject_type="instance",
+        subject_id=slug,
+        reason=reason,
+        ip_address=actor.ip_address,
+    )
+    hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
+    if hoster is not None:
+        subject, message = _DECISION_MAIL[action]
+        notices.send(
+            settings,
+            notices.hoster_recipients(db, settings, hoster),
+            subject,
+            message,
+            reason=reason,
+            link=f"{settings.issuer}/federation/instances/{slug}",
+            instance=instance.name,
+        )
+    return instance
+
+
+def reveal_secret(db: Session, settings: Settings, actor: Actor, slug: str) -> tuple[Instance, str, str]:
+    """Give the hoster a new client secret, shown once (re-keys the client)."""
+    instance = get_for(db, actor, slug)
+    if instance.status != "active":
+        raise FederationError("Le nœud doit être actif.", status=409, code="conflict")
+    if provisioning.client_of(db, instance) is None:
+        provisioning.provision(db, settings, instance)
+    secret = provisioning.rotate(db, instance)
+    first = bool(instance.extra.get("secret_pending"))
+    instance.extra = {k: v for k, v in instance.extra.items() if k != "secret_pending"}
+    instance.updated_at = utcnow()
+    db.add(instance)
+    audit(
+        db,
+        "instance.secret_issued" if first else "instance.secret_rotated",
+        actor_id=actor.member_id,
+        subject_type="instance",
+        subject_id=slug,
+        ip_address=actor.ip_address,
+    )
+    return instance, instance.client_id or "", secret

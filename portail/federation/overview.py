@@ -1,0 +1,185 @@
+"""What each federation page shows, gathered in one database call per page (with the permission
+check): the member's federation home, a hoster's page, a node's page, an organization's page and
+the federation administrators' desk; and the JSON shapes of instances for the API and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from portail.accounts.models import AuditEvent, Member, Organization
+from portail.federation import audience, hosters, nodes, verification
+from portail.federation.models import INSTANCE_STATUSES, Hoster, Instance
+from portail.federation.rules import (
+    Actor,
+    FederationError,
+    can_run_hoster,
+    forbidden,
+    is_organization_admin,
+    require_federation_admin,
+    require_hoster,
+    valid_slug,
+)
+from portail.oidc import clients
+
+
+def home(db: Session, actor: Actor, member_id: int) -> dict[str, Any]:
+    return {
+        "my_hosters": hosters.of_member(db, member_id),
+        "my_organizations": audience.administered_organizations(db, member_id),
+        "is_federation_admin": actor.federation_admin,
+    }
+
+
+def hoster_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
+    hoster = hosters.get(db, slug)
+    require_hoster(db, actor, hoster.id)
+    return {
+        "hoster": hoster,
+        "people": hosters.people(db, hoster.id or 0),
+        "instances": nodes.list_instances(db, hoster_id=hoster.id),
+        "is_hoster_admin": can_run_hoster(db, actor, hoster.id, admin=True),
+    }
+
+
+def node_form(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
+    hoster = hosters.get(db, slug)
+    require_hoster(db, actor, hoster.id)
+    if hoster.status != "active":
+        raise FederationError("L’hébergeur doit être accepté par la fédération.", status=409, code="conflict")
+    orgs = list(db.exec(select(Organization).order_by(col(Organization.name)).limit(1000)))
+    return {
+        "hoster": hoster,
+        "organizations": [o for o in orgs if o.kind == "organization"],
+        "territories": [o for o in orgs if o.kind == "territory"],
+    }
+
+
+def instance_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
+    instance = nodes.get_for(db, actor, slug)
+    hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
+    client = clients.get_client(db, instance.client_id) if instance.client_id else None
+    return {
+        "instance": instance,
+        "hoster": hoster,
+        "organization": db.get(Organization, instance.organization_id) if instance.organization_id else None,
+        "links": audience.links_of_instance(db, instance.id or 0),
+        "client": client,
+        "is_federation_admin": actor.federation_admin,
+        "is_hoster_admin": can_run_hoster(db, actor, instance.hoster_id, admin=True),
+        "view": public_view(db, instance, private=True),
+    }
+
+
+def organization_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
+    organization = db.exec(select(Organization).where(Organization.slug == slug)).first() if valid_slug(slug) else None
+    if organization is None:
+        raise forbidden()
+    if not (actor.federation_admin or is_organization_admin(db, actor.member_id, organization.id or 0)):
+        raise forbidden()
+    own = list(
+        db.exec(
+            select(Instance).where(
+                Instance.organization_id == organization.id, col(Instance.status).in_(("active", "suspended"))
+            )
+        )
+    )
+    links = audience.links_of_organization(db, organization.id or 0)
+    taken = {i.id for i in own} | {inst.id for _l, inst in links}
+    available = [
+        i
+        for i in db.exec(select(Instance).where(Instance.status == "active").order_by(col(Instance.name)).limit(500))
+        if i.id not in taken and i.scope != "central"
+    ]
+    return {
+        "organization": organization,
+        "own_instances": own,
+        "links": links,
+        "available": available,
+        "hosters": hosters.list_hosters(db, "active"),
+    }
+
+
+def admin_page(db: Session, actor: Actor) -> dict[str, Any]:
+    require_federation_admin(actor)
+    events = db.exec(
+        select(AuditEvent, Member.name)
+        .join(Member, col(AuditEvent.actor_id) == Member.id, isouter=True)
+        .where(
+            col(AuditEvent.action).startswith("hoster.")
+            | col(AuditEvent.action).startswith("instance.")
+            | col(AuditEvent.action).startswith("federation.")
+            | col(AuditEvent.action).startswith("organization.hosting")
+        )
+        .order_by(col(AuditEvent.at).desc())
+        .limit(50)
+    ).all()
+    return {
+        "applications": hosters.list_hosters(db, "applied"),
+        "hosters": hosters.list_hosters(db),
+        "awaiting": nodes.list_instances(db, status="awaiting-approval"),
+        "instances": nodes.list_instances(db, limit=500),
+        "events": [(e, name) for e, name in events],
+    }
+
+
+# ---------------------------------------------------------------- JSON shapes (API, CLI)
+
+
+def public_view(db: Session, instance: Instance, *, private: bool = False) -> dict[str, Any]:
+    """The JSON shape of an instance (``private`` adds what only its hoster and administrators see)."""
+    hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
+    organization = db.get(Organization, instance.organization_id) if instance.organization_id else None
+    data: dict[str, Any] = {
+        "slug": instance.slug,
+        "name": instance.name,
+        "software": instance.software,
+        "base_url": instance.base_url,
+        "scope": instance.scope,
+        "status": instance.status,
+        "hoster": hoster.slug if hoster else None,
+        "organization": organization.slug if organization else None,
+        "health": instance.health,
+        "software_version": instance.software_version,
+        "last_probe_at": instance.last_probe_at.isoformat() if instance.last_probe_at else None,
+    }
+    if private:
+        data.update(
+            status_reason=instance.status_reason,
+            client_id=instance.client_id,
+            redirect_uris=list(instance.redirect_uris),
+            post_logout_redirect_uris=list(instance.post_logout_redirect_uris),
+            backchannel_logout_uri=instance.backchannel_logout_uri,
+            provider_identifier=instance.provider_identifier,
+            secret_pending=bool(instance.extra.get("secret_pending")),
+        )
+        if instance.status == "awaiting-proof":
+            data["challenge"] = {"token": instance.challenge, "url": verification.challenge_url(instance.base_url)}
+    return data
+
+
+def views_for(db: Session, actor: Actor, *, hoster_slug: str = "", status: str = "") -> list[dict[str, Any]]:
+    """The instances ``actor`` manages (all of them for a federation administrator), as JSON shapes."""
+    if hoster_slug:
+        hoster = hosters.get(db, hoster_slug)
+        require_hoster(db, actor, hoster.id)
+        ids: list[int] | None = [hoster.id or 0]
+    elif actor.federation_admin:
+        ids = None
+    elif actor.hoster_client is not None:
+        ids = [actor.hoster_client]
+    else:
+        ids = [h.id or 0 for h, _role in hosters.of_member(db, actor.member_id or 0)]
+    if status and status not in INSTANCE_STATUSES:
+        raise FederationError("Statut inconnu.")
+    query = select(Instance).order_by(col(Instance.name))
+    if ids is not None:
+        query = query.where(col(Instance.hoster_id).in_(ids))
+    if status:
+        query = query.where(Instance.status == status)
+    return [public_view(db, i, private=True) for i in db.exec(query.limit(1000))]
+
+
+def view_for(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
+    return public_view(db, nodes.get_for(db, actor, slug), private=True)

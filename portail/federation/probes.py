@@ -1,0 +1,374 @@
+"""Health and discovery of active instances, by a background prober in the application's lifespan.
+
+Every ``probe_interval_seconds`` (0 turns it off) one leader among Portail's processes probes the
+active instances, ``probe_concurrency`` at a time, each fetch through the SSRF guard under
+``outbound_timeout_seconds`` and ``outbound_max_bytes``:
+
+- Nextcloud: ``GET /status.php`` (``{"installed": true, "maintenance": false, "versionstring": …}``);
+- Synapse: ``GET /_matrix/client/versions`` (``{"versions": [...]}``);
+- other software: ``GET /`` (any answer below 500 counts as up);
+- then, for every software, NodeInfo when present (``/.well-known/nodeinfo`` → the linked 2.x
+  document's ``software.version``; integrations.md §6.2), best effort.
+
+Results land on the ``Instance`` row (health, latency, version, consecutive failures, last error);
+after ``probe_failures_before_alert`` failures in a row the hoster is mailed once, and again when
+the instance comes back. Pages only read those columns: no member-facing request waits for a probe.
+
+Leadership (one prober when several workers run): with ``redis_url``, a Redis lock (``SET NX PX``
+renewed each round); on PostgreSQL, a session advisory lock held on a dedicated connection; on
+SQLite, an exclusive ``flock`` on ``<var_dir>/prober.lock`` (SQLite deployments are one machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, select
+
+from portail.accounts.members import audit
+from portail.config import Settings
+from portail.db import Database, utcnow
+from portail.federation import notices, verification
+from portail.federation.models import Hoster, Instance
+from portail.federation.verification import Refused
+from portail.web import N_
+
+log = logging.getLogger("portail.federation.probes")
+
+ADVISORY_KEY = 0x504F5254  # "PORT"
+REDIS_KEY = "portail:prober:leader"
+NODEINFO_REL = "http://nodeinfo.diaspora.software/ns/schema/"
+PATHS = {"nextcloud": "/status.php", "matrix": "/_matrix/client/versions"}
+
+
+@dataclass(frozen=True)
+class Target:
+    id: int
+    slug: str
+    software: str
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Result:
+    up: bool
+    latency_ms: int | None = None
+    version: str | None = None
+    error: str = ""
+
+
+def _json(body: bytes) -> Any:
+    return json.loads(body.decode("utf-8"))
+
+
+def _main_check(software: str, fetched: verification.Fetched) -> tuple[bool, str | None, str]:
+    """Interpret the software's own health answer: (up, version, error)."""
+    if software == "nextcloud":
+        if fetched.status != 200:
+            return False, None, f"status.php answered {fetched.status}"
+        try:
+            data = _json(fetched.body)
+            installed, maintenance = bool(data.get("installed")), bool(data.get("maintenance"))
+            version = str(data.get("versionstring") or data.get("version") or "")[:100] or None
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return False, None, "status.php: unreadable answer (not JSON)"
+        if not installed or maintenance:
+            return False, version, "Nextcloud not installed or in maintenance"
+        return True, version, ""
+    if software == "matrix":
+        if fetched.status != 200:
+            return False, None, f"/_matrix/client/versions answered {fetched.status}"
+        try:
+            listed = _json(fetched.body).get("versions")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            return False, None, "/_matrix/client/versions: unreadable answer (not JSON)"
+        versions = [str(v) for v in listed] if isinstance(listed, list) else []
+        if not versions:
+            return False, None, "/_matrix/client/versions: no versions"
+        return True, f"Matrix {versions[-1]}"[:100], ""
+    if fetched.status >= 500:
+        return False, None, f"answered {fetched.status}"
+    return True, None, ""
+
+
+async def _nodeinfo(settings: Settings, base_url: str, http: httpx.AsyncClient | None) -> str | None:
+    """NodeInfo 2.x ``software.name`` and ``version`` when the node publishes it (best effort)."""
+    try:
+        index = await verification.fetch(
+            settings, f"{base_url}/.well-known/nodeinfo", accept="application/json", max_bytes=65536, http=http
+        )
+        if index.status != 200:
+            return None
+        links = [
+            link
+            for link in _json(index.body).get("links", [])
+            if isinstance(link, dict) and str(link.get("rel", "")).startswith(NODEINFO_REL) and link.get("href")
+        ]
+        if not links:
+            return None
+        href = str(sorted(links, key=lambda link: str(link["rel"]))[-1]["href"])
+        document = await verification.fetch(settings, href, accept="application/json", http=http)
+        software = _json(document.body).get("software", {})
+        name, version = str(software.get("name", ""))[:40], str(software.get("version", ""))[:50]
+        return f"{name} {version}".strip() or None
+    except (Refused, ValueError, AttributeError, TypeError, KeyError, UnicodeDecodeError):
+        return None
+
+
+async def probe(settings: Settings, target: Target, http: httpx.AsyncClient | None = None) -> Result:
+    """Probe one instance; never raises. ``http`` (a guard client, ``verification.client``) is shared
+    by a round so that TLS contexts and connections are not rebuilt for every instance."""
+    url = target.base_url + PATHS.get(target.software, "/")
+    try:
+        fetched = await verification.fetch(settings, url, accept="application/json, text/html;q=0.5", http=http)
+    except Refused as exc:
+        return Result(up=False, error=str(exc)[:500])
+    up, version, error = _main_check(target.software, fetched)
+    if up:
+        version = await _nodeinfo(settings, target.base_url, http) or version
+    return Result(up=up, latency_ms=fetched.elapsed_ms, version=version, error=error)
+
+
+def active_targets(db: Session) -> list[Target]:
+    rows = db.exec(select(Instance).where(Instance.status == "active").order_by(Instance.id))  # type: ignore[arg-type]
+    return [Target(i.id or 0, i.slug, i.software, i.base_url) for i in rows]
+
+
+def record(db: Session, settings: Settings, target: Target, result: Result) -> Instance | None:
+    """Store one result; mail the hoster when the instance has just crossed the failure threshold."""
+    instance = db.get(Instance, target.id)
+    if instance is None:
+        return None
+    now = utcnow()
+    instance.last_probe_at = now
+    instance.latency_ms = result.latency_ms
+    instance.last_probe_error = result.error[:500]
+    if result.version:
+        instance.software_version = result.version
+    hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
+    if result.up:
+        instance.health, instance.consecutive_failures = "up", 0
+        if instance.down_notified_at is not None:
+            instance.down_notified_at = None
+            audit(db, "instance.up_again", subject_type="instance", subject_id=instance.slug)
+            if hoster is not None:
+                notices.send(
+                    settings,
+                    notices.hoster_recipients(db, settings, hoster),
+                    N_("Instance de nouveau joignable : %(instance)s"),
+                    N_("L’instance %(instance)s (%(url)s) répond de nouveau."),
+                    instance=instance.name,
+                    url=instance.base_url,
+                )
+    else:
+        instance.health = "down"
+        instance.consecutive_failures += 1
+        threshold = max(1, settings.probe_failures_before_alert)
+        if instance.consecutive_failures >= threshold and instance.down_notified_at is None:
+            instance.down_notified_at = now
+            audit(
+                db,
+                "instance.down_flagged",
+                subject_type="instance",
+                subject_id=instance.slug,
+                reason=f"{instance.consecutive_failures} failures: {result.error}",
+            )
+            if hoster is not None:
+                notices.send(
+                    settings,
+                    notices.hoster_recipients(db, settings, hoster),
+                    N_("Instance injoignable : %(instance)s"),
+                    N_("L’instance %(instance)s (%(url)s) a échoué %(count)s vérifications de suite."),
+                    reason=result.error,
+                    link=f"{settings.issuer}/federation/instances/{instance.slug}",
+                    instance=instance.name,
+                    url=instance.base_url,
+                    count=instance.consecutive_failures,
+                )
+    db.add(instance)
+    return instance
+
+
+async def run_round(settings: Settings, db: Database, slugs: set[str] | None = None) -> list[tuple[Target, Result]]:
+    """Probe every active instance (or those named), ``probe_concurrency`` at a time, and record."""
+    targets = [t for t in await db.run(active_targets) if slugs is None or t.slug in slugs]
+    gate = asyncio.Semaphore(max(1, settings.probe_concurrency))
+    budget = settings.outbound_timeout_seconds * 3 + 1
+
+    async def one(target: Target, http: httpx.AsyncClient) -> tuple[Target, Result]:
+        async with gate:
+            try:
+                async with asyncio.timeout(budget):
+                    return target, await probe(settings, target, http)
+            except TimeoutError:
+                return target, Result(up=False, error="timeout: probe took too long")
+
+    async with verification.client(settings) as http:
+        results = list(await asyncio.gather(*(one(t, http) for t in targets)))
+    await db.run(record_all, settings, results)
+    return results
+
+
+def record_all(db: Session, settings: Settings, results: list[tuple[Target, Result]]) -> None:
+    """Store a round's results in one transaction (one commit, not one per instance)."""
+    for target, result in results:
+        record(db, settings, target, result)
+
+
+# ---------------------------------------------------------------- leadership
+
+
+class Leadership(Protocol):
+    async def acquire(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+class FileLeadership:
+    """SQLite: an exclusive, non-blocking ``flock`` held for the life of the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.var_path / "prober.lock"
+        self.fd: int | None = None
+
+    async def acquire(self) -> bool:
+        if self.fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    async def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class PostgresLeadership:
+    """PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection; lost with the connection."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.connection: Connection | None = None
+
+    def _acquire(self) -> bool:
+        if self.connection is not None:
+            try:
+                self.connection.execute(text("SELECT 1"))
+                return True
+            except Exception:  # the connection died: so did the lock
+                with contextlib.suppress(Exception):
+                    self.connection.close()
+                self.connection = None
+        connection = self.db.engine.connect()
+        held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar())
+        connection.commit()
+        if held:
+            self.connection = connection
+        else:
+            connection.close()
+        return held
+
+    async def acquire(self) -> bool:
+        return await asyncio.to_thread(self._acquire)
+
+    def _release(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                self.connection.commit()
+                self.connection.close()
+            self.connection = None
+
+    async def release(self) -> None:
+        await asyncio.to_thread(self._release)
+
+
+class RedisLeadership:
+    """Redis: ``SET key token NX PX ttl``, renewed by the holder each round (check-and-extend in Lua)."""
+
+    RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, settings: Settings) -> None:
+        import redis.asyncio as aioredis
+
+        self.redis = aioredis.from_url(settings.redis_url or "", socket_timeout=5)
+        self.token = secrets.token_hex(16)
+        self.ttl_ms = int(max(settings.probe_interval_seconds, 1) * 3 * 1000)
+
+    async def acquire(self) -> bool:
+        if await self.redis.eval(self.RENEW, 1, REDIS_KEY, self.token, self.ttl_ms):
+            return True
+        return bool(await self.redis.set(REDIS_KEY, self.token, nx=True, px=self.ttl_ms))
+
+    async def release(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.redis.eval(self.RELEASE, 1, REDIS_KEY, self.token)
+        await self.redis.aclose()
+
+
+def leadership_for(settings: Settings, db: Database) -> Leadership:
+    if settings.redis_url:
+        return RedisLeadership(settings)
+    if db.engine.dialect.name == "postgresql":
+        return PostgresLeadership(db)
+    return FileLeadership(settings)
+
+
+class Prober:
+    """The background task: waits, takes leadership if it can, probes, records, repeats."""
+
+    def __init__(self, settings: Settings, db: Database, *, first_delay: float | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.first_delay = min(10.0, settings.probe_interval_seconds) if first_delay is None else first_delay
+        self.leadership: Leadership | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.rounds = 0
+
+    async def run_forever(self) -> None:
+        await asyncio.sleep(self.first_delay)
+        leadership = self.leadership = self.leadership or leadership_for(self.settings, self.db)
+        while True:
+            try:
+                if await leadership.acquire():
+                    await run_round(self.settings, self.db)
+                    self.rounds += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("probe round failed")
+            await asyncio.sleep(self.settings.probe_interval_seconds)
+
+    def start(self) -> None:
+        if self.settings.probe_interval_seconds > 0 and self.task is None:
+            self.task = asyncio.create_task(self.run_forever(), name="portail-prober")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+        if self.leadership is not None:
+            await self.leadership.release()
+            self.leadership = None

@@ -1,0 +1,139 @@
+"""Ready-to-paste configuration for an instance's software, shown with its client secret (once).
+
+- Nextcloud ``user_oidc`` (``lib/Command/UpsertProvider.php``): the exact ``occ user_oidc:provider``
+  command with ``--check-bearer=1`` (Portail's JWT access tokens work on OCS/WebDAV),
+  ``--unique-uid=0`` and ``--mapping-uid=preferred_username`` (the same readable user id on every
+  federated Nextcloud), the display name, email and ``groups`` mappings, and group provisioning.
+- Synapse: the ``oidc_providers:`` entry with ``backchannel_logout_enabled: true`` and
+  ``user_mapping_provider`` templates (profile claims are in the ID token, integrations.md §0.6, §3.1).
+- Discourse (bundled ``discourse-openid-connect``): the site settings, as ``rails runner`` lines.
+- Any other software: the provider's discovery URL, the client id and secret, and the URIs registered.
+
+When ``secret`` is ``None`` (already shown once) a placeholder stands in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+
+from portail.federation.models import Instance
+from portail.web import N_
+
+SECRET_PLACEHOLDER = "<SECRET-AFFICHÉ-UNE-SEULE-FOIS>"  # noqa: S105 - a placeholder
+
+
+@dataclass(frozen=True)
+class Snippet:
+    title: str  # French source, translated by the page
+    language: str  # shell | yaml | text
+    text: str
+
+
+def discovery_url(issuer: str) -> str:
+    return f"{issuer}/.well-known/openid-configuration"
+
+
+def nextcloud(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
+    args = [
+        ("--clientid", client_id),
+        ("--clientsecret", secret or SECRET_PLACEHOLDER),
+        ("--discoveryuri", discovery_url(issuer)),
+        ("--scope", "openid email profile groups"),
+        ("--postlogouturi", instance.base_url.rstrip("/") + "/"),
+        ("--unique-uid", "0"),
+        ("--check-bearer", "1"),
+        ("--send-id-token-hint", "1"),
+        ("--mapping-uid", "preferred_username"),
+        ("--mapping-display-name", "name"),
+        ("--mapping-email", "email"),
+        ("--mapping-groups", "groups"),
+        ("--group-provisioning", "1"),
+    ]
+    lines = [f"sudo -u www-data php occ user_oidc:provider {shlex.quote(instance.provider_identifier)} \\"]
+    lines += [f"  {name}={shlex.quote(value)} \\" for name, value in args[:-1]]
+    lines.append(f"  {args[-1][0]}={shlex.quote(args[-1][1])}")
+    return "\n".join(lines) + "\n"
+
+
+def _q(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML scalar
+
+
+def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
+    return "\n".join(
+        [
+            "oidc_providers:",
+            "  - idp_id: encommun",
+            '    idp_name: "En commun"',
+            f"    issuer: {_q(issuer)}",
+            f"    client_id: {_q(client_id)}",
+            f"    client_secret: {_q(secret or SECRET_PLACEHOLDER)}",
+            "    client_auth_method: client_secret_basic",
+            '    scopes: ["openid", "profile", "email"]',
+            "    pkce_method: auto",
+            "    allow_existing_users: true",
+            "    backchannel_logout_enabled: true",
+            "    user_mapping_provider:",
+            "      config:",
+            '        subject_template: "{{ user.sub }}"',
+            '        localpart_template: "{{ user.preferred_username }}"',
+            '        display_name_template: "{{ user.name }}"',
+            '        email_template: "{{ user.email }}"',
+            "        confirm_localpart: false",
+            "",
+        ]
+    )
+
+
+def discourse(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
+    settings = [
+        ("openid_connect_enabled", True),
+        ("openid_connect_discovery_document", discovery_url(issuer)),
+        ("openid_connect_client_id", client_id),
+        ("openid_connect_client_secret", secret or SECRET_PLACEHOLDER),
+        ("openid_connect_authorize_scope", "openid profile email"),
+        ("openid_connect_use_pkce", True),
+        ("openid_connect_rp_initiated_logout", True),
+        ("openid_connect_rp_initiated_logout_redirect", instance.base_url.rstrip("/") + "/"),
+    ]
+    body = "; ".join(f"SiteSetting.{name} = {json.dumps(value, ensure_ascii=False)}" for name, value in settings)
+    return f"cd /var/discourse && ./launcher enter app\nrails runner {shlex.quote(body)}\n"
+
+
+def generic(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
+    lines = [
+        f"issuer = {issuer}",
+        f"discovery = {discovery_url(issuer)}",
+        f"client_id = {client_id}",
+        f"client_secret = {secret or SECRET_PLACEHOLDER}",
+        "token_endpoint_auth_method = client_secret_basic (client_secret_post)",
+        "scopes = openid profile email groups offline_access",
+        *[f"redirect_uri = {u}" for u in instance.redirect_uris],
+        *[f"post_logout_redirect_uri = {u}" for u in instance.post_logout_redirect_uris],
+    ]
+    if instance.backchannel_logout_uri:
+        lines.append(f"backchannel_logout_uri = {instance.backchannel_logout_uri}")
+    return "\n".join(lines) + "\n"
+
+
+def for_instance(issuer: str, instance: Instance, client_id: str, secret: str | None) -> list[Snippet]:
+    """The snippets to show for this instance's software (the generic one always comes last)."""
+    found: list[Snippet] = []
+    if instance.software == "nextcloud":
+        found.append(
+            Snippet(
+                N_("Nextcloud (application user_oidc) : commande occ"),
+                "shell",
+                nextcloud(issuer, instance, client_id, secret),
+            )
+        )
+    elif instance.software == "matrix":
+        found.append(Snippet(N_("Synapse : homeserver.yaml"), "yaml", synapse(issuer, instance, client_id, secret)))
+    elif instance.software == "discourse":
+        found.append(
+            Snippet(N_("Discourse : réglages du site"), "shell", discourse(issuer, instance, client_id, secret))
+        )
+    found.append(Snippet(N_("Paramètres OpenID Connect"), "text", generic(issuer, instance, client_id, secret)))
+    return found

@@ -1,0 +1,83 @@
+"""Outgoing mail: rendered from ``templates/mail/<name>.txt`` and ``.html`` in the recipient's language.
+
+With ``smtp_url`` set, mail goes through SMTP (``smtp://`` with STARTTLS when offered, ``smtps://``
+for implicit TLS); otherwise each message is written to ``<var_dir>/outbox/`` as an ``.eml`` file and
+the fact (never the content, which may hold a link) is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from markupsafe import Markup
+
+from portail.config import Settings
+from portail.web import TEMPLATES_ENV, translator
+
+log = logging.getLogger("portail.mail")
+
+
+def compose(settings: Settings, to: str, template: str, locale: str, context: dict[str, Any]) -> EmailMessage:
+    catalogue = translator(locale)
+
+    def gettext_(message: str, **params: Any) -> Markup:
+        text = catalogue.gettext(message)
+        return Markup(text) % params if params else Markup(text)  # noqa: S704 - catalogue text is ours
+
+    def plain_gettext(message: str, **params: Any) -> str:
+        text = catalogue.gettext(message)
+        return text % params if params else text
+
+    values = {"locale": locale, "settings": settings, **context}
+    subject = plain_gettext(context["subject"], **context.get("subject_params", {}))
+    text = TEMPLATES_ENV.get_template(f"mail/{template}.txt").render({**values, "_": plain_gettext})
+    html = TEMPLATES_ENV.get_template(f"mail/{template}.html").render({**values, "_": gettext_})
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="portail")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    message["Content-Language"] = locale  # after the parts, or it would move into the first one
+    return message
+
+
+def deliver(settings: Settings, message: EmailMessage) -> Path | None:
+    """Send through SMTP, or write to the outbox; returns the outbox file when written there."""
+    if settings.smtp_url:
+        parts = urlsplit(settings.smtp_url)
+        host, port = parts.hostname or "localhost", parts.port
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if parts.scheme == "smtps":
+            smtp = smtplib.SMTP_SSL(host, port or 465, timeout=10, context=context)
+        else:
+            smtp = smtplib.SMTP(host, port or 25, timeout=10)
+        with smtp:
+            if parts.scheme != "smtps" and smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+            if parts.username:
+                smtp.login(unquote(parts.username), unquote(parts.password or ""))
+            smtp.send_message(message)
+        log.info("mail sent to %s: %s", message["To"], message["Subject"])
+        return None
+    outbox = settings.outbox_path
+    outbox.mkdir(parents=True, exist_ok=True)
+    path = outbox / f"{uuid.uuid4().hex}.eml"
+    path.write_bytes(bytes(message))
+    log.info("mail for %s written to %s: %s", message["To"], path, message["Subject"])
+    return path
+
+
+def send(settings: Settings, to: str, template: str, locale: str, **context: Any) -> Path | None:
+    return deliver(settings, compose(settings, to, template, locale, context))

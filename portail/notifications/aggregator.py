@@ -1,0 +1,232 @@
+"""The aggregator: pulls a member's sources concurrently, within a budget, behind circuit breakers.
+
+``refresh_member(member_id, budget=…)`` plans the pulls (``planning.plan``), starts them all at once
+under a process-wide bound (``notification_pull_concurrency``), each under its own timeout
+(``outbound_timeout_seconds``), and waits at most ``budget`` seconds. Pulls still running then go on in
+the background and store their results when they finish (the next look at the inbox shows them);
+the report names the tools that did not answer in time, failed, or are behind an open breaker.
+Results are stored with conditional-request cursors (ETag, since-tokens) and update the breakers.
+Newly delivered notifications are handed to ``on_delivered`` (the live fan-out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from sqlmodel import Session, col, select
+
+from portail.accounts.models import Member
+from portail.config import Settings
+from portail.db import Database
+from portail.federation.models import Instance
+from portail.notifications import planning
+from portail.notifications.inbox import Delivered
+from portail.notifications.models import Notification, NotificationPreference, SourceLink
+from portail.notifications.outbound import Fetcher, SourceError
+from portail.notifications.planning import Planned, TokenMinter
+from portail.notifications.sources import Dismiss, Pull, PullJob, PullResult, discourse, feed, matrix, nextcloud
+from portail.oidc.models import Consent
+
+log = logging.getLogger("portail.notifications")
+
+PULLS: dict[str, Pull] = {
+    "matrix": matrix.pull,
+    "nextcloud": nextcloud.pull,
+    "discourse": discourse.pull,
+    "feed": feed.pull,
+}
+DISMISSES: dict[str, Dismiss] = {"nextcloud": nextcloud.dismiss, "discourse": discourse.dismiss}
+
+OnDelivered = Callable[[list[Delivered]], Awaitable[None]]
+
+
+@dataclass
+class Report:
+    """What one refresh did: pulls started, notifications delivered, tools that did not answer."""
+
+    pulled: int = 0
+    delivered: int = 0
+    unreachable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    planned: Planned
+    result: PullResult | None
+    failure: tuple[str, str] | None
+    latency_ms: int
+
+
+class Aggregator:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        minter: TokenMinter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_delivered: OnDelivered | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.minter = minter
+        self.transport = transport
+        self.on_delivered = on_delivered
+        self._fetcher: Fetcher | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._background: set[asyncio.Future[None]] = set()
+
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            self._fetcher = Fetcher(
+                timeout=self.settings.outbound_timeout_seconds,
+                max_bytes=self.settings.outbound_max_bytes,
+                transport=self.transport,
+            )
+        return self._fetcher
+
+    def _bound(self) -> asyncio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(max(self.settings.notification_pull_concurrency, 1))
+        return self._semaphore
+
+    async def _fetch(self, planned: Planned) -> _Outcome:
+        """Run one pull under the concurrency bound and its own timeout (nothing stored yet)."""
+        job = planned.job
+        result: PullResult | None = None
+        failure: tuple[str, str] | None = None
+        async with self._bound():
+            started = time.monotonic()
+            try:
+                result = await asyncio.wait_for(
+                    PULLS[planned.source](self.fetcher, job), self.settings.outbound_timeout_seconds
+                )
+            except SourceError as exc:
+                failure = (exc.status, exc.message)
+            except TimeoutError:
+                failure = ("unreachable", "timed out")
+            except Exception as exc:  # a source bug must not take the inbox down
+                log.exception("pull from %s failed", job.base_url)
+                failure = ("error", f"{type(exc).__name__}")
+        if failure is not None:
+            log.info("pull from %s (%s) failed: %s", job.instance_name, planned.source, failure[1])
+        return _Outcome(planned, result, failure, int((time.monotonic() - started) * 1000))
+
+    async def _store(self, outcomes: list[_Outcome]) -> int:
+        rows = [(o.planned, o.result, o.failure, o.latency_ms) for o in outcomes]
+        delivered = await self.db.run(planning.record_many, self.settings, rows)
+        if delivered and self.on_delivered is not None:
+            await self.on_delivered(delivered)
+        return len(delivered)
+
+    async def _store_late(self, task: asyncio.Task[_Outcome]) -> None:
+        await self._store([await task])
+
+    async def refresh_member(self, member_id: int, *, budget: float | None = None, force: bool = False) -> Report:
+        """Pull the member's stale sources; return after at most ``budget`` seconds (None: wait for all)."""
+        # The budget covers the whole refresh: planning, waiting and storing. Storing what arrived is
+        # given a small reserve at the end so that the page still answers within the budget.
+        started = time.monotonic()
+        plan = await self.db.run(planning.plan, self.settings, member_id, force=force, minter=self.minter)
+        report = Report(pulled=len(plan.jobs), unreachable=list(plan.skipped))
+        if not plan.jobs:
+            return report
+        tasks = [asyncio.ensure_future(self._fetch(planned)) for planned in plan.jobs]
+        wait_for: float | None = None
+        if budget is not None:
+            reserve = min(0.25, budget * 0.15)
+            wait_for = max(0.0, budget - reserve - (time.monotonic() - started))
+        done, pending = await asyncio.wait(tasks, timeout=wait_for)
+        outcomes = [task.result() for task in done]
+        report.delivered = await self._store(outcomes)
+        report.unreachable.extend(o.planned.job.instance_name for o in outcomes if o.failure is not None)
+        for task in pending:  # finish in the background; stored when they end
+            late = asyncio.ensure_future(self._store_late(task))
+            self._background.add(late)
+            late.add_done_callback(self._background.discard)
+            report.unreachable.append(
+                next(p.job.instance_name for t, p in zip(tasks, plan.jobs, strict=True) if t is task)
+            )
+        report.unreachable = sorted(set(report.unreachable))
+        return report
+
+    async def refresh_due(self, limit: int = 200) -> int:
+        """Background pass: refresh (without budget) the members who have pulled sources."""
+        member_ids = await self.db.run(due_members, limit)
+        for member_id in member_ids:
+            await self.refresh_member(member_id)
+        return len(member_ids)
+
+    async def dismiss_at_source(self, notification: Notification, instance: Instance) -> bool:
+        """Propagate a dismissal to the source where its API allows it (Nextcloud, Discourse)."""
+        dismiss = DISMISSES.get(notification.origin)
+        if dismiss is None or ":" not in notification.external_id:
+            return False
+        job = await self.db.run(_job_for, self.settings, notification.member_id, instance, self.minter)
+        if job is None:
+            return False
+        try:
+            return await dismiss(self.fetcher, job, notification.external_id.split(":", 1)[1])
+        except SourceError as exc:
+            log.info("dismiss at %s failed: %s", instance.name, exc.message)
+            return False
+
+    async def drain(self) -> None:
+        """Wait for pulls that outlived their budget (tests, shutdown)."""
+        if self._background:
+            await asyncio.wait(set(self._background))
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+            self._fetcher = None
+
+
+def due_members(session: Session, limit: int) -> list[int]:
+    linked = set(session.exec(select(SourceLink.member_id).distinct()).all())
+    subscribed = session.exec(
+        select(NotificationPreference.member_id)
+        .join(Instance, col(Instance.id) == col(NotificationPreference.instance_id))
+        .where(NotificationPreference.enabled == True, col(Instance.feed_url).is_not(None))  # noqa: E712
+        .distinct()
+    ).all()
+    clouds = session.exec(
+        select(Consent.member_id)
+        .join(Instance, col(Instance.client_id) == col(Consent.client_id))
+        .where(Instance.software == "nextcloud", col(Consent.withdrawn_at).is_(None))
+        .distinct()
+    ).all()
+    return sorted(linked | set(subscribed) | set(clouds))[:limit]
+
+
+def _job_for(
+    session: Session, settings: Settings, member_id: int, instance: Instance, minter: TokenMinter | None
+) -> PullJob | None:
+    for source, candidate, credential, account, _per_member in planning.candidates(
+        session, settings, _member(session, member_id), minter
+    ):
+        if candidate.id == instance.id and source in DISMISSES and credential:
+            return PullJob(
+                instance_id=candidate.id or 0,
+                instance_name=candidate.name,
+                software=candidate.software,
+                base_url=candidate.base_url.rstrip("/"),
+                member_id=member_id,
+                credential=credential,
+                account=account,
+            )
+    return None
+
+
+def _member(session: Session, member_id: int) -> Member:
+    member = session.get(Member, member_id)
+    assert member is not None
+    return member

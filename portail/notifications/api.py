@@ -1,0 +1,227 @@
+"""JSON API of the notification hub (under ``/api/v1/``; errors ``{"error", "error_description"}``).
+
+- ``POST /api/v1/notifications``: the push API for instances (``push.py``; contract in
+  ``docs/notifications-api.md``). Bearer access token from ``client_credentials`` with scope
+  ``notifications:push`` (RFC 6750 §3 errors with ``WWW-Authenticate``).
+- ``/api/v1/me/notifications…``: the member's inbox for the portal's scripts and the widget, with the
+  session cookie. State-changing calls require ``Content-Type: application/json`` (a cross-site form
+  cannot send it without a CORS preflight, which Portail never grants) on top of SameSite=Lax cookies.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from portail.accounts.current import load_login
+from portail.db import Database
+from portail.federation.models import Instance
+from portail.notifications import inbox, push
+from portail.notifications.hub import Hub
+from portail.notifications.models import DIGESTS, Notification
+from portail.oidc.tokens import InvalidToken, verify_access_token
+from portail.web import json_error
+
+MAX_BODY = 1_000_000
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.notifications
+    return hub
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _bearer_error(error: str, description: str, status: int) -> Response:
+    challenge = f'Bearer realm="portail", error="{error}", error_description="{description}"'
+    if error == "invalid_request" and status == 401:
+        challenge = 'Bearer realm="portail"'
+    return json_error(error, description, status, headers={"WWW-Authenticate": challenge})
+
+
+async def _json_body(request: Request) -> Any:
+    if "application/json" not in request.headers.get("content-type", ""):
+        raise push.PushRejected("invalid_request", "Content-Type must be application/json", 415)
+    length = request.headers.get("content-length")
+    if length and (not length.isdigit() or int(length) > MAX_BODY):
+        raise push.PushRejected("invalid_request", "Request body too large", 413)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise push.PushRejected("invalid_request", "Request body too large", 413)
+    try:
+        return json.loads(body) if body else None
+    except ValueError as exc:
+        raise push.PushRejected("invalid_request", "The body is not valid JSON", 400) from exc
+
+
+async def push_notifications(request: Request) -> Response:
+    hub = _hub(request)
+    authorization = request.headers.get("authorization", "")
+    if not authorization.lower().startswith("bearer ") or not authorization[7:].strip():
+        return _bearer_error("invalid_request", "A bearer access token is required", 401)
+    try:
+        claims = await _db(request).run(
+            verify_access_token, hub.settings, authorization[7:].strip(), required_scope=push.SCOPE
+        )
+        pusher = await _db(request).run(push.pusher_for, str(claims.get("client_id")))
+        items = push.parse_batch(await _json_body(request), hub.settings.notification_push_batch_max)
+    except InvalidToken as exc:
+        status = 403 if exc.error == "insufficient_scope" else 401
+        return _bearer_error(exc.error, exc.description, status)
+    except push.PushRejected as exc:
+        return json_error(exc.error, exc.description, exc.status)
+    retry_after = await hub.limiter.consume(pusher.instance.id or 0, len(items))
+    if retry_after:
+        return json_error(
+            "rate_limited",
+            "Too many notifications from this instance; retry later",
+            429,
+            {"Retry-After": str(retry_after)},
+        )
+    answers, delivered = await _db(request).run(push.accept, hub.settings, pusher, items)
+    await hub.announce(delivered)
+    counts = {status: sum(1 for a in answers if a["status"] == status) for status in push.STATUSES}
+    return JSONResponse({"results": answers, **counts}, headers={"Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------- the member's inbox
+
+
+def _public(row: Notification, instance: Instance) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "tool": {"id": instance.id, "name": instance.name, "software": instance.software},
+        "type": row.kind,
+        "title": row.title,
+        "body": row.body,
+        "link": row.link,
+        "created_at": row.created_at.isoformat(),
+        "read": row.read_at is not None,
+    }
+
+
+async def _member_id(request: Request) -> int | None:
+    login = await load_login(request)
+    return login.member.id if login is not None and login.member.verified else None
+
+
+def _unauthenticated() -> Response:
+    return json_error("unauthorized", "Log in to Portail first", 401)
+
+
+async def my_notifications(request: Request) -> Response:
+    member_id = await _member_id(request)
+    if member_id is None:
+        return _unauthenticated()
+    hub = _hub(request)
+    report = await hub.aggregator.refresh_member(member_id, budget=hub.settings.inbox_budget_seconds)
+    params = request.query_params
+    tool, before, limit = params.get("tool", ""), params.get("before", ""), params.get("limit", "")
+    filters = inbox.Filters(
+        instance_id=int(tool) if tool.isdigit() else None,
+        kind=params.get("type") or None,
+        unread_only=params.get("unread") in ("1", "true"),
+        before_id=int(before) if before.isdigit() else None,
+        limit=int(limit) if limit.isdigit() and len(limit) < 4 else inbox.PAGE,
+    )
+
+    def load(session: Session) -> dict[str, Any]:
+        rows = inbox.list_for(session, member_id, filters)
+        return {
+            "notifications": [_public(n, i) for n, i in rows],
+            "unread": inbox.unread_count(session, member_id),
+            "unreachable": report.unreachable,
+        }
+
+    return JSONResponse(await _db(request).run(load), headers={"Cache-Control": "no-store"})
+
+
+async def my_unread(request: Request) -> Response:
+    member_id = await _member_id(request)
+    if member_id is None:
+        return _unauthenticated()
+    count = await _db(request).run(inbox.unread_count, member_id)
+    return JSONResponse({"unread": count}, headers={"Cache-Control": "no-store"})
+
+
+async def _mutation(request: Request) -> tuple[int, Any] | Response:
+    member_id = await _member_id(request)
+    if member_id is None:
+        return _unauthenticated()
+    try:
+        return member_id, await _json_body(request)
+    except push.PushRejected as exc:
+        return json_error(exc.error, exc.description, exc.status)
+
+
+async def my_read(request: Request) -> Response:
+    found = await _mutation(request)
+    if isinstance(found, Response):
+        return found
+    if not await _db(request).run(inbox.mark_read, found[0], request.path_params["id"]):
+        return json_error("not_found", "No such notification", 404)
+    return JSONResponse({"read": True})
+
+
+async def my_read_all(request: Request) -> Response:
+    found = await _mutation(request)
+    if isinstance(found, Response):
+        return found
+    tool = found[1].get("tool") if isinstance(found[1], dict) else None
+    count = await _db(request).run(inbox.mark_all_read, found[0], tool if isinstance(tool, int) else None)
+    return JSONResponse({"marked": count})
+
+
+async def my_dismiss(request: Request) -> Response:
+    found = await _mutation(request)
+    if isinstance(found, Response):
+        return found
+    result = await _db(request).run(inbox.dismiss, found[0], request.path_params["id"])
+    if result is None:
+        return json_error("not_found", "No such notification", 404)
+    propagated = await _hub(request).aggregator.dismiss_at_source(*result)
+    return JSONResponse({"dismissed": True, "dismissed_at_source": propagated})
+
+
+async def my_preferences(request: Request) -> Response:
+    member_id = await _member_id(request)
+    if member_id is None:
+        return _unauthenticated()
+    if request.method == "PUT":
+        found = await _mutation(request)
+        if isinstance(found, Response):
+            return found
+        body = found[1]
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("tool"), int)
+            or not isinstance(body.get("enabled"), bool)
+            or body.get("digest", "none") not in DIGESTS
+        ):
+            return json_error("invalid_request", 'Expected {"tool": int, "enabled": bool, "digest": ...}', 400)
+        await _db(request).run(
+            inbox.set_preference, member_id, body["tool"], enabled=body["enabled"], digest=body.get("digest", "none")
+        )
+    prefs = await _db(request).run(inbox.preferences, member_id)
+    return JSONResponse(
+        {"preferences": [{"tool": p.instance_id, "enabled": p.enabled, "digest": p.digest} for p in prefs.values()]}
+    )
+
+
+routes = [
+    Route("/api/v1/notifications", push_notifications, methods=["POST"], name="api_push_notifications"),
+    Route("/api/v1/me/notifications", my_notifications, methods=["GET"], name="api_my_notifications"),
+    Route("/api/v1/me/notifications/unread", my_unread, methods=["GET"], name="api_my_unread"),
+    Route("/api/v1/me/notifications/read-all", my_read_all, methods=["POST"]),
+    Route("/api/v1/me/notifications/{id:int}/read", my_read, methods=["POST"]),
+    Route("/api/v1/me/notifications/{id:int}/dismiss", my_dismiss, methods=["POST"]),
+    Route("/api/v1/me/notifications/preferences", my_preferences, methods=["GET", "PUT"]),
+]

@@ -1,0 +1,148 @@
+"""Email digests: daily or weekly summaries of unread notifications, with a signed one-click unsubscribe.
+
+A member chooses a digest per instance (``NotificationPreference.digest``). ``send_due`` gathers, per
+member and period, the unread notifications of those instances received since the last digest, and
+mails one message (skipped when there is nothing new). Every digest carries a signed link
+(itsdangerous, no expiry, bound to the member's public id and the period) that turns those digests
+off in one click, and the ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers (RFC 8058) so mail
+clients can do it without opening a page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlmodel import Session, col, select
+
+from portail import mail
+from portail.accounts.models import Member
+from portail.config import Settings
+from portail.db import utcnow
+from portail.federation.models import Instance
+from portail.notifications.models import Notification, NotificationPreference
+
+log = logging.getLogger("portail.notifications")
+PERIODS = {"daily": dt.timedelta(days=1), "weekly": dt.timedelta(days=7)}
+SLACK = dt.timedelta(minutes=30)  # a digest sent a little early still counts for its period
+MAX_ITEMS = 50
+
+
+def _signer(settings: Settings) -> URLSafeSerializer:
+    return URLSafeSerializer(settings.secret_key, salt="portail.notifications.unsubscribe")
+
+
+def unsubscribe_token(settings: Settings, member: Member, period: str) -> str:
+    return str(_signer(settings).dumps({"m": member.public_id, "p": period}))
+
+
+def unsubscribe_url(settings: Settings, member: Member, period: str) -> str:
+    return f"{settings.issuer}/notifications/unsubscribe/{unsubscribe_token(settings, member, period)}"
+
+
+def read_token(settings: Settings, token: str) -> tuple[str, str] | None:
+    try:
+        data = _signer(settings).loads(token)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("p") not in PERIODS or not isinstance(data.get("m"), str):
+        return None
+    return data["m"], data["p"]
+
+
+def unsubscribe(session: Session, settings: Settings, token: str) -> int | None:
+    """Turn off the member's digests of that period; None for a bad token, else how many were on."""
+    found = read_token(settings, token)
+    if found is None:
+        return None
+    public_id, period = found
+    member = session.exec(select(Member).where(Member.public_id == public_id)).first()
+    if member is None:
+        return 0
+    rows = session.exec(
+        select(NotificationPreference).where(
+            NotificationPreference.member_id == member.id, NotificationPreference.digest == period
+        )
+    ).all()
+    for row in rows:
+        row.digest = "none"
+        row.updated_at = utcnow()
+        session.add(row)
+    return len(rows)
+
+
+def send_due(session: Session, settings: Settings, period: str | None = None, now: dt.datetime | None = None) -> int:
+    """Send every digest that is due; returns the number of mails sent."""
+    now = now or utcnow()
+    sent = 0
+    for name in [period] if period else list(PERIODS):
+        cutoff = now - PERIODS[name] + SLACK
+        prefs = session.exec(
+            select(NotificationPreference).where(
+                NotificationPreference.digest == name,
+                NotificationPreference.enabled == True,  # noqa: E712
+                (col(NotificationPreference.last_digest_at).is_(None))
+                | (col(NotificationPreference.last_digest_at) <= cutoff),
+            )
+        ).all()
+        by_member: dict[int, list[NotificationPreference]] = defaultdict(list)
+        for pref in prefs:
+            by_member[pref.member_id].append(pref)
+        for member_id, member_prefs in by_member.items():
+            if _send_one(session, settings, member_id, member_prefs, name, now):
+                sent += 1
+    return sent
+
+
+def _send_one(
+    session: Session,
+    settings: Settings,
+    member_id: int,
+    prefs: list[NotificationPreference],
+    period: str,
+    now: dt.datetime,
+) -> bool:
+    member = session.get(Member, member_id)
+    since = {p.instance_id: p.last_digest_at or now - PERIODS[period] for p in prefs}
+    for pref in prefs:
+        pref.last_digest_at = now
+        session.add(pref)
+    if member is None or not member.active or not member.verified:
+        return False
+    rows = session.exec(
+        select(Notification, Instance)
+        .join(Instance, col(Instance.id) == col(Notification.instance_id))
+        .where(
+            Notification.member_id == member_id,
+            col(Notification.instance_id).in_(list(since)),
+            col(Notification.read_at).is_(None),
+            col(Notification.dismissed_at).is_(None),
+            col(Notification.received_at) > min(since.values()),
+        )
+        .order_by(col(Notification.created_at).desc())
+        .limit(MAX_ITEMS * 2)
+    ).all()
+    items = [(n, i) for n, i in rows if n.received_at > since[n.instance_id]][:MAX_ITEMS]
+    if not items:
+        return False
+    link = unsubscribe_url(settings, member, period)
+    message = mail.compose(
+        settings,
+        member.email,
+        "notifications_digest",
+        member.locale,
+        {
+            "subject": "Vos notifications de la journée" if period == "daily" else "Vos notifications de la semaine",
+            "member": member,
+            "items": items,
+            "period": period,
+            "inbox_url": f"{settings.issuer}/notifications",
+            "unsubscribe_url": link,
+        },
+    )
+    message["List-Unsubscribe"] = f"<{link}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    mail.deliver(settings, message)
+    return True

@@ -1,0 +1,93 @@
+"""The notification hub of one process: aggregator, live broker, push limiter and background loop.
+
+``create_app`` builds one ``Hub`` (``app.state.notifications``), starts it in the lifespan and
+closes it at shutdown. The background loop runs every ``notification_refresh_seconds`` but does work
+only in the process that holds leadership (``leadership.py``): refresh members' pulled sources, send
+the digests that are due, purge notifications past ``notification_retention_days``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlmodel import Session
+
+from portail.accounts.models import Member
+from portail.config import Settings
+from portail.db import Database
+from portail.federation.verification import PinnedTransport
+from portail.notifications import contract, digests, inbox, push
+from portail.notifications.aggregator import Aggregator
+from portail.notifications.inbox import Delivered
+from portail.notifications.leadership import Leadership
+from portail.notifications.live import Broker
+from portail.notifications.ratelimit import PushLimiter
+from portail.oidc import claims, subjects, tokens
+from portail.oidc.models import OAuthClient
+
+log = logging.getLogger("portail.notifications")
+
+
+def install(db: Database, settings: Settings) -> Hub:
+    """Build the process's hub and declare the push scope to the OpenID provider."""
+    claims.register_scope(push.SCOPE, "Envoyer des notifications aux membres")
+    contract.register()
+    return Hub(db, settings)
+
+
+def nextcloud_token(session: Session, settings: Settings, member: Member, client: OAuthClient) -> str:
+    """A short-lived JWT access token for ``member`` whose audience is the Nextcloud client's id
+    (accepted by user_oidc with ``--check-bearer=1``)."""
+    sub = subjects.subject_for(session, settings.secret_key, member, client)
+    return tokens.issue_access_token(settings, client, sub=sub, scope="openid profile email").token
+
+
+class Hub:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.broker = Broker(settings)
+        self.limiter = PushLimiter(settings, db)
+        self.aggregator = Aggregator(
+            db, settings, minter=nextcloud_token, on_delivered=self.announce, transport=PinnedTransport(settings)
+        )
+        self.leadership = Leadership(db, settings)
+        self._loop: asyncio.Task[None] | None = None
+
+    async def announce(self, delivered: list[Delivered]) -> None:
+        await self.broker.publish((d.member_id, d.id) for d in delivered)
+
+    async def tick(self) -> None:
+        """One pass of background work, if this process leads."""
+        if not await self.leadership.acquire():
+            return
+        await self.aggregator.refresh_due()
+        await self.db.run(digests.send_due, self.settings)
+        await self.db.run(inbox.purge, self.settings.notification_retention_days)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.settings.notification_refresh_seconds, 5))
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notifications background pass failed")
+
+    def start_background(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._run())
+
+    async def aclose(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loop
+            self._loop = None
+        await self.aggregator.aclose()
+        await self.broker.aclose()
+        await self.limiter.aclose()
+        await self.leadership.release()

@@ -1,0 +1,94 @@
+"""Outbound HTTP to instances: explicit timeouts, a cap on the bytes read, errors classified.
+
+Every request an adapter makes goes through ``Fetcher.request``: the answer's body is read in
+chunks and abandoned past ``settings.outbound_max_bytes`` (a garbage-answering or malicious instance
+cannot exhaust memory), redirects are not followed, and every failure becomes a ``SourceError``
+whose ``status`` tells the aggregator whether it counts against the instance's circuit breaker.
+In the application the transport is the federation's SSRF guard (``verification.PinnedTransport``:
+address checks, DNS pinning); redirects are never followed, so an instance cannot bounce Portail
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from portail.federation.verification import Refused
+
+
+class SourceError(Exception):
+    """A pull failed. ``status`` is ``unreachable`` (network, timeout, 5xx), ``error`` (garbage answer)
+    or ``unauthorized`` (credential refused: the member must link again; does not trip the breaker)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceError("error", "answer is not JSON") from exc
+
+
+class Fetcher:
+    """One shared ``httpx.AsyncClient`` with Portail's limits."""
+
+    def __init__(self, *, timeout: float, max_bytes: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            transport=transport,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"User-Agent": "Portail-EnCommun/1.0 (notifications)"},
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str | int] | None = None,
+        json_body: Any = None,
+        accept: tuple[int, ...] = (200,),
+    ) -> Reply:
+        try:
+            async with self.client.stream(method, url, headers=headers, params=params, json=json_body) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise SourceError("error", f"answer larger than {self.max_bytes} bytes")
+                    chunks.append(chunk)
+                reply = Reply(response.status_code, response.headers, b"".join(chunks))
+        except httpx.TimeoutException as exc:
+            raise SourceError("unreachable", "timed out") from exc
+        except Refused as exc:  # the SSRF guard (federation.verification.PinnedTransport) said no
+            raise SourceError("error", f"refused by the outbound guard: {exc.code}") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise SourceError("unreachable", f"connection failed: {type(exc).__name__}") from exc
+        if reply.status in accept:
+            return reply
+        if reply.status in (401, 403):
+            raise SourceError("unauthorized", f"credential refused ({reply.status})")
+        if reply.status >= 500 or reply.status == 429:
+            raise SourceError("unreachable", f"instance answered {reply.status}")
+        raise SourceError("error", f"unexpected status {reply.status}")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

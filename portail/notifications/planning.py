@@ -1,0 +1,250 @@
+"""What to pull for a member, and recording what a pull brought (the aggregator's database half).
+
+``plan`` lists a member's sources: their linked Matrix and Discourse accounts (``SourceLink``), the
+Nextcloud instances they use through Portail (an active consent for the instance's client: Portail
+then mints them a short-lived access token), and the feeds they subscribed to (an enabled
+preference on an instance with a ``feed_url``). Sources the member turned off, sources pulled less
+than ``notification_refresh_seconds`` ago and instances whose circuit breaker is open are left out
+(the last ones reported as unreachable). ``record`` stores one pull's outcome: new notifications
+(idempotently), the cursor (ETag, since-token), and the instance's breaker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from portail.accounts.models import Member
+from portail.config import Settings
+from portail.db import utcnow
+from portail.federation.models import Instance
+from portail.notifications import breaker, inbox
+from portail.notifications.models import NotificationPreference, SourceLink, SourceState
+from portail.notifications.sealing import Unsealable, unseal
+from portail.notifications.sources import PullJob, PullResult
+from portail.oidc.models import Consent, OAuthClient
+
+log = logging.getLogger("portail.notifications")
+
+TokenMinter = Callable[[Session, Settings, Member, OAuthClient], str]
+"""Mints a short-lived JWT access token for ``member`` whose audience is the client's id (Nextcloud)."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    source: str  # matrix | nextcloud | discourse | feed
+    job: PullJob
+
+
+@dataclass
+class Plan:
+    jobs: list[Planned] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # names of instances whose breaker is open
+
+
+def state_for(session: Session, instance_id: int, member_id: int | None) -> SourceState:
+    query = select(SourceState).where(SourceState.instance_id == instance_id)
+    query = query.where(
+        col(SourceState.member_id).is_(None) if member_id is None else SourceState.member_id == member_id
+    )
+    row = session.exec(query.order_by(col(SourceState.id))).first()
+    if row is None:
+        row = SourceState(instance_id=instance_id, member_id=member_id)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def preload_states(
+    session: Session, instance_ids: list[int], member_id: int
+) -> dict[tuple[int, int | None], SourceState]:
+    """Every cursor and breaker row a plan needs, in one query (missing ones created)."""
+    rows = session.exec(
+        select(SourceState)
+        .where(
+            col(SourceState.instance_id).in_(instance_ids),
+            (col(SourceState.member_id) == member_id) | col(SourceState.member_id).is_(None),
+        )
+        .order_by(col(SourceState.id).desc())
+    ).all()
+    states = {(row.instance_id, row.member_id): row for row in rows}
+    missing = [
+        SourceState(instance_id=instance_id, member_id=owner)
+        for instance_id in set(instance_ids)
+        for owner in (member_id, None)
+        if (instance_id, owner) not in states
+    ]
+    if missing:
+        session.add_all(missing)
+        session.flush()
+        states.update({(row.instance_id, row.member_id): row for row in missing})
+    return states
+
+
+def candidates(
+    session: Session, settings: Settings, member: Member, minter: TokenMinter | None
+) -> list[tuple[str, Instance, str | None, str, bool]]:
+    """(source, instance, credential, account, per-member) for every source of this member."""
+    assert member.id is not None
+    found: list[tuple[str, Instance, str | None, str, bool]] = []
+    links = session.exec(
+        select(SourceLink, Instance)
+        .join(Instance, col(Instance.id) == col(SourceLink.instance_id))
+        .where(SourceLink.member_id == member.id, Instance.status == "active")
+    ).all()
+    for link, instance in links:
+        try:
+            found.append((link.kind, instance, unseal(settings.secret_key, link.secret_sealed), link.account, True))
+        except Unsealable:
+            found.append((link.kind, instance, None, link.account, True))
+    if minter is not None:
+        clouds = session.exec(
+            select(Instance, OAuthClient)
+            .join(OAuthClient, col(OAuthClient.client_id) == col(Instance.client_id))
+            .join(Consent, col(Consent.client_id) == col(Instance.client_id))
+            .where(
+                Instance.software == "nextcloud",
+                Instance.status == "active",
+                Consent.member_id == member.id,
+                col(Consent.withdrawn_at).is_(None),
+                col(OAuthClient.disabled_at).is_(None),
+            )
+        ).all()
+        for instance, client in clouds:
+            found.append(("nextcloud", instance, minter(session, settings, member, client), "", True))
+    feeds = session.exec(
+        select(Instance)
+        .join(NotificationPreference, col(NotificationPreference.instance_id) == col(Instance.id))
+        .where(
+            NotificationPreference.member_id == member.id,
+            NotificationPreference.enabled == True,  # noqa: E712
+            col(Instance.feed_url).is_not(None),
+            Instance.status == "active",
+        )
+    ).all()
+    found.extend(("feed", instance, None, "", False) for instance in feeds)
+    return found
+
+
+def plan(
+    session: Session, settings: Settings, member_id: int, *, force: bool = False, minter: TokenMinter | None = None
+) -> Plan:
+    member = session.get(Member, member_id)
+    result = Plan()
+    if member is None or not member.active:
+        return result
+    now = utcnow()
+    fresh_after = now - dt.timedelta(seconds=settings.notification_refresh_seconds)
+    prefs = inbox.preferences(session, member_id)
+    found = candidates(session, settings, member, minter)
+    states = preload_states(session, [c[1].id or 0 for c in found], member_id)
+    for source, instance, credential, account, per_member in found:
+        assert instance.id is not None
+        pref = prefs.get(instance.id)
+        if pref is not None and not pref.enabled:
+            continue
+        cursor = states[(instance.id, member_id if per_member else None)]
+        if not force and cursor.fetched_at is not None and cursor.fetched_at > fresh_after:
+            continue
+        guard = states[(instance.id, None)]
+        if not breaker.claim_trial(guard, now, settings):
+            result.skipped.append(instance.name)
+            if per_member:
+                cursor.status = "unreachable"
+                cursor.last_error = "circuit breaker open"
+            continue
+        job = PullJob(
+            instance_id=instance.id,
+            instance_name=instance.name,
+            software=instance.software,
+            base_url=instance.base_url.rstrip("/"),
+            member_id=member_id if per_member else None,
+            url=instance.feed_url if source == "feed" else None,
+            credential=credential,
+            account=account,
+            etag=cursor.etag,
+            since=cursor.since,
+        )
+        result.jobs.append(Planned(source, job))
+    return result
+
+
+def _safe_link(link: str | None, fallback: str) -> str:
+    if link and link.startswith(("https://", "http://")) and len(link) <= 1000:
+        return link
+    return fallback
+
+
+def record_many(
+    session: Session, settings: Settings, outcomes: list[tuple[Planned, PullResult | None, tuple[str, str] | None, int]]
+) -> list[inbox.Delivered]:
+    """``record`` for several pulls in one transaction (what a refresh does when its pulls are back)."""
+    delivered: list[inbox.Delivered] = []
+    for planned, result, failure, latency_ms in outcomes:
+        delivered.extend(record(session, settings, planned, result, failure, latency_ms))
+    return delivered
+
+
+def record(
+    session: Session,
+    settings: Settings,
+    planned: Planned,
+    result: PullResult | None,
+    failure: tuple[str, str] | None,
+    latency_ms: int,
+) -> list[inbox.Delivered]:
+    """Store one pull: notifications, cursor, breaker. ``failure`` is (status, message) or None."""
+    job = planned.job
+    now = utcnow()
+    cursor = state_for(session, job.instance_id, job.member_id)
+    guard = cursor if job.member_id is None else state_for(session, job.instance_id, None)
+    cursor.fetched_at = now
+    delivered: list[inbox.Delivered] = []
+    if failure is not None or result is None:
+        status, message = failure or ("error", "no result")
+        cursor.status, cursor.last_error = status, message[:500]
+        if status != "unauthorized":
+            breaker.record_failure(guard, now, settings, status, message)
+        elif guard is not cursor and guard.breaker == "half-open":
+            breaker.record_success(guard, latency_ms)  # the instance answered
+        session.add_all([cursor, guard])
+        return delivered
+    breaker.record_success(guard, latency_ms)
+    cursor.status, cursor.last_error = "ok", ""
+    cursor.etag, cursor.since = result.etag, result.since
+    if job.member_id is not None:
+        recipients = {job.member_id}
+    else:
+        recipients = set(
+            session.exec(
+                select(NotificationPreference.member_id).where(
+                    NotificationPreference.instance_id == job.instance_id,
+                    NotificationPreference.enabled == True,  # noqa: E712
+                )
+            ).all()
+        )
+    rows = [
+        {
+            "member_id": member_id,
+            "instance_id": job.instance_id,
+            "external_id": f"{member_id}:{item.native_id}"[:255],
+            "kind": item.kind[:40] or "info",
+            "title": item.title[:300] or "—",
+            "body": item.body,
+            "link": _safe_link(item.link, job.base_url),
+            "origin": planned.source,
+            "created_at": item.created_at or now,
+            "received_at": now,
+            "read_at": now if item.read else None,
+        }
+        for item in result.items
+        for member_id in sorted(recipients)
+    ]
+    for start in range(0, len(rows), 500):
+        delivered.extend(inbox.deliver(session, rows[start : start + 500]))
+    session.add_all([cursor, guard])
+    return delivered

@@ -1,0 +1,115 @@
+"""Matrix: a member's notifications from their homeserver (Matrix client-server API v1.x).
+
+- Linking (see ``portail/notifications/linking.py``): the browser goes through the homeserver's SSO
+  (``GET /_matrix/client/v3/login/sso/redirect/oidc-portail?redirectUrl=…``, spec "Client login via SSO"),
+  Portail receives ``loginToken`` and exchanges it (``POST /_matrix/client/v3/login``,
+  ``{"type": "m.login.token"}``) for a dedicated device and access token; unlinking logs that device
+  out (``POST /_matrix/client/v3/logout``).
+- Reading: ``GET /_matrix/client/v3/notifications?limit=…[&from=…]`` (spec "Listing notifications"),
+  newest first, ``next_token`` paging towards older ones. Portail's since-token is the ``ts`` of the
+  newest notification it has seen; it pages with ``from`` until it reaches it (at most ``MAX_PAGES``).
+  Push actions with the ``highlight`` tweak (mentions) become ``mention``, the others ``message``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import quote
+
+from portail.notifications.outbound import Fetcher, SourceError
+from portail.notifications.plaintext import plain
+from portail.notifications.sources import Item, PullJob, PullResult
+
+PAGE = 50
+MAX_PAGES = 3
+NOTIFICATIONS = "/_matrix/client/v3/notifications"
+
+
+def _auth(job: PullJob) -> dict[str, str]:
+    if not job.credential:
+        raise SourceError("unauthorized", "Matrix account not linked")
+    return {"Authorization": f"Bearer {job.credential}", "Accept": "application/json"}
+
+
+def _highlight(actions: Any) -> bool:
+    return isinstance(actions, list) and any(
+        isinstance(a, dict) and a.get("set_tweak") == "highlight" and a.get("value", True) for a in actions
+    )
+
+
+def _item(raw: Any) -> tuple[int, Item]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("event"), dict):
+        raise SourceError("error", "notification without event")
+    event, room_id, ts = raw["event"], raw.get("room_id"), raw.get("ts")
+    event_id = event.get("event_id")
+    if not isinstance(event_id, str) or not isinstance(room_id, str) or not isinstance(ts, int):
+        raise SourceError("error", "notification without event_id, room_id or ts")
+    content = event.get("content") if isinstance(event.get("content"), dict) else {}
+    sender = str(event.get("sender") or "")
+    body = str(content.get("body")) if isinstance(content.get("body"), str) else ""
+    kind = "mention" if _highlight(raw.get("actions")) else "message"
+    title = sender if event.get("type") == "m.room.message" else f"{sender} · {event.get('type')}"
+    return ts, Item(
+        native_id=event_id,
+        title=plain(str(title or "Matrix"), 300),
+        body=plain(body, 2000),
+        kind=kind,
+        link=f"https://matrix.to/#/{quote(room_id, safe='!:')}/{quote(event_id, safe='$:')}",
+        created_at=dt.datetime.fromtimestamp(ts / 1000, dt.UTC),
+        read=bool(raw.get("read")),
+    )
+
+
+async def pull(http: Fetcher, job: PullJob) -> PullResult:
+    headers = _auth(job)
+    seen = int(job.since) if job.since and job.since.isdigit() else 0
+    items: list[Item] = []
+    newest = seen
+    token: str | None = None
+    for _page in range(MAX_PAGES):
+        params: dict[str, str | int] = {"limit": PAGE}
+        if token:
+            params["from"] = token
+        body = (await http.request("GET", job.base_url + NOTIFICATIONS, headers=headers, params=params)).json()
+        raw_items = body.get("notifications") if isinstance(body, dict) else None
+        if not isinstance(raw_items, list):
+            raise SourceError("error", "no notifications list")
+        reached = False
+        for raw in raw_items:
+            ts, item = _item(raw)
+            if ts <= seen:
+                reached = True
+                break
+            newest = max(newest, ts)
+            items.append(item)
+        next_token = body.get("next_token")
+        if reached or not seen or not isinstance(next_token, str) or not next_token:
+            break
+        token = next_token
+    return PullResult(items=items, since=str(newest) if newest else None)
+
+
+async def exchange_login_token(http: Fetcher, base_url: str, login_token: str) -> tuple[str, str, str]:
+    """``m.login.token`` → (user_id, device_id, access_token) of a new device named for Portail."""
+    reply = await http.request(
+        "POST",
+        f"{base_url}/_matrix/client/v3/login",
+        json_body={"type": "m.login.token", "token": login_token, "initial_device_display_name": "Portail En commun"},
+    )
+    body = reply.json()
+    values = [body.get(k) if isinstance(body, dict) else None for k in ("user_id", "device_id", "access_token")]
+    if not all(isinstance(v, str) and v for v in values):
+        raise SourceError("error", "login answer without user_id, device_id or access_token")
+    return str(values[0]), str(values[1]), str(values[2])
+
+
+async def logout(http: Fetcher, base_url: str, access_token: str) -> None:
+    """Log the dedicated device out (its access token dies with it)."""
+    await http.request(
+        "POST",
+        f"{base_url}/_matrix/client/v3/logout",
+        headers={"Authorization": f"Bearer {access_token}"},
+        json_body={},
+        accept=(200, 401),
+    )

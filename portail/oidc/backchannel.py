@@ -1,0 +1,463 @@
+"""OpenID Connect Back-Channel Logout 1.0: tell every tool of a login session that it ended.
+
+- §2.5/§2.7 (when): when a login session ends (``accounts.sessions.on_session_end``), one
+  ``BackchannelDelivery`` row is created, *in the same transaction*, for each client that received
+  tokens in that session (``SessionClient``) and registered a ``backchannel_logout_uri``. A consent
+  withdrawal does the same for one client and every live session of the member
+  (``logout_member_from_client``).
+- §2.4 (what): the Logout Token is built at send time (so its ``exp`` of about two minutes is counted
+  from the attempt, not from the logout): a JWT with header ``typ: logout+jwt``, signed RS256 with
+  the provider's keys, claims ``iss aud iat exp jti events sid sub`` and never ``nonce``.
+  Synapse needs ``sid``, Nextcloud needs ``exp``; both are always present (``sid`` is omitted only
+  for a withdrawal without any live session, and only for clients not requiring it).
+- §2.5 (how): ``POST`` ``application/x-www-form-urlencoded`` ``logout_token=…`` with an explicit
+  timeout and no redirect followed. 2xx is success; other answers and network errors are retried
+  with exponential backoff, up to ``MAX_ATTEMPTS``; a 4xx other than 408/429 fails at once (the
+  spec's 400 means the RP refused the token, 501 that it does not support logout).
+- Never make the member wait: rows are sent by ``BackchannelSender``, a background task started in
+  the application's lifespan, which polls for due rows every few seconds and is woken at once (in
+  process) when a commit created rows. With several worker processes each runs a sender; a row is
+  *claimed* atomically by pushing its ``next_attempt_at`` forward by a lease
+  (``UPDATE … WHERE id=? AND status IN (pending, retrying) AND next_attempt_at <= now``), so only one
+  process sends it, and a crashed sender's row becomes due again when the lease runs out.
+- Expiry: a session that expires while nobody uses it is ended by the sender's periodic sweep
+  (``end_expired_sessions``), so its tools are logged out too.
+- Addresses: a client registered dynamically (hoster-supplied URI) is only sent to a public
+  address unless ``allow_private_addresses``; administrators' clients may use loopback (tests do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import logging
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import event, update
+from sqlmodel import Session, col, select
+
+from portail.accounts import sessions
+from portail.accounts.models import LoginSession, Member
+from portail.config import Settings
+from portail.db import Database, utcnow
+from portail.oidc import keys, subjects
+from portail.oidc.models import BackchannelDelivery, OAuthClient, SessionClient
+
+log = logging.getLogger("portail.oidc.backchannel")
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+TOKEN_SECONDS = 120
+MAX_ATTEMPTS = 8
+BACKOFF_FIRST_SECONDS = 10
+BACKOFF_MAX_SECONDS = 3600
+LEASE_SECONDS = 60
+POLL_SECONDS = 5.0
+SWEEP_SECONDS = 60.0  # how often expired sessions are looked for
+BATCH = 50
+CONCURRENCY = 10
+DUE = ("pending", "retrying")
+
+# ---------------------------------------------------------------- creating deliveries
+
+_wakers: list[Callable[[], None]] = []
+_WAKE_KEY = "portail.backchannel.wake"
+_secret: dict[str, str] = {}  # the secret key pairwise subjects derive from, set by ``register_hook``
+
+
+def _queue(db: Session, client: OAuthClient, member: Member, sid: str) -> BackchannelDelivery | None:
+    if not client.backchannel_logout_uri or not client.active:
+        return None
+    if not sid and client.backchannel_logout_session_required:
+        return None
+    row = BackchannelDelivery(
+        client_id=client.client_id,
+        sid=sid,
+        subject=subjects.subject_for(db, _secret.get("key", ""), member, client),
+        uri=client.backchannel_logout_uri,
+    )
+    db.add(row)
+    db.info[_WAKE_KEY] = True
+    return row
+
+
+def _clients(db: Session, client_ids: set[str]) -> dict[str, OAuthClient]:
+    if not client_ids:
+        return {}
+    rows = db.exec(select(OAuthClient).where(col(OAuthClient.client_id).in_(sorted(client_ids))))
+    return {c.client_id: c for c in rows}
+
+
+def queue_for_ended_sessions(db: Session, ended: list[LoginSession]) -> list[BackchannelDelivery]:
+    """The ``on_session_end`` hook: one delivery per (ended session, client with a back-channel URI)."""
+    by_sid = {row.sid: row for row in ended}
+    links = list(db.exec(select(SessionClient).where(col(SessionClient.sid).in_(sorted(by_sid)))))
+    clients = _clients(db, {link.client_id for link in links})
+    members: dict[int, Member | None] = {}
+    created = []
+    for link in links:
+        client = clients.get(link.client_id)
+        if client is None:
+            continue
+        if link.member_id not in members:
+            members[link.member_id] = db.get(Member, link.member_id)
+        member = members[link.member_id]
+        if member is None:
+            continue
+        row = _queue(db, client, member, link.sid)
+        if row is not None:
+            created.append(row)
+    db.flush()
+    return created
+
+
+def logout_member_from_client(db: Session, member_id: int, client_id: str) -> list[BackchannelDelivery]:
+    """Log a member out of one client in every live session (consent withdrawal, client revocation).
+
+    The ``SessionClient`` links are removed, so the session's own end later does not repeat it.
+    Without a live session, a ``sub``-only token is sent to clients that do not require ``sid``.
+    """
+    member = db.get(Member, member_id)
+    clients = _clients(db, {client_id})
+    client = clients.get(client_id)
+    if member is None or client is None:
+        return []
+    links = list(
+        db.exec(
+            select(SessionClient, LoginSession)
+            .join(LoginSession, col(LoginSession.sid) == col(SessionClient.sid))
+            .where(SessionClient.member_id == member_id, SessionClient.client_id == client_id)
+        )
+    )
+    created = []
+    for link, login in links:
+        if login.ended_at is None:
+            row = _queue(db, client, member, link.sid)
+            if row is not None:
+                created.append(row)
+        db.delete(link)
+    if not created:
+        row = _queue(db, client, member, "")
+        if row is not None:
+            created.append(row)
+    db.flush()
+    return created
+
+
+def _on_session_end(db: Session, ended: list[LoginSession]) -> None:
+    queue_for_ended_sessions(db, ended)
+
+
+def register_hook(settings: Settings) -> None:
+    """Queue deliveries when sessions end (called by ``create_app``)."""
+    _secret["key"] = settings.secret_key
+    sessions.on_session_end(_on_session_end)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop(_WAKE_KEY, False):
+        for wake in list(_wakers):
+            wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_WAKE_KEY, None)
+
+
+def end_expired_sessions(db: Session, settings: Settings, now: dt.datetime, limit: int = 200) -> int:
+    """End the sessions that expired without a request noticing (idle or absolute lifetime), so that
+    their tools are told too. Each row is claimed by a conditional UPDATE (``end_reason`` is the
+    marker, overwritten by ``end_sessions`` in the same transaction): one process ends it."""
+    idle_before = now - dt.timedelta(minutes=settings.session_idle_minutes)
+    born_before = now - dt.timedelta(hours=settings.session_absolute_hours)
+    candidates = db.exec(
+        select(LoginSession.id)
+        .where(
+            col(LoginSession.ended_at).is_(None),
+            (col(LoginSession.last_seen_at) < idle_before) | (col(LoginSession.created_at) < born_before),
+        )
+        .limit(limit)
+    ).all()
+    claimed = []
+    for row_id in candidates:
+        result = db.execute(
+            update(LoginSession)
+            .where(
+                col(LoginSession.id) == row_id, col(LoginSession.ended_at).is_(None), col(LoginSession.end_reason) == ""
+            )
+            .values(end_reason="expiring")
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            row = db.get(LoginSession, row_id)
+            if row is not None:
+                db.refresh(row)
+                claimed.append(row)
+    return len(sessions.end_sessions(db, claimed, "expired")) if claimed else 0
+
+
+# ---------------------------------------------------------------- the logout token
+
+
+def logout_token(settings: Settings, delivery: BackchannelDelivery, now: dt.datetime | None = None) -> str:
+    """§2.4: the signed Logout Token for one delivery (``typ: logout+jwt``; never ``nonce``)."""
+    issued = int((now or utcnow()).timestamp())
+    payload: dict[str, object] = {
+        "iss": settings.issuer,
+        "aud": delivery.client_id,
+        "iat": issued,
+        "exp": issued + TOKEN_SECONDS,
+        "jti": secrets.token_urlsafe(18),
+        "events": {EVENT: {}},
+        "sub": delivery.subject,
+    }
+    if delivery.sid:
+        payload["sid"] = delivery.sid
+    return keys.sign(payload, typ="logout+jwt", alg="RS256")
+
+
+# ---------------------------------------------------------------- claiming and recording
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Delay before the next attempt after ``attempts`` failures: 10 s, 20 s, 40 s … at most an hour."""
+    return dt.timedelta(seconds=min(BACKOFF_FIRST_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+
+
+def claim_due(db: Session, now: dt.datetime, limit: int = BATCH) -> list[BackchannelDelivery]:
+    """Atomically take the due rows this process will send (lease = ``next_attempt_at`` pushed on)."""
+    candidates = db.exec(
+        select(BackchannelDelivery.id)
+        .where(col(BackchannelDelivery.status).in_(DUE), col(BackchannelDelivery.next_attempt_at) <= now)
+        .order_by(col(BackchannelDelivery.next_attempt_at))
+        .limit(limit)
+    ).all()
+    lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
+    claimed = []
+    for row_id in candidates:
+        result = db.execute(
+            update(BackchannelDelivery)
+            .where(
+                col(BackchannelDelivery.id) == row_id,
+                col(BackchannelDelivery.status).in_(DUE),
+                col(BackchannelDelivery.next_attempt_at) <= now,
+            )
+            .values(next_attempt_at=lease_until)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            row = db.get(BackchannelDelivery, row_id)
+            if row is not None:
+                claimed.append(row)
+    return claimed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    ok: bool
+    status_code: int | None = None
+    error: str = ""
+    permanent: bool = False
+
+
+def record(db: Session, outcome: Outcome, now: dt.datetime | None = None) -> BackchannelDelivery | None:
+    """Store the result of one attempt: sent, retrying (with backoff) or failed."""
+    row = db.get(BackchannelDelivery, outcome.delivery_id)
+    if row is None:
+        return None
+    now = now or utcnow()
+    row.attempts += 1
+    row.last_status_code = outcome.status_code
+    row.last_error = outcome.error[:500]
+    if outcome.ok:
+        row.status = "sent"
+        row.sent_at = now
+    elif outcome.permanent or row.attempts >= MAX_ATTEMPTS:
+        row.status = "failed"
+    else:
+        row.status = "retrying"
+        row.next_attempt_at = now + backoff(row.attempts)
+    db.add(row)
+    return row
+
+
+# ---------------------------------------------------------------- sending
+
+
+def _public_address(host: str, port: int) -> bool:
+    """Whether every address ``host`` resolves to is public (the outbound-address guard)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return False
+    return bool(infos)
+
+
+async def _guarded(settings: Settings, dynamic: bool, uri: str) -> str:
+    """An error message when the URI may not be contacted, else an empty string."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "invalid backchannel_logout_uri"
+    if dynamic and not settings.allow_private_addresses:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if not await asyncio.to_thread(_public_address, parts.hostname, port):
+            return "backchannel_logout_uri does not resolve to a public address"
+    return ""
+
+
+async def send_one(
+    settings: Settings, http: httpx.AsyncClient, delivery: BackchannelDelivery, dynamic: bool
+) -> Outcome:
+    row_id = delivery.id or 0
+    refused = await _guarded(settings, dynamic, delivery.uri)
+    if refused:
+        return Outcome(row_id, False, error=refused, permanent=True)
+    try:
+        token = logout_token(settings, delivery)
+        response = await http.post(
+            delivery.uri,
+            data={"logout_token": token},
+            headers={"Accept": "application/json", "Cache-Control": "no-store"},
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        return Outcome(row_id, False, error=f"{type(exc).__name__}: {exc}"[:500])
+    code = response.status_code
+    if 200 <= code < 300:
+        return Outcome(row_id, True, code)
+    permanent = 400 <= code < 500 and code not in (408, 429)
+    body = response.text[:200].replace("\n", " ") if response.content else ""
+    return Outcome(row_id, False, code, f"HTTP {code} {body}".strip(), permanent)
+
+
+def _dynamic_clients(db: Session, client_ids: list[str]) -> set[str]:
+    return {c.client_id for c in _clients(db, set(client_ids)).values() if c.registered_dynamically}
+
+
+async def deliver_due(db: Database, settings: Settings, http: httpx.AsyncClient, *, limit: int = BATCH) -> int:
+    """Claim the due deliveries, send them concurrently and record each outcome; returns how many."""
+    claimed = await db.run(claim_due, utcnow(), limit)
+    if not claimed:
+        return 0
+    dynamic = await db.run(_dynamic_clients, [row.client_id for row in claimed])
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def attempt(row: BackchannelDelivery) -> None:
+        async with gate:
+            outcome = await send_one(settings, http, row, row.client_id in dynamic)
+        if not outcome.ok:
+            log.info("back-channel logout to %s failed: %s", row.client_id, outcome.error)
+        await db.run(record, outcome)
+
+    await asyncio.gather(*(attempt(row) for row in claimed))
+    return len(claimed)
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The outbound client of the sender: explicit timeout, no redirects, no environment proxies."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.outbound_timeout_seconds),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": "Portail-En-commun/backchannel-logout"},
+    )
+
+
+class BackchannelSender:
+    """The background task sending due deliveries; polls, and wakes at once after a new logout."""
+
+    def __init__(self, db: Database, settings: Settings, poll_seconds: float = POLL_SECONDS) -> None:
+        self.db = db
+        self.settings = settings
+        self.poll_seconds = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        """Thread-safe: ask the loop to look for due rows now."""
+        with self._lock:
+            if self._loop is not None and self._event is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._event.set)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        _wakers.append(self.wake)
+        self._task = asyncio.create_task(self._run(), name="portail-backchannel")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            _wakers.remove(self.wake)
+        with self._lock:
+            self._loop = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        assert self._event is not None
+        swept_at = 0.0
+        loop = asyncio.get_running_loop()
+        async with http_client(self.settings) as http:
+            while True:
+                self._event.clear()
+                try:
+                    if loop.time() - swept_at >= SWEEP_SECONDS:
+                        swept_at = loop.time()
+                        await self.db.run(end_expired_sessions, self.settings, utcnow())
+                    while await deliver_due(self.db, self.settings, http) == BATCH:
+                        pass
+                except Exception:  # a database hiccup must not kill the sender
+                    log.exception("back-channel logout sender error")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._event.wait(), self.poll_seconds)
+
+
+# ---------------------------------------------------------------- the administrators' view
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    sent: int = 0
+    pending: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def counts_by_client(db: Session) -> dict[str, DeliveryCounts]:
+    from sqlalchemy import func
+
+    rows = db.exec(
+        select(BackchannelDelivery.client_id, BackchannelDelivery.status, func.count()).group_by(
+            col(BackchannelDelivery.client_id), col(BackchannelDelivery.status)
+        )
+    ).all()
+    totals: dict[str, dict[str, int]] = {}
+    for client_id, status, count in rows:
+        totals.setdefault(client_id, {})[status] = int(count)
+    return {
+        cid: DeliveryCounts(**{k: v for k, v in t.items() if k in DeliveryCounts.__dataclass_fields__})
+        for cid, t in totals.items()
+    }
+
+
+def recent_deliveries(db: Session, client_id: str | None = None, limit: int = 50) -> list[BackchannelDelivery]:
+    query = select(BackchannelDelivery).order_by(col(BackchannelDelivery.id).desc()).limit(limit)
+    if client_id is not None:
+        query = query.where(BackchannelDelivery.client_id == client_id)
+    return list(db.exec(query))

@@ -1,0 +1,205 @@
+"""authlib grants and client authentication, wired to Portail's storage.
+
+- ``CodeGrant``: RFC 6749 §4.1.3-4 with PKCE (RFC 7636 §4.6: S256 only; required when the client
+  authenticates with ``none``; a ``code_verifier`` without a challenge is refused, RFC 9700 §4.8).
+- ``RefreshGrant``: RFC 6749 §6, rotation and reuse detection in ``refresh.py``.
+- ``ClientCredentials``: RFC 6749 §4.4, for instances calling Portail's APIs; API scopes only.
+- Client authentication (RFC 6749 §2.3, OIDC Core §9): ``client_secret_basic`` and
+  ``client_secret_post`` (both accepted for a secret client), ``private_key_jwt`` (RFC 7523 §3:
+  ``iss = sub = client_id``, ``aud`` = the token endpoint or the issuer, ``exp`` required, ``jti``
+  single use) and ``none`` for public clients. A failed authentication is 401 ``invalid_client``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidScopeError
+from authlib.oauth2.rfc6749.models import AuthorizationCodeMixin, TokenMixin
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlmodel import Session
+
+from portail.accounts.models import Member
+from portail.config import Settings
+from portail.db import utcnow
+from portail.oidc import claims, codes, issuance, refresh
+from portail.oidc.models import AuthorizationCode, ClientAssertion, Grant, RefreshToken
+from portail.oidc.server import ClientAdapter, PortailServer
+from portail.oidc.upserts import insert_ignore
+
+ALL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+TOKEN_PATHS = ("/token", "/introspect", "/revoke")
+
+
+def _active_member(db: Session, member_id: int | None) -> Member | None:
+    member = db.get(Member, member_id) if member_id is not None else None
+    return member if member is not None and member.active else None
+
+
+# ---------------------------------------------------------------- authorization code
+
+
+class CodeRecord(AuthorizationCodeMixin):  # type: ignore[misc]
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+
+class PkceS256(CodeChallenge):  # type: ignore[misc]
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
+
+    @property
+    def db(self) -> Session:
+        return self.server.db  # type: ignore[no-any-return]
+
+    def query_authorization_code(self, code: str, client: ClientAdapter) -> CodeRecord | None:
+        row = codes.claim(self.db, code, client.client_id)
+        return CodeRecord(row) if row is not None else None
+
+    def authenticate_user(self, record: CodeRecord) -> Member | None:
+        return _active_member(self.db, record.row.member_id)
+
+    def generate_token(self, user: Member | None = None, include_refresh_token: bool = True, **_: Any) -> Any:
+        record: CodeRecord = self.request.authorization_code
+        assert user is not None
+        return issuance.for_code(
+            self.db, self.server.settings, self.client.row, user, record.row, with_refresh=include_refresh_token
+        )
+
+    def delete_authorization_code(self, record: CodeRecord) -> None:
+        """Already marked used by ``codes.claim`` (atomically, before anything was issued)."""
+
+
+# ---------------------------------------------------------------- refresh token
+
+
+class RefreshRecord(TokenMixin):  # type: ignore[misc]
+    def __init__(self, token: RefreshToken, grant: Grant, member: Member) -> None:
+        self.token = token
+        self.grant = grant
+        self.member = member
+
+    def check_client(self, client: ClientAdapter) -> bool:
+        return self.token.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.grant.scope
+
+
+class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ALL_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    @property
+    def db(self) -> Session:
+        return self.server.db  # type: ignore[no-any-return]
+
+    def authenticate_refresh_token(self, raw: str) -> RefreshRecord | None:
+        """Checks first (nothing changes when they fail), then rotation (refresh.py)."""
+        found = refresh.find(self.db, raw)
+        if found is None:
+            return None
+        token, grant = found
+        if token.client_id != self.request.client.client_id:
+            return None
+        member = _active_member(self.db, grant.member_id)
+        if member is None:
+            return None
+        requested = self.request.payload.scope
+        if requested and not set(requested.split()) <= set(grant.scope.split()):
+            raise InvalidScopeError()
+        if not refresh.usable(token, grant, utcnow()):
+            return None
+        if not refresh.rotate(self.db, self.server.settings, token, grant):
+            return None
+        return RefreshRecord(token, grant, member)
+
+    def _validate_token_scope(self, token: RefreshRecord) -> None:
+        """Checked in ``authenticate_refresh_token``, before the token is consumed."""
+
+    def authenticate_user(self, record: RefreshRecord) -> Member:
+        return record.member
+
+    def issue_token(self, user: Member, record: RefreshRecord) -> dict[str, Any]:
+        scope = self.request.payload.scope or record.grant.scope
+        return issuance.for_refresh(self.db, self.server.settings, self.client.row, user, record.grant, scope)
+
+    def revoke_old_credential(self, record: RefreshRecord) -> None:
+        """Already rotated by ``refresh.rotate``."""
+
+
+# ---------------------------------------------------------------- client credentials
+
+
+class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_METHODS
+
+    def validate_requested_scope(self) -> None:
+        requested = (self.request.payload.scope or "").split()
+        allowed = set(self.client.row.scope.split()) - claims.MEMBER_SCOPES
+        if not set(requested) <= allowed or not set(requested) <= set(claims.scopes_supported()):
+            raise InvalidScopeError()
+
+    def generate_token(self, scope: str | None = None, **_: Any) -> Any:
+        default = [s for s in self.client.row.scope.split() if s not in claims.MEMBER_SCOPES]
+        granted = scope or " ".join(s for s in default if s in claims.api_scopes())
+        return issuance.for_client(self.server.settings, self.client.row, granted)
+
+
+# ---------------------------------------------------------------- private_key_jwt
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, server: PortailServer) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self.server = server
+
+    def get_audiences(self) -> list[str]:
+        issuer = self.server.settings.issuer
+        return [issuer, issuer + "/", *(issuer + path for path in TOKEN_PATHS)]
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        exp = claims.get("exp")
+        horizon = utcnow() + dt.timedelta(days=1)
+        expires = dt.datetime.fromtimestamp(exp, dt.UTC) if isinstance(exp, int) else horizon
+        digest = hashlib.sha256(f"{claims.get('sub')}\x00{jti}".encode()).hexdigest()
+        return insert_ignore(self.server.db, ClientAssertion, {"jti_hash": digest, "expires_at": min(expires, horizon)})
+
+    def resolve_client_public_key(self, client: ClientAdapter) -> KeySet:
+        if not client.row.jwks:
+            raise InvalidClientError(description="The client has no registered jwks")
+        try:
+            return KeySet.import_key_set(client.row.jwks)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidClientError(description="The client's registered jwks is unusable") from exc
+
+
+def build_server(db: Session, settings: Settings) -> PortailServer:
+    """authlib's server for one request: grants and client authentication methods."""
+    server = PortailServer(db, settings, claims.scopes_supported())
+    server.register_grant(CodeGrant, [PkceS256(required=True)])
+    server.register_grant(RefreshGrant)
+    server.register_grant(ClientCredentials)
+    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(server))
+    return server

@@ -1,0 +1,327 @@
+"""Signing keys of the provider (RFC 7517 JWK, RFC 7518 §3.3 RS256 and §3.4 ES256).
+
+- Two algorithms: RS256 (RSA 2048, what OIDC Core §15.1 requires and what ID tokens use by
+  default) and ES256 (P-256, seven times cheaper to sign: JWT access tokens use it). Each key has a
+  ``kid`` (its RFC 7638 thumbprint) and ``use: sig``.
+- Keys are generated on first start. The private JWK is stored **encrypted** with Fernet under a key
+  derived by HKDF-SHA256 from ``settings.secret_key``; only the public half is stored in clear.
+- ``rotate`` adds a new key per algorithm. The new key is published at once and signs after
+  ``lead`` (two cache periods by default, so that every process and every client's JWKS cache has
+  seen it first). The old key stops signing then, and its public key stays in the JWKS until every
+  token it signed has expired: refresh tokens are opaque, so the bound is the longest JWT
+  lifetime, ``max(id_token_minutes, access_token_minutes)`` (plus a margin for clock skew).
+- ``KeyRing`` caches the keys in the process and reloads them every ``RELOAD_SECONDS`` (or at
+  once on an unknown ``kid``); ``install`` makes a ring the one that ``sign``/``decode`` use.
+  Other packages sign with ``sign(claims, typ=…, alg=…)`` (logout tokens, RFC 8417 SETs).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy import or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from portail.config import Settings
+from portail.db import utcnow
+from portail.oidc.models import SigningKey
+
+log = logging.getLogger("portail.oidc.keys")
+
+ALGORITHMS = ("RS256", "ES256")
+RELOAD_SECONDS = 60.0
+SKEW = dt.timedelta(minutes=5)
+DEFAULT_LEAD = dt.timedelta(seconds=2 * RELOAD_SECONDS)
+
+SigningJWK = RSAKey | ECKey
+
+
+class NoKey(Exception):
+    """No usable key (none installed, or an unknown ``kid``/algorithm)."""
+
+
+class BadSignature(Exception):
+    """A JWT that is malformed, signed by an unknown key, or whose signature does not verify."""
+
+
+# ---------------------------------------------------------------- storage
+
+
+def _fernet(secret_key: str) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"portail", info=b"portail.oidc.signing-keys").derive(
+        secret_key.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _new_jwk(alg: str) -> SigningJWK:
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"})
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", parameters={"use": "sig", "alg": "ES256"})
+    raise NoKey(f"unsupported algorithm {alg}")
+
+
+def generate(db: Session, settings: Settings, alg: str, *, activates_at: dt.datetime | None = None) -> SigningKey:
+    """Create and store a key for ``alg``; the private half is encrypted at rest."""
+    key = _new_jwk(alg)
+    kid = key.thumbprint()
+    public = {**key.as_dict(private=False), "kid": kid, "use": "sig", "alg": alg}
+    private = json.dumps({**key.as_dict(private=True), "kid": kid})
+    row = SigningKey(
+        kid=kid,
+        alg=alg,
+        public_jwk=public,
+        private_jwk_encrypted=_fernet(settings.secret_key).encrypt(private.encode()).decode(),
+        activates_at=activates_at,
+    )
+    db.add(row)
+    db.flush()
+    return row
+
+
+def _active_from(row: SigningKey) -> dt.datetime:
+    return row.activates_at or row.created_at
+
+
+def ensure_keys(db: Session, settings: Settings) -> list[SigningKey]:
+    """Generate a key for every algorithm that has none able to sign (first start)."""
+    created = []
+    for alg in ALGORITHMS:
+        found = db.exec(
+            select(SigningKey.id).where(SigningKey.alg == alg, col(SigningKey.retired_at).is_(None)).limit(1)
+        ).first()
+        if found is None:
+            created.append(generate(db, settings, alg))
+    return created
+
+
+def token_lifetime(settings: Settings) -> dt.timedelta:
+    """The longest lifetime of a JWT signed by these keys (refresh tokens are not JWTs)."""
+    return dt.timedelta(minutes=max(settings.id_token_minutes, settings.access_token_minutes))
+
+
+def rotate(db: Session, settings: Settings, *, lead: dt.timedelta = DEFAULT_LEAD) -> list[SigningKey]:
+    """Add a new key per algorithm; the current ones retire when it activates and stay published
+    until every token they signed has expired."""
+    now = utcnow()
+    activates = now + lead
+    unpublish = activates + token_lifetime(settings) + SKEW
+    new_keys = []
+    for alg in ALGORITHMS:
+        current = db.exec(
+            select(SigningKey).where(
+                SigningKey.alg == alg,
+                or_(col(SigningKey.retired_at).is_(None), col(SigningKey.retired_at) > activates),
+            )
+        ).all()
+        for row in current:  # including a key a previous rotation scheduled and that did not sign yet
+            row.retired_at = activates
+            row.unpublish_after = unpublish
+            db.add(row)
+        new_keys.append(generate(db, settings, alg, activates_at=activates))
+    return new_keys
+
+
+def list_keys(db: Session) -> list[SigningKey]:
+    return list(db.exec(select(SigningKey).order_by(col(SigningKey.created_at))))
+
+
+def key_state(row: SigningKey, now: dt.datetime) -> str:
+    """``signing``, ``pending`` (published, not yet signing), ``retired`` (published only) or ``expired``."""
+    if row.unpublish_after is not None and row.unpublish_after <= now:
+        return "expired"
+    if row.retired_at is not None and row.retired_at <= now:
+        return "retired"
+    if _active_from(row) > now:
+        return "pending"
+    return "signing"
+
+
+# ---------------------------------------------------------------- the in-process ring
+
+
+@dataclass(frozen=True)
+class LoadedKey:
+    kid: str
+    alg: str
+    active_from: dt.datetime
+    retired_at: dt.datetime | None
+    private: SigningJWK | None  # None when it cannot be decrypted (the secret key changed)
+    public: SigningJWK
+
+
+class KeyRing:
+    """The keys of one database, cached in this process and reloaded every ``RELOAD_SECONDS``."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._keys: dict[str, LoadedKey] = {}
+        self._jwks: dict[str, Any] = {"keys": []}
+        self._public_set = KeySet([])
+        self._loaded_at = -1e9
+        self._missed_at = -1e9
+
+    # -- loading
+    def load(self) -> None:
+        fernet = _fernet(self.settings.secret_key)
+        now = utcnow()
+        with Session(self.engine) as db:
+            rows = [r for r in list_keys(db) if key_state(r, now) != "expired"]
+        keys: dict[str, LoadedKey] = {}
+        for row in rows:
+            public = _import(row.public_jwk)
+            try:
+                private: SigningJWK | None = _import(json.loads(fernet.decrypt(row.private_jwk_encrypted.encode())))
+            except (InvalidToken, ValueError):
+                log.error(
+                    "Clé %s indéchiffrable (la clé secrète a changé?) / key %s cannot be decrypted", row.kid, row.kid
+                )
+                private = None
+            keys[row.kid] = LoadedKey(row.kid, row.alg, _active_from(row), row.retired_at, private, public)
+        jwks = {"keys": [dict(r.public_jwk) for r in rows]}
+        with self._lock:
+            self._keys = keys
+            self._jwks = jwks
+            self._public_set = KeySet([k.public for k in keys.values()])
+            self._loaded_at = time.monotonic()
+
+    def _fresh(self) -> None:
+        if time.monotonic() - self._loaded_at > RELOAD_SECONDS:
+            self.load()
+
+    # -- reading
+    def jwks(self) -> dict[str, Any]:
+        self._fresh()
+        return self._jwks
+
+    def signing_key(self, alg: str) -> LoadedKey:
+        self._fresh()
+        now = utcnow()
+        candidates = [
+            k
+            for k in self._keys.values()
+            if k.alg == alg
+            and k.private is not None
+            and k.active_from <= now
+            and (k.retired_at is None or k.retired_at > now)
+        ]
+        if not candidates:
+            # A key past its retirement still signs rather than nothing at all (e.g. clock skew).
+            candidates = [
+                k for k in self._keys.values() if k.alg == alg and k.private is not None and k.active_from <= now
+            ]
+        if not candidates:
+            raise NoKey(f"no signing key for {alg}")
+        return max(candidates, key=lambda k: k.active_from)
+
+    def public_key(self, kid: str) -> LoadedKey | None:
+        self._fresh()
+        found = self._keys.get(kid)
+        if found is None and time.monotonic() - self._missed_at > 1.0:
+            # An unknown kid may come from a key another process just created: reload, at most once a second.
+            self._missed_at = time.monotonic()
+            self.load()
+            found = self._keys.get(kid)
+        return found
+
+    # -- JOSE
+    def sign(self, claims: Mapping[str, Any], *, typ: str | None = None, alg: str = "RS256") -> str:
+        key = self.signing_key(alg)
+        assert key.private is not None
+        header: dict[str, Any] = {"alg": alg, "kid": key.kid}
+        if typ:
+            header["typ"] = typ
+        return jwt.encode(header, dict(claims), key.private, algorithms=[alg])
+
+    def decode(self, token: str, *, algorithms: tuple[str, ...] = ALGORITHMS) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Verify the signature only; returns (header, claims). The caller validates the claims."""
+        if not isinstance(token, str) or token.count(".") != 2 or len(token) > 16_000:
+            raise BadSignature("not a compact JWS")
+        try:
+            header_part = token.split(".", 1)[0]
+            header = json.loads(base64.urlsafe_b64decode(header_part + "=" * (-len(header_part) % 4)))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadSignature("malformed header") from exc
+        if not isinstance(header, dict) or header.get("alg") not in algorithms:
+            raise BadSignature("unexpected algorithm")
+        kid = header.get("kid")
+        key = self.public_key(kid) if isinstance(kid, str) else None
+        if key is None or key.alg != header["alg"]:
+            raise BadSignature("unknown key")
+        try:
+            decoded = jwt.decode(token, key.public, algorithms=[key.alg])
+        except (JoseError, ValueError) as exc:
+            raise BadSignature(str(exc)) from exc
+        return dict(decoded.header), dict(decoded.claims)
+
+
+def _import(data: Mapping[str, Any]) -> SigningJWK:
+    if data.get("kty") == "RSA":
+        return RSAKey.import_key(dict(data))
+    return ECKey.import_key(dict(data))
+
+
+# ---------------------------------------------------------------- the installed ring
+
+_installed: KeyRing | None = None
+
+
+def install(engine: Engine, settings: Settings) -> KeyRing:
+    """Generate missing keys, load them and make this ring the one ``sign``/``decode`` use
+    (called once by ``create_app``)."""
+    global _installed
+    with Session(engine) as db:
+        if ensure_keys(db, settings):
+            db.commit()
+    ring = KeyRing(engine, settings)
+    ring.load()
+    try:
+        for alg in ALGORITHMS:
+            ring.signing_key(alg)
+    except NoKey:
+        # The keys cannot be decrypted (the secret key changed): new ones take over at once.
+        log.warning("Nouvelles clés de signature (anciennes illisibles) / new signing keys (old ones unreadable)")
+        with Session(engine) as db:
+            rotate(db, settings, lead=dt.timedelta(0))
+            db.commit()
+        ring.load()
+    _installed = ring
+    return ring
+
+
+def ring() -> KeyRing:
+    if _installed is None:
+        raise NoKey("no key ring installed (create_app installs it)")
+    return _installed
+
+
+def sign(claims: dict[str, Any], *, typ: str | None = None, alg: str = "RS256") -> str:
+    """Sign ``claims`` as a compact JWS with the current key for ``alg`` (``kid`` in the header)."""
+    return ring().sign(claims, typ=typ, alg=alg)
+
+
+def decode(token: str, *, algorithms: tuple[str, ...] = ALGORITHMS) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check the signature of a JWT signed by Portail; returns (header, claims) unvalidated."""
+    return ring().decode(token, algorithms=algorithms)
+
+
+def jwks() -> dict[str, Any]:
+    return ring().jwks()

@@ -1,0 +1,73 @@
+"""What an authorization request needs before a code can be issued (OIDC Core §3.1.2.3-4):
+a login, a confirmed email, or the member's consent — or nothing.
+
+- Login when there is no session, when ``prompt`` has ``login`` or ``select_account`` (treated as
+  login: one account per browser), when ``max_age`` has passed since the session's
+  ``auth_time``. A request parked for a login records ``login_after``; on resume, an
+  authentication at or after it satisfies every one of these (so ``max_age=0`` cannot loop).
+- A member whose email is not confirmed is asked to confirm it.
+- Consent when this client lacks a scope or claim under the current privacy-policy version, or
+  when ``prompt`` has ``consent``. A trusted client skips the page; its consent is recorded as
+  implicit.
+- With ``prompt=none`` nothing may be shown: the answer is ``login_required``,
+  ``interaction_required`` or ``consent_required`` instead (§3.1.2.6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlmodel import Session
+
+from portail.accounts.current import Login
+from portail.config import Settings
+from portail.db import utcnow
+from portail.oidc import consents
+from portail.oidc.authorization_request import AuthzRequest
+from portail.oidc.models import ParkedRequest
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: Literal["login", "verify", "consent", "issue", "error"]
+    error: str = ""
+    description: str = ""
+
+
+def needs_login(req: AuthzRequest, login: Login | None, parked: ParkedRequest | None, now: dt.datetime) -> bool:
+    if login is None:
+        return True
+    auth_time = login.session.auth_time
+    if parked is not None and parked.login_after is not None:
+        return auth_time < parked.login_after  # the member logged in after the request: done
+    if parked is None and req.prompt & {"login", "select_account"}:
+        return True
+    return req.max_age is not None and (now - auth_time).total_seconds() > req.max_age
+
+
+def decide(
+    db: Session, settings: Settings, req: AuthzRequest, login: Login | None, parked: ParkedRequest | None
+) -> Step:
+    silent = "none" in req.prompt
+    if needs_login(req, login, parked, utcnow()):
+        return Step("error", "login_required", "The member must log in") if silent else Step("login")
+    assert login is not None
+    member = login.member
+    if not member.verified:
+        if silent:
+            return Step("error", "interaction_required", "The member must confirm their email address")
+        return Step("verify")
+    forced = ("consent" in req.prompt) if parked is None else parked.consent_forced
+    member_id = member.id or 0
+    if not forced and not consents.needed(
+        db, settings, member_id, req.client.client_id, req.scopes, req.requested_claims
+    ):
+        return Step("issue")
+    if silent:
+        return Step("error", "consent_required", "The member must consent")
+    if req.client.trusted and not forced:
+        consents.record(db, settings, member_id, req.client.client_id, req.scopes, req.requested_claims, implicit=True)
+        return Step("issue")
+    return Step("consent")

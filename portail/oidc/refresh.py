@@ -1,0 +1,72 @@
+"""Refresh tokens (RFC 6749 §6, RFC 9700 §4.14.2): rotated on every use, reuse detected.
+
+- Every successful use marks the token ``rotated_at`` (one conditional UPDATE) and issues a new
+  one in the same grant.
+- Presenting a token that was already rotated is a reuse: the whole grant is revoked (its refresh
+  tokens and, through ``gid``, its access tokens) and the answer is ``invalid_grant``…
+- …except within ``refresh_reuse_grace_seconds`` of its rotation, for tools that refresh from
+  several tabs at once: the same client then gets a **fresh** access token and refresh token and
+  nothing is revoked (both successors stay valid; the raw successor cannot be returned again since
+  only its hash is stored). A reuse after the window revokes the grant as above.
+- A token presented by another client is refused with ``invalid_grant`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
+from sqlmodel import Session, col, select
+
+from portail.accounts.members import audit
+from portail.config import Settings
+from portail.db import utcnow
+from portail.oidc import tokens
+from portail.oidc.models import Grant, RefreshToken
+
+
+def find(db: Session, raw: str) -> tuple[RefreshToken, Grant] | None:
+    if not isinstance(raw, str) or not raw or len(raw) > 200:
+        return None
+    row = db.exec(
+        select(RefreshToken, Grant)
+        .join(Grant, col(Grant.id) == col(RefreshToken.grant_id))
+        .where(RefreshToken.token_hash == tokens.hash_token(raw))
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def usable(token: RefreshToken, grant: Grant, now: dt.datetime) -> bool:
+    return grant.revoked_at is None and token.revoked_at is None and token.expires_at > now
+
+
+def rotate(db: Session, settings: Settings, token: RefreshToken, grant: Grant) -> bool:
+    """Consume ``token``; True when a new pair may be issued, False when it was a reuse outside
+    the grace window (the grant is then revoked)."""
+    now = utcnow()
+    if token.rotated_at is None:
+        result = cast(
+            CursorResult[Any],
+            db.execute(  # type: ignore[call-overload]
+                update(RefreshToken)
+                .where(col(RefreshToken.id) == token.id, col(RefreshToken.rotated_at).is_(None))
+                .values(rotated_at=now)
+            ),
+        )
+        if result.rowcount:
+            return True
+        db.refresh(token)  # rotated concurrently, a moment ago
+    rotated_at = token.rotated_at or now
+    if (now - rotated_at).total_seconds() <= settings.refresh_reuse_grace_seconds:
+        return True
+    tokens.revoke_grant_ids(db, [grant.id or 0], "refresh-token-reused")
+    audit(
+        db,
+        "oidc.refresh_token_reused",
+        member_id=grant.member_id,
+        subject_type="oauth_grant",
+        subject_id=str(grant.id),
+        reason=f"client {grant.client_id}: a rotated refresh token was presented again; grant revoked",
+    )
+    return False

@@ -1,0 +1,50 @@
+"""The token endpoint (RFC 6749 §3.2, §5; OIDC Core §3.1.3): ``authorization_code``,
+``refresh_token`` and ``client_credentials`` through authlib (``grants.py``).
+
+Before authlib sees the request: a repeated parameter (RFC 6749 §3.2 "parameters MUST NOT be
+included more than once"), an oversized one, or a missing ``grant_type`` is ``invalid_request``.
+Answers carry ``Cache-Control: no-store`` (§5.1).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from portail.config import Settings
+from portail.oidc.grants import build_server
+from portail.oidc.server import Answer, HttpInput, InputError, read_input, to_response
+from portail.web import json_error
+
+LIMITS = {"client_assertion": 8192, "code_verifier": 128}
+
+
+def _invalid(description: str) -> Answer:
+    return Answer(
+        400,
+        {"error": "invalid_request", "error_description": description},
+        [("Cache-Control", "no-store"), ("Pragma", "no-cache")],
+    )
+
+
+def exchange(db: Session, settings: Settings, inp: HttpInput) -> Answer:
+    repeated = inp.repeated()
+    if repeated:
+        return _invalid(f"Parameter {repeated[0]} is repeated")
+    oversized = inp.oversized(LIMITS)
+    if oversized:
+        return _invalid(f"Parameter {oversized[0]} is too large")
+    if not inp.first("grant_type"):
+        return _invalid("Missing grant_type")
+    answer: Answer = build_server(db, settings).create_token_response(inp)
+    return answer
+
+
+async def token(request: Request) -> Response:
+    try:
+        inp = await read_input(request)
+    except InputError as exc:
+        return json_error("invalid_request", str(exc).capitalize(), 400)
+    answer = await request.app.state.db.run(exchange, request.app.state.settings, inp)
+    return to_response(answer)

@@ -1,0 +1,283 @@
+"""Tokens: JWT access tokens (RFC 9068), ID tokens (OIDC Core §2), opaque rotating refresh
+tokens, and the public functions other packages call.
+
+- Access tokens are JWTs with ``typ: at+jwt`` signed ES256 (RFC 9068 §2.1 leaves the algorithm
+  free; ES256 signs seven times faster than RS256). ``aud`` is the client id plus the client's
+  resource audiences, so that Nextcloud's bearer validation accepts them. ``gid`` names the grant
+  they belong to, so that revoking a grant makes its access tokens fail ``verify_access_token``
+  and introspection before they expire.
+- ID tokens are signed RS256 (OIDC Core §15.1) unless the client registered
+  ``id_token_signed_response_alg: ES256``.
+- Refresh tokens are 256-bit random strings stored as SHA-256; see ``refresh.py`` for rotation.
+
+Public interface (other packages): ``verify_access_token``, ``InvalidToken``, ``revoke_grants``,
+``revoke_client_tokens``; and ``keys.sign`` for other JWTs.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy import CursorResult, and_, false, update
+from sqlmodel import Session, col, select
+
+from portail.accounts.models import LoginSession, Member
+from portail.config import Settings
+from portail.db import utcnow
+from portail.oidc import keys
+from portail.oidc.models import Grant, OAuthClient, RefreshToken, RevokedAccessToken
+
+ACCESS_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name
+AT_TYP = "at+jwt"
+LEEWAY_SECONDS = 30
+
+
+class InvalidToken(Exception):
+    """A bearer token that cannot be used: ``error`` is the RFC 6750 §3.1 code."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def half_hash(value: str) -> str:
+    """OIDC Core §3.1.3.6 ``at_hash``: base64url of the left half of SHA-256 (RS256/ES256)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+def audiences(client: OAuthClient) -> str | list[str]:
+    extra = [a for a in client.resource_audiences if a != client.client_id]
+    return [client.client_id, *extra] if extra else client.client_id
+
+
+# ---------------------------------------------------------------- issuing
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    token: str
+    jti: str
+    expires_in: int
+
+
+def issue_access_token(
+    settings: Settings,
+    client: OAuthClient,
+    *,
+    sub: str,
+    scope: str,
+    grant_id: int | None = None,
+    sid: str | None = None,
+    auth_time: dt.datetime | None = None,
+) -> IssuedAccessToken:
+    now = int(time.time())
+    lifetime = settings.access_token_minutes * 60
+    jti = secrets.token_urlsafe(16)
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "sub": sub,
+        "aud": audiences(client),
+        "client_id": client.client_id,
+        "scope": scope,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": jti,
+    }
+    if grant_id is not None:
+        claims["gid"] = grant_id
+    if sid:
+        claims["sid"] = sid
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time.timestamp())
+    return IssuedAccessToken(keys.sign(claims, typ=AT_TYP, alg=ACCESS_TOKEN_ALG), jti, lifetime)
+
+
+def issue_id_token(
+    settings: Settings,
+    client: OAuthClient,
+    *,
+    sub: str,
+    auth_time: dt.datetime | None,
+    profile: dict[str, Any],
+    nonce: str | None = None,
+    sid: str | None = None,
+    amr: str = "",
+    acr: str | None = None,
+    access_token: str | None = None,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "sub": sub,
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "iat": now,
+        "exp": now + settings.id_token_minutes * 60,
+    }
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time.timestamp())
+    if nonce:
+        claims["nonce"] = nonce
+    if sid:
+        claims["sid"] = sid
+    if amr:
+        claims["amr"] = amr.split()
+    if acr:
+        claims["acr"] = acr
+    if access_token:
+        claims["at_hash"] = half_hash(access_token)
+    claims.update(profile)
+    alg = client.extra_metadata.get("id_token_signed_response_alg", "RS256")
+    return keys.sign(claims, alg=alg if alg in keys.ALGORITHMS else "RS256")
+
+
+def new_refresh_token(db: Session, settings: Settings, grant_id: int, client_id: str) -> str:
+    raw = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.add(
+        RefreshToken(
+            token_hash=hash_token(raw),
+            grant_id=grant_id,
+            client_id=client_id,
+            issued_at=now,
+            expires_at=now + dt.timedelta(days=settings.refresh_token_days),
+        )
+    )
+    return raw
+
+
+# ---------------------------------------------------------------- verifying
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A valid access token with what it designates (``grant`` and ``member`` are None for
+    client-credentials tokens)."""
+
+    claims: dict[str, Any]
+    client: OAuthClient
+    grant: Grant | None
+    member: Member | None
+
+
+def check_access_token(db: Session, settings: Settings, token: str) -> VerifiedToken:
+    """Signature, ``typ``, ``iss``, ``exp``, then one query: client active and not revoked since,
+    grant not revoked, member active, ``jti`` not revoked."""
+    try:
+        header, claims = keys.decode(token)
+    except keys.BadSignature as exc:
+        raise InvalidToken("invalid_token", "The access token is malformed or its signature is invalid") from exc
+    if header.get("typ") != AT_TYP:
+        raise InvalidToken("invalid_token", "Not an access token")
+    now = time.time()
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int) or not isinstance(iat, int) or exp + LEEWAY_SECONDS < now:
+        raise InvalidToken("invalid_token", "The access token expired")
+    if claims.get("iss") != settings.issuer:
+        raise InvalidToken("invalid_token", "The access token was not issued here")
+    client_id, jti, gid = claims.get("client_id"), claims.get("jti"), claims.get("gid")
+    if not isinstance(client_id, str) or not isinstance(jti, str) or not (gid is None or isinstance(gid, int)):
+        raise InvalidToken("invalid_token", "The access token lacks required claims")
+    grant_match = col(Grant.id) == gid if gid is not None else false()
+    row = db.execute(  # type: ignore[call-overload]
+        sa.select(OAuthClient, Grant, Member, col(RevokedAccessToken.jti))
+        .select_from(OAuthClient)
+        .outerjoin(Grant, and_(grant_match, col(Grant.client_id) == col(OAuthClient.client_id)))
+        .outerjoin(Member, col(Member.id) == col(Grant.member_id))
+        .outerjoin(RevokedAccessToken, col(RevokedAccessToken.jti) == jti)
+        .where(col(OAuthClient.client_id) == client_id)
+    ).first()
+    if row is None:
+        raise InvalidToken("invalid_token", "The client of this token no longer exists")
+    client, grant, member, revoked_jti = row
+    revoked_since = client.tokens_revoked_at
+    if not client.active or (revoked_since is not None and iat <= revoked_since.timestamp()):
+        raise InvalidToken("invalid_token", "The access token was revoked")
+    if gid is not None and (grant is None or grant.revoked_at is not None or member is None or not member.active):
+        raise InvalidToken("invalid_token", "The access token was revoked")
+    if revoked_jti is not None:
+        raise InvalidToken("invalid_token", "The access token was revoked")
+    return VerifiedToken(claims, client, grant, member)
+
+
+def verify_access_token(
+    db: Session, settings: Settings, token: str, *, required_scope: str | None = None
+) -> dict[str, Any]:
+    """The claims of a valid Portail access token, or ``InvalidToken`` (RFC 6750 §3.1 codes:
+    ``invalid_token``, or ``insufficient_scope`` when ``required_scope`` is missing)."""
+    verified = check_access_token(db, settings, token)
+    if required_scope and required_scope not in str(verified.claims.get("scope", "")).split():
+        raise InvalidToken("insufficient_scope", f"The access token lacks the scope {required_scope}")
+    return verified.claims
+
+
+# ---------------------------------------------------------------- revoking
+
+
+def revoke_access_token(db: Session, jti: str, exp: int) -> None:
+    if db.get(RevokedAccessToken, jti) is None:
+        db.add(RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC)))
+
+
+def revoke_grant_ids(db: Session, grant_ids: list[int], reason: str) -> int:
+    """Revoke grants by id: their refresh tokens stop working, and so do their access tokens."""
+    if not grant_ids:
+        return 0
+    now = utcnow()
+    result = cast(
+        CursorResult[Any],
+        db.execute(  # type: ignore[call-overload]
+            update(Grant)
+            .where(col(Grant.id).in_(grant_ids), col(Grant.revoked_at).is_(None))
+            .values(revoked_at=now, revoked_reason=reason[:60])
+        ),
+    )
+    db.execute(  # type: ignore[call-overload]
+        update(RefreshToken)
+        .where(col(RefreshToken.grant_id).in_(grant_ids), col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+def revoke_grants(db: Session, *, client_id: str, member_id: int | None = None, reason: str) -> int:
+    """Revoke every live grant of a client (of one member, or all): refresh tokens and grants are
+    revoked and the grants' access tokens fail verification and introspection. Returns the count."""
+    query = select(Grant.id).where(Grant.client_id == client_id, col(Grant.revoked_at).is_(None))
+    if member_id is not None:
+        query = query.where(Grant.member_id == member_id)
+    return revoke_grant_ids(db, [g for g in db.exec(query) if g is not None], reason)
+
+
+def revoke_client_tokens(db: Session, client_id: str, reason: str) -> int:
+    """Revoke everything a client holds, including client-credentials access tokens."""
+    client = db.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
+    if client is not None:
+        client.tokens_revoked_at = utcnow()
+        db.add(client)
+    return revoke_grants(db, client_id=client_id, reason=reason)
+
+
+def on_session_end(db: Session, ended: list[LoginSession]) -> None:
+    """``accounts.sessions.on_session_end`` hook: grants obtained in these sessions end with them,
+    except ``offline_access`` ones, which outlive the Portail session."""
+    sids = [s.sid for s in ended]
+    if not sids:
+        return
+    ids = db.exec(
+        select(Grant.id).where(col(Grant.sid).in_(sids), Grant.offline == False, col(Grant.revoked_at).is_(None))  # noqa: E712
+    )
+    revoke_grant_ids(db, [g for g in ids if g is not None], "session-ended")

@@ -1,0 +1,405 @@
+"""Shared fixtures: settings, a migrated database (SQLite, and PostgreSQL for tests marked so),
+the real application behind an HTTP client, members, and the mail outbox.
+
+Integration tests use the ``client`` fixture, which runs on SQLite and on PostgreSQL (the machine's
+server on 127.0.0.1:5432; each run creates and drops its own database). If PostgreSQL cannot be
+reached, the PostgreSQL leg fails with a message saying so: it never silently skips.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from portail import db as database
+from portail.accounts import members
+from portail.accounts.models import Member
+from portail.accounts.passwords import Passwords
+from portail.app import create_app
+from portail.config import Settings, load_settings
+from tests.stub_server import StubServer
+
+BASE_URL = "http://localhost:8000"
+PASSWORD = "correct horse battery staple"
+PG_ADMIN_URL = os.environ.get("PORTAIL_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "issuer": BASE_URL,
+        "var_dir": str(tmp / "var"),
+        "database_url": database_url,
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "instances_file": str(tmp / "no-instances.toml"),
+        "argon2_time_cost": 1,
+        "argon2_memory_cost_kib": 1024,
+        "argon2_parallelism": 1,
+        "create_admin_on_first_run": False,
+        "allow_http_instances": True,
+        "allow_private_addresses": True,
+        "probe_interval_seconds": 0,
+    }
+    values.update(overrides)
+    return load_settings(environ={}, toml_path=tmp / "absent.toml", **values)
+
+
+# ---------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for every test (migrating once keeps the suite fast)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = database.make_engine(f"sqlite:///{path}")
+    database.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"portail_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL injoignable / unreachable at {PG_ADMIN_URL}: {exc.orig}. "
+            "Start it (pg_ctlcluster … main start) or set PORTAIL_TEST_PG_ADMIN.",
+            pytrace=False,
+        )
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = database.make_engine(url)
+    database.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'")
+            )
+        ]
+        if tables:
+            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "portail.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "portail.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+# ---------------------------------------------------------------- application
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def unit_settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    """Settings on SQLite only, for unit tests of domain modules."""
+    return make_settings(tmp_path, sqlite_url)
+
+
+@pytest.fixture
+def db(unit_settings: Settings) -> Iterator[database.Database]:
+    handle = database.Database(unit_settings)
+    yield handle
+    handle.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    return create_app(settings, migrate=False)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def create_member(
+    settings: Settings, email: str = "alice@example.org", name: str = "Alice Tremblay", **kwargs: object
+) -> Member:
+    handle = database.Database(settings)
+    try:
+        with handle.session() as session:
+            return members.create_member(
+                session,
+                email=email,
+                name=name,
+                password_hash=Passwords(settings).hash(str(kwargs.pop("password", PASSWORD))),
+                verified=bool(kwargs.pop("verified", True)),
+                **kwargs,  # type: ignore[arg-type]
+            )
+    finally:
+        handle.dispose()
+
+
+@pytest.fixture
+def member(settings: Settings) -> Member:
+    return create_member(settings)
+
+
+# ---------------------------------------------------------------- forms and mail
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token of a page; every form of the page must carry the same, non-empty one."""
+    tokens = CSRF_RE.findall(html)
+    assert tokens, "no CSRF token in page"
+    assert all(token and token == tokens[0] for token in tokens), f"empty or differing CSRF tokens: {tokens}"
+    return str(tokens[0])
+
+
+def login(client: TestClient, email: str = "alice@example.org", password: str = PASSWORD, next_url: str = "/") -> None:
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": csrf_from(page.text), "next": next_url},
+    )
+    assert response.status_code == 303, response.text
+
+
+def outbox(settings: Settings) -> list[Message]:
+    folder = settings.outbox_path
+    if not folder.exists():
+        return []
+    files = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns)
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in files]
+
+
+def mail_text(message: Message) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    raise AssertionError("no text part")
+
+
+def link_in(message: Message) -> str:
+    match = re.search(r"https?://\S+", mail_text(message))
+    assert match, "no link in mail"
+    return match.group(0)
+
+
+def db_call(settings: Settings, fn, *args):  # type: ignore[no-untyped-def]
+    """Run ``fn(session, *args)`` in one committed unit of work against the test database."""
+    handle = database.Database(settings)
+    try:
+        return handle.call(fn, *args)
+    finally:
+        handle.dispose()
+
+
+def form_post(client: TestClient, page_url: str, action: str, data: dict[str, str], **kwargs: object):  # type: ignore[no-untyped-def]
+    """GET ``page_url`` for its CSRF token, then POST ``data`` to ``action``."""
+    page = client.get(page_url)
+    return client.post(action, data={"csrf_token": csrf_from(page.text), **data}, **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- a real HTTP receiver
+
+
+class Receiver:
+    """A local HTTP server (127.0.0.1, own thread) that records what it is sent.
+
+    ``status`` is the answer to every request; ``hang`` makes it wait that many seconds before
+    answering (a tool that hangs). ``requests`` holds ``(method, path, headers, body)`` tuples.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.status = 202
+        self.hang = 0.0
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.received = threading.Event()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                owner.requests.append((self.command, self.path, dict(self.headers.items()), body))
+                owner.received.set()
+                if owner.hang:
+                    import time
+
+                    time.sleep(owner.hang)
+                self.send_response(owner.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_POST = do_GET = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+# ---------------------------------------------------------------- a real HTTP peer
+
+
+class RecordedRequest:
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+
+    def form(self) -> dict[str, str]:
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(self.body.decode()))
+
+
+class HttpRecorder:
+    """A real HTTP server on 127.0.0.1 that records every request and answers from a script.
+
+    ``answers`` is a list of ``(status, body)`` consumed in order (the last one repeats);
+    ``url(path)`` gives an absolute URL on it.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[RecordedRequest] = []
+        self.answers: list[tuple[int, str, dict[str, str]]] = [(200, "", {})]
+        self.received = threading.Event()
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                recorder.requests.append(
+                    RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                status, text, headers = recorder.answers[0] if len(recorder.answers) == 1 else recorder.answers.pop(0)
+                payload = text.encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                recorder.received.set()
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def answer(self, *answers: tuple[int, str] | tuple[int, str, dict[str, str]]) -> None:
+        self.answers = [(a[0], a[1], a[2] if len(a) > 2 else {}) for a in answers]  # type: ignore[misc]
+
+    def wait(self, count: int = 1, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Wait (bounded) until at least ``count`` requests arrived."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            self.received.wait(0.05)
+            self.received.clear()
+        return list(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def http_recorder() -> Iterator[HttpRecorder]:
+    recorder = HttpRecorder()
+    yield recorder
+    recorder.close()
+
+
+# ---------------------------------------------------------------- peers
+
+
+@pytest.fixture
+def stub_server() -> Iterator[StubServer]:
+    """A real HTTP server on 127.0.0.1:<free port> with programmable answers (see tests/stub_server.py)."""
+    server = StubServer().start()
+    yield server
+    server.stop()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now on ``host`` (for servers started by tests)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,209 @@
+"""``instances.toml`` and ``portail instances sync``: idempotent, says what changed, never deletes
+silently (``--prune``), creates each instance's OIDC client with its secret printed once or read from
+the environment variable the file names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from portail import cli
+from portail.accounts.models import AuditEvent, Organization
+from portail.config import Settings
+from portail.db import Database
+from portail.federation import instances_file
+from portail.federation.instances_file import FileError
+from portail.federation.models import Hoster, Instance
+from portail.oidc import clients
+from tests.federation_factories import in_db
+
+REPO_FILE = Path(__file__).resolve().parents[3] / "instances.toml"
+
+SMALL = """
+[[hosters]]
+slug = "coop"
+name = "Coop"
+contact_email = "tech@coop.example"
+
+[[organizations]]
+slug = "tiess"
+name = "TIESS"
+
+[[instances]]
+slug = "nuage"
+name = "Nuage"
+software = "nextcloud"
+base_url = "https://nuage.example"
+hoster = "coop"
+scope = "central"
+
+[[instances]]
+slug = "forum"
+name = "Forum"
+software = "discourse"
+base_url = "https://forum.example"
+scope = "organization"
+organization = "tiess"
+client_secret_env = "ENCOMMUN_SECRET_FORUM"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "instances.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def sync(db: Database, settings: Settings, path: Path, prune: bool = False, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return db.call(instances_file.sync, settings, instances_file.load(path), prune=prune, environ=env or {})
+
+
+def test_the_repository_file_is_valid_and_syncs_every_declared_row(db: Database, unit_settings: Settings) -> None:
+    secret = "a-secret-from-the-environment-0123456789"
+    report = sync(db, unit_settings, REPO_FILE, env={"ENCOMMUN_SECRET_PASSERELLES": secret})
+    data = instances_file.load(REPO_FILE)
+    assert report.created == sum(len(data[k]) for k in ("hosters", "organizations", "instances"))
+    assert {slug for slug, _cid, _s in report.secrets} == {i["slug"] for i in data["instances"]} - {"passerelles"}
+    passerelles = db.call(lambda s: clients.get_client(s, "passerelles"))
+    assert passerelles is not None and clients.verify_secret(passerelles, secret)
+    nuage = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage")).one())
+    assert nuage.status == "active" and nuage.source == "file"
+    assert nuage.redirect_uris[0] == "https://nuage.encommun.example/apps/user_oidc/code"
+    territorial = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage-memphremagog")).one())
+    territory = db.call(lambda s: s.exec(select(Organization).where(Organization.slug == "mrc-memphremagog")).one())
+    assert territorial.organization_id == territory.id and territory.region == "05"
+
+
+def test_sync_is_idempotent(db: Database, unit_settings: Settings, tmp_path: Path) -> None:
+    path = write(tmp_path, SMALL)
+    first = sync(db, unit_settings, path)
+    assert first.created == 4 and len(first.secrets) == 2
+    second = sync(db, unit_settings, path)
+    assert (second.created, second.updated, second.retired, second.kept) == (0, 0, 0, 0)
+    assert second.lines == [] and second.secrets == []
+    assert second.summary("instances.toml") == "instances.toml : aucun changement / no changes"
+
+
+def test_sync_reports_each_changed_field(db: Database, unit_settings: Settings, tmp_path: Path) -> None:
+    path = write(tmp_path, SMALL)
+    sync(db, unit_settings, path)
+    write(
+        tmp_path,
+        SMALL.replace("https://nuage.example", "https://cloud.example").replace('name = "Coop"', 'name = "La Coop"'),
+    )
+    report = sync(db, unit_settings, path)
+    assert "~ hoster coop : modifié / updated (name)" in report.lines
+    changed = [line for line in report.lines if line.startswith("~ instance nuage")]
+    assert changed and "base_url" in changed[0] and "redirect_uris" in changed[0] and "client" in changed[0]
+    client = db.call(lambda s: clients.get_client(s, "nuage"))
+    assert client is not None and client.redirect_uris[0] == "https://cloud.example/apps/user_oidc/code"
+
+
+def test_removed_instances_are_only_reported_until_prune(db: Database, unit_settings: Settings, tmp_path: Path) -> None:
+    path = write(tmp_path, SMALL)
+    sync(db, unit_settings, path)
+    without_forum = SMALL.split('[[instances]]\nslug = "forum"')[0]
+    write(tmp_path, without_forum)
+    kept = sync(db, unit_settings, path)
+    assert kept.kept == 1 and kept.retired == 0
+    assert any(line.startswith("! instance forum") and "--prune" in line for line in kept.lines)
+    assert db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "forum")).one()).status == "active"
+
+    pruned = sync(db, unit_settings, path, prune=True)
+    assert pruned.retired == 1
+    assert "- instance forum : retirée, client désactivé / retired, client disabled" in pruned.lines
+    forum = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "forum")).one())
+    assert forum.status == "retired"
+    assert db.call(lambda s: clients.get_client(s, "forum")).disabled_at is not None  # type: ignore[union-attr]
+    assert sync(db, unit_settings, path, prune=True).changed is False
+    hosters = db.call(lambda s: s.exec(select(Hoster)).all())
+    assert [h.slug for h in hosters] == ["coop"]  # never removed
+
+    write(tmp_path, SMALL)
+    back = sync(db, unit_settings, path)
+    assert any(line.startswith("~ instance forum") and "status" in line for line in back.lines)
+    assert db.call(lambda s: clients.get_client(s, "forum")).disabled_at is None  # type: ignore[union-attr]
+
+
+def test_a_secret_from_the_environment_replaces_the_generated_one_and_follows_changes(
+    db: Database, unit_settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path, SMALL)
+    first = sync(db, unit_settings, path)
+    assert "forum" in {slug for slug, _c, _s in first.secrets}
+    assert any("ENCOMMUN_SECRET_FORUM absente" in line for line in first.lines)
+    second = sync(db, unit_settings, path, env={"ENCOMMUN_SECRET_FORUM": "from-env-1"})
+    assert any(line.startswith("~ instance forum") and "client_secret" in line for line in second.lines)
+    assert second.secrets == []
+    client = db.call(lambda s: clients.get_client(s, "forum"))
+    assert client is not None and clients.verify_secret(client, "from-env-1")
+    assert sync(db, unit_settings, path, env={"ENCOMMUN_SECRET_FORUM": "from-env-1"}).changed is False
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda t: t.replace('scope = "central"', 'scope = "central"\ncolour = "blue"'), "colour"),
+        (lambda t: t.replace("ENCOMMUN_SECRET_FORUM", "PORTAIL_SECRET_FORUM"), "PORTAIL_"),
+        (lambda t: t.replace('hoster = "coop"', 'hoster = "nobody"'), "nobody"),
+        (lambda t: t.replace('software = "nextcloud"', 'software = "wordpress"'), "software"),
+        (lambda t: t.replace('organization = "tiess"', 'organization = "ghost"'), "ghost"),
+        (lambda t: t.replace('base_url = "https://forum.example"', 'base_url = "https://nuage.example"'), "base_url"),
+        (lambda t: t.replace('slug = "forum"', 'slug = "nuage"'), "nuage"),
+        (lambda t: t + "\n[[instances\n", "illisible"),
+    ],
+)
+def test_an_invalid_file_is_refused_with_a_line_naming_the_entry(
+    db: Database,
+    unit_settings: Settings,
+    tmp_path: Path,
+    edit,
+    words: str,  # type: ignore[no-untyped-def]
+) -> None:
+    path = write(tmp_path, edit(SMALL))
+    with pytest.raises(FileError) as caught:
+        sync(db, unit_settings, path)
+    assert words in str(caught.value)
+    assert db.call(lambda s: s.exec(select(Instance)).all()) == []
+
+
+def test_cli_sync_prints_changes_and_secrets_once(
+    unit_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in (
+        ("DATABASE_URL", unit_settings.database_url),
+        ("VAR_DIR", unit_settings.var_dir),
+        ("SECRET_KEY", unit_settings.secret_key),
+        ("ISSUER", unit_settings.issuer),
+    ):
+        monkeypatch.setenv(f"PORTAIL_{name}", value)
+    monkeypatch.setenv("PORTAIL_CONFIG", str(tmp_path / "absent.toml"))
+    path = write(tmp_path, SMALL)
+    assert cli.main(["instances", "sync", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "+ instance nuage : créée / created" in out
+    assert "secret :" in out and "ne seront plus affichés" in out
+    assert cli.main(["instances", "sync", str(path)]) == 0
+    again = capsys.readouterr().out
+    assert "aucun changement / no changes" in again and "secret :" not in again
+    assert cli.main(["instances", "list", "--json"]) == 0
+    assert '"slug": "forum"' in capsys.readouterr().out
+    assert cli.main(["instances", "suspend", "forum", "--reason", "maintenance"]) == 0
+    assert "suspended" in capsys.readouterr().out
+    assert cli.main(["instances", "approve", "forum"]) == 1
+    assert "Impossible" in capsys.readouterr().err
+    actions = in_db(unit_settings, lambda s: [e.action for e in s.exec(select(AuditEvent))])
+    assert "instance.suspended" in actions and actions.count("instance.file_created") == 2
+
+
+def test_serve_start_syncs_the_file_and_prints_new_secrets_once(
+    db: Database, unit_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = unit_settings.replace(instances_file=str(write(tmp_path, SMALL)))
+    instances_file.sync_on_start(settings, db)
+    first = capsys.readouterr().out
+    assert first.count("secret :") == 2
+    instances_file.sync_on_start(settings, db)
+    assert "secret :" not in capsys.readouterr().out

@@ -1,0 +1,96 @@
+"""Signing keys: generation, encryption at rest, rotation and the in-process ring."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlmodel import Session, select
+
+from portail.config import Settings
+from portail.db import Database, utcnow
+from portail.oidc import keys
+from portail.oidc.models import SigningKey
+
+
+def test_private_keys_are_stored_encrypted(db: Database, unit_settings: Settings) -> None:
+    keys.install(db.engine, unit_settings)
+    with Session(db.engine) as session:
+        rows = list(session.exec(select(SigningKey)))
+    assert {r.alg for r in rows} == {"RS256", "ES256"}
+    for row in rows:
+        assert '"d"' not in row.private_jwk_encrypted
+        assert "d" not in row.public_jwk
+        decrypted = json.loads(keys._fernet(unit_settings.secret_key).decrypt(row.private_jwk_encrypted.encode()))
+        assert decrypted["d"]
+
+
+def test_a_signed_token_verifies_and_names_its_key(db: Database, unit_settings: Settings) -> None:
+    ring = keys.install(db.engine, unit_settings)
+    token = keys.sign({"iss": "x", "n": 1}, typ="logout+jwt", alg="ES256")
+    header, claims = keys.decode(token)
+    assert header["typ"] == "logout+jwt"
+    assert header["alg"] == "ES256"
+    assert header["kid"] == ring.signing_key("ES256").kid
+    assert claims == {"iss": "x", "n": 1}
+
+
+def test_a_tampered_token_is_refused(db: Database, unit_settings: Settings) -> None:
+    keys.install(db.engine, unit_settings)
+    head, body, sig = keys.sign({"sub": "a"}).split(".")
+    forged = head + "." + body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + sig
+    with pytest.raises(keys.BadSignature):
+        keys.decode(forged)
+    with pytest.raises(keys.BadSignature):
+        keys.decode("not.a.jwt")
+
+
+def test_rotation_publishes_the_new_key_first_and_keeps_the_old_one_until_tokens_expire(
+    db: Database, unit_settings: Settings
+) -> None:
+    ring = keys.install(db.engine, unit_settings)
+    old = ring.signing_key("RS256").kid
+    with db.session() as session:
+        new = {k.alg: k.kid for k in keys.rotate(session, unit_settings)}
+    ring.load()
+    published = {k["kid"] for k in ring.jwks()["keys"]}
+    assert {old, new["RS256"], new["ES256"]} <= published
+    assert ring.signing_key("RS256").kid == old  # the new key is pending for the lead time
+    with db.session() as session:
+        row = session.exec(select(SigningKey).where(SigningKey.kid == old)).one()
+        lifetime = dt.timedelta(minutes=max(unit_settings.id_token_minutes, unit_settings.access_token_minutes))
+        assert row.unpublish_after is not None and row.retired_at is not None
+        assert row.unpublish_after - row.retired_at >= lifetime
+        assert keys.key_state(row, utcnow()) == "signing"
+        assert keys.key_state(row, row.retired_at + dt.timedelta(seconds=1)) == "retired"
+        assert keys.key_state(row, row.unpublish_after + dt.timedelta(seconds=1)) == "expired"
+
+
+def test_rotation_without_lead_signs_with_the_new_key_at_once(db: Database, unit_settings: Settings) -> None:
+    ring = keys.install(db.engine, unit_settings)
+    before = ring.signing_key("RS256").kid
+    with db.session() as session:
+        new = {k.alg: k.kid for k in keys.rotate(session, unit_settings, lead=dt.timedelta(0))}
+    ring.load()
+    assert ring.signing_key("RS256").kid == new["RS256"] != before
+    assert before in {k["kid"] for k in ring.jwks()["keys"]}
+
+
+def test_keys_from_another_secret_key_are_not_used(db: Database, unit_settings: Settings) -> None:
+    keys.install(db.engine, unit_settings)
+    other = unit_settings.replace(secret_key="another-secret-" + "y" * 40)
+    ring = keys.KeyRing(db.engine, other)
+    ring.load()
+    with pytest.raises(keys.NoKey):
+        ring.signing_key("RS256")
+
+
+def test_keys_unreadable_after_a_secret_key_change_are_replaced_at_startup(
+    db: Database, unit_settings: Settings
+) -> None:
+    first = keys.install(db.engine, unit_settings).signing_key("RS256").kid
+    other = unit_settings.replace(secret_key="another-secret-" + "y" * 40)
+    ring = keys.install(db.engine, other)
+    assert ring.signing_key("RS256").kid != first
+    assert keys.decode(keys.sign({"a": 1}))[1] == {"a": 1}

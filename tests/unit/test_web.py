@@ -1,0 +1,58 @@
+"""The web shell's pure parts: language negotiation, translation, security headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from portail.web import pick_locale, security_headers, translate
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "fr-CA"),
+        ("", "fr-CA"),
+        ("en-US,en;q=0.9", "en"),
+        ("en", "en"),
+        ("EN-gb", "en"),
+        ("fr-CA,fr;q=0.9,en;q=0.8", "fr-CA"),
+        ("fr-FR", "fr-CA"),
+        ("fr", "fr-CA"),
+        ("de-DE,de;q=0.9,en;q=0.5", "en"),
+        ("de-DE,fr;q=0.4,en;q=0.5", "en"),
+        ("en;q=0.2,fr;q=0.8", "fr-CA"),
+        ("de, es", "fr-CA"),
+        ("*", "fr-CA"),
+        ("en;q=0, fr", "fr-CA"),
+        ("en;q=zero", "fr-CA"),
+        (";;;,,,", "fr-CA"),
+        ("x" * 5000, "fr-CA"),
+    ],
+)
+def test_pick_locale_follows_accept_language(header: str | None, expected: str) -> None:
+    assert pick_locale(header, "fr-CA") == expected
+
+
+def test_pick_locale_falls_back_to_the_configured_default() -> None:
+    assert pick_locale("de", "en") == "en"
+    assert pick_locale(None, "en") == "en"
+    assert pick_locale("fr", "en") == "fr-CA"
+
+
+def test_translate_fills_parameters_in_both_languages() -> None:
+    source = "Trop de tentatives. Réessayez dans %(seconds)s secondes."
+    assert translate("fr-CA", source, seconds=3) == "Trop de tentatives. Réessayez dans 3 secondes."
+    assert translate("en", source, seconds=3) == "Too many attempts. Try again in 3 seconds."
+    assert translate("xx", "Erreur") == "Erreur"
+
+
+def test_security_headers_forbid_inline_script_and_framing() -> None:
+    headers = security_headers(secure=False)
+    csp = headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"]
+    assert "Strict-Transport-Security" not in headers
+    assert "max-age=" in security_headers(secure=True)["Strict-Transport-Security"]
