@@ -403,3 +403,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run browser tests last (stable order otherwise): Playwright's sync API marks its event loop as
+    running in the main thread while a browser is open, which ``asyncio.run`` in other tests cannot share."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None or "/browser/" in item.nodeid)

@@ -74,8 +74,12 @@ def live_server(tmp_path: Path, sqlite_template: Path) -> Iterator[LiveServer]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope on purpose: while Playwright's sync API is active it leaves its event loop marked as
+    # running in the main thread, so any later ``asyncio.run`` (used by many non-browser tests) would fail.
+    # Tearing it down after each browser module (and ordering browser tests last, see tests/conftest.py)
+    # keeps the rest of the suite independent of test order.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} introuvable / missing: run scripts/ensure-test-deps.sh", pytrace=False)
     with sync_playwright() as playwright:
