@@ -3,7 +3,8 @@ node, a Nextcloud, a Synapseâ€¦) in tests: ``server.route("/status.php", body=â€
 
 Each route answers with a status, headers and a body; it can also wait before answering
 (``delay``), drip its body slowly (``drip``), stream a huge body (``size``), redirect (``location``)
-or close the connection without answering (``hang_up``). Requests are recorded in ``server.hits``.
+or close the connection without answering (``hang_up``). Requests are recorded in ``server.hits``;
+POST bodies also in ``server.posts`` as (path, body) pairs (a back-channel logout receiver, say).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class StubServer:
     def __init__(self) -> None:
         self.routes: dict[str, Answer] = {}
         self.hits: list[tuple[str, str, dict[str, str]]] = []
+        self.posts: list[tuple[str, bytes]] = []
         self.active = 0
         self.max_active = 0  # most requests being answered at once
         self.lock = threading.Lock()
@@ -40,18 +42,25 @@ class StubServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with stub.lock:
+                    stub.posts.append((self.path, body))
+                self._answer("POST")
+
             def do_GET(self) -> None:
                 with stub.lock:
                     stub.active += 1
                     stub.max_active = max(stub.max_active, stub.active)
                 try:
-                    self._answer()
+                    self._answer("GET")
                 finally:
                     with stub.lock:
                         stub.active -= 1
 
-            def _answer(self) -> None:
-                stub.hits.append(("GET", self.path, dict(self.headers.items())))
+            def _answer(self, method: str) -> None:
+                stub.hits.append((method, self.path, dict(self.headers.items())))
                 answer = stub.routes.get(self.path.split("?", 1)[0])
                 if answer is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})
