@@ -1,13 +1,16 @@
-"""A real Synapse feeds Portail's inbox: another user mentions the member in a room, and the
-mention appears in the member's inbox page, then live through the JSON API.
+"""A real Synapse feeds Portail's inbox, linked through Portail's own SSO: another user mentions the
+member in a room, and the mention appears in the member's inbox (page and JSON API).
 
-Linking: the full SSO path (Synapse logging in through Portail's /authorize) needs the provider's
-authorization endpoint, which is not on main yet. The test therefore obtains a genuine ``loginToken``
-from Synapse itself (``POST /_matrix/client/v1/login/get_token``, MSC3882, enabled with
-``login_via_existing_session``) and delivers it to Portail's real callback
-(``/notifications/link/matrix/callback?state=…&loginToken=…``) exactly as Synapse's SSO redirect
-would; Portail then does the real ``m.login.token`` exchange for its own device. Unlinking logs that
-device out (checked with ``whoami``).
+Linking goes over real HTTP end to end, with one cookie-keeping client playing the browser:
+the member, logged in to Portail (served by uvicorn, issuer ``http://localhost:<port>``), clicks
+"Lier mon compte Matrix" → Synapse's ``/_matrix/client/v3/login/sso/redirect/oidc-portail?redirectUrl=
+<Portail callback>`` → Portail's ``/authorize`` (the member already has a session; consent if asked)
+→ Synapse's ``/_synapse/client/oidc/callback`` (Synapse calls Portail's token endpoint server-side) →
+Synapse redirects to Portail's callback with ``loginToken`` (the callback is in Synapse's
+``sso.client_whitelist``, so no confirmation page) → Portail exchanges it (``m.login.token``) for a
+device of its own. The Matrix account is the one Synapse provisions from Portail's claims
+(``localpart_template: {{ user.preferred_username }}``). Unlinking logs that device out (checked in
+Synapse's admin device list).
 """
 
 from __future__ import annotations
@@ -16,40 +19,69 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+import httpx
 import pytest
 from sqlmodel import select
-from starlette.testclient import TestClient
 
-from portail.app import create_app
-from portail.db import Database
 from portail.federation.models import Instance
 from portail.notifications import linking
 from portail.notifications.models import SourceLink
-from tests.conftest import BASE_URL, create_member, csrf_from, login, make_settings
-from tests.interop.synapse_harness import SynapseServer, ensure_synapse_venv
+from portail.oidc.clients import ClientSpec, create_client
+from tests.conftest import PASSWORD, create_member, csrf_from
+from tests.interop.conftest import LiveServer
+from tests.interop.forms import browser, submit, walk
+from tests.interop.synapse_harness import SynapseServer, ensure_synapse_venv, free_port
 
 pytestmark = pytest.mark.interop
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+@pytest.fixture
+def synapse_with_portail(
+    live_portail: LiveServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SynapseServer, LiveServer]]:
+    """Synapse with Portail as its OIDC provider ``portail`` and Portail's link callback whitelisted."""
     python = ensure_synapse_venv(PROJECT_ROOT)
-    extra = {"login_via_existing_session": {"enabled": True, "require_ui_auth": False, "token_timeout": "5m"}}
+    port = free_port()
+    public = f"http://localhost:{port}/"
+    with live_portail.db.session() as s:
+        _client, secret = create_client(
+            s,
+            ClientSpec(
+                name="Matrix En commun",
+                client_id="synapse",
+                redirect_uris=[f"{public}_synapse/client/oidc/callback"],
+                subject_type="public",
+            ),
+        )
+    provider = {
+        "idp_id": "portail",
+        "idp_name": "Portail En commun",
+        "issuer": live_portail.issuer,
+        "client_id": "synapse",
+        "client_secret": secret,
+        "scopes": ["openid", "profile", "email"],
+        "user_mapping_provider": {
+            "config": {
+                "localpart_template": "{{ user.preferred_username }}",
+                "display_name_template": "{{ user.name }}",
+            }
+        },
+    }
     with SynapseServer(
         python,
         tmp_path_factory.mktemp("synapse-notifications"),
-        sso_client_whitelist=[f"{BASE_URL}{linking.CALLBACK}"],
-        extra_config=extra,
-    ) as server:
-        yield server
+        port,
+        oidc_provider=provider,
+        sso_client_whitelist=[f"{live_portail.issuer}{linking.CALLBACK}"],
+    ) as hs:
+        yield hs, live_portail
 
 
-def _eventually(check: Any, timeout: float = 15.0) -> Any:
+def _eventually(check: Any, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -58,68 +90,88 @@ def _eventually(check: Any, timeout: float = 15.0) -> Any:
         time.sleep(0.3)
 
 
-def test_a_mention_in_a_matrix_room_appears_in_the_portail_inbox(
-    synapse: SynapseServer, tmp_path: Path, sqlite_url: str
+def _devices(hs: SynapseServer, admin_token: str, user_id: str) -> set[str]:
+    body = hs.api_json("GET", f"/_synapse/admin/v2/users/{quote(user_id, safe='')}/devices", admin_token)
+    return {d["device_id"] for d in body["devices"]}
+
+
+def test_a_member_links_matrix_through_portail_sso_and_a_mention_reaches_the_inbox(
+    synapse_with_portail: tuple[SynapseServer, LiveServer],
 ) -> None:
-    settings = make_settings(tmp_path, sqlite_url, notification_refresh_seconds=0, inbox_budget_seconds=5.0)
-    alice_mx = synapse.register_user("alice", PASSWORD, displayname="Alice")
-    bob_mx = synapse.register_user("bob", PASSWORD, displayname="Bob")
-    create_member(settings)
-    app = create_app(settings, migrate=False)
-    db: Database = app.state.db
-    with db.session() as session:
+    hs, portail = synapse_with_portail
+    issuer = portail.issuer
+    member = create_member(portail.settings, "alice@example.org", "Alice Tremblay")
+    bob = hs.register_user("bob", PASSWORD, admin=True, displayname="Bob")
+    with portail.db.session() as s:
         instance = Instance(
-            slug="matrix", name="Matrix En commun", software="matrix", base_url=synapse.base_url, status="active"
+            slug="matrix",
+            name="Matrix En commun",
+            software="matrix",
+            base_url=hs.public_baseurl.rstrip("/"),
+            status="active",
+            client_id="synapse",
         )
-        session.add(instance)
-        session.flush()
+        s.add(instance)
+        s.flush()
         instance_id = instance.id or 0
 
-    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
-        login(client)
-        page = client.get("/notifications/preferences")
-        assert "Lier mon compte Matrix" in page.text
-        start = client.post(f"/notifications/link/matrix/{instance_id}", data={"csrf_token": csrf_from(page.text)})
+    with browser() as agent:
+        login_page = agent.get(f"{issuer}/login")
+        answer = submit(agent, f"{issuer}/login", login_page.text, email=member.email, password=PASSWORD)
+        assert answer.status_code == 303, answer.text[:500]
+
+        # The member clicks "Lier mon compte Matrix".
+        prefs = agent.get(f"{issuer}/notifications/preferences")
+        assert "Lier mon compte Matrix" in prefs.text
+        start = agent.post(
+            f"{issuer}/notifications/link/matrix/{instance_id}", data={"csrf_token": csrf_from(prefs.text)}
+        )
         assert start.status_code == 303
         sso = urlsplit(start.headers["location"])
         assert sso.path == "/_matrix/client/v3/login/sso/redirect/oidc-portail"
-        callback = parse_qs(sso.query)["redirectUrl"][0]
-        assert callback.startswith(f"{BASE_URL}{linking.CALLBACK}?state=")
+        assert parse_qs(sso.query)["redirectUrl"][0].startswith(f"{issuer}{linking.CALLBACK}?state=")
 
-        # What Synapse's SSO redirect delivers: a single-use login token for Alice's account.
-        login_token = synapse.api_json("POST", "/_matrix/client/v1/login/get_token", alice_mx.access_token, json={})[
-            "login_token"
+        # Synapse → Portail /authorize (already logged in) → consent if asked → Synapse → Portail callback.
+        url, page = walk(agent, start.headers["location"], f"{issuer}{linking.CALLBACK}")
+        if page is not None:
+            assert "/consent" in urlsplit(url).path, (url, page.text[:800], hs.diagnostics())
+            answer = submit(agent, url, page.text, button=("decision", "allow"))
+            assert answer.status_code in (302, 303), answer.text[:500]
+            url, page = walk(agent, str(httpx.URL(url).join(answer.headers["location"])), f"{issuer}{linking.CALLBACK}")
+        assert page is None, (url, page and page.text[:1000], hs.diagnostics())
+        query = parse_qs(urlsplit(url).query)
+        assert query["loginToken"][0] and query["state"][0]
+
+        linked = agent.get(url)  # Portail exchanges the loginToken with m.login.token
+        assert linked.status_code == 303, linked.text[:800]
+        assert linked.headers["location"] == "/notifications"
+        with portail.db.session() as s:
+            link = s.exec(select(SourceLink)).one()
+            account, device_id = link.account, link.device_id
+            assert link.member_id == member.id and "syt_" not in link.secret_sealed
+        assert account.startswith("@alice") and account.endswith(":localhost")
+        assert device_id in _devices(hs, bob.access_token, account)
+
+        # Bob mentions Alice (the Matrix account Synapse made for her at the SSO login) in a room.
+        room_id = hs.api_json("POST", "/_matrix/client/v3/createRoom", bob.access_token, json={"name": "Comité"})[
+            "room_id"
         ]
-        linked = client.get(callback.removeprefix(BASE_URL) + f"&loginToken={login_token}")
-        assert linked.status_code == 303, linked.text
-        with db.session() as session:
-            link = session.exec(select(SourceLink)).one()
-            device_id = link.device_id
-            assert link.account == "@alice:localhost" and "syt_" not in link.secret_sealed
-
-        # Bob mentions Alice in a room they share.
-        room = synapse.api_json("POST", "/_matrix/client/v3/createRoom", bob_mx.access_token, json={"name": "Comité"})
-        room_id = room["room_id"]
-        synapse.api_json(
-            "POST",
-            f"/_matrix/client/v3/rooms/{room_id}/invite",
-            bob_mx.access_token,
-            json={"user_id": alice_mx.user_id},
+        hs.api_json(
+            "POST", f"/_synapse/admin/v1/join/{quote(room_id, safe='')}", bob.access_token, json={"user_id": account}
         )
-        synapse.api_json("POST", f"/_matrix/client/v3/join/{room_id}", alice_mx.access_token, json={})
-        synapse.api_json(
+        hs.api_json(
             "PUT",
-            f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/txn1",
-            bob_mx.access_token,
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/m.room.message/txn1",
+            bob.access_token,
             json={
                 "msgtype": "m.text",
                 "body": "Alice: peux-tu relire le procès-verbal ?",
-                "m.mentions": {"user_ids": [alice_mx.user_id]},
+                "m.mentions": {"user_ids": [account]},
             },
         )
 
         def mention_listed() -> Any:
-            data = client.get("/api/v1/me/notifications").json()
+            data = agent.get(f"{issuer}/api/v1/me/notifications").json()
             return [n for n in data["notifications"] if "procès-verbal" in n["body"]]
 
         found = _eventually(mention_listed)
@@ -128,13 +180,12 @@ def test_a_mention_in_a_matrix_room_appears_in_the_portail_inbox(
         assert found[0]["tool"]["name"] == "Matrix En commun"
         assert found[0]["title"] == "@bob:localhost"
         assert found[0]["link"].startswith("https://matrix.to/#/")
-        inbox_page = client.get("/notifications")
-        assert "procès-verbal" in inbox_page.text
+        assert "procès-verbal" in agent.get(f"{issuer}/notifications").text
 
         # Unlinking logs Portail's device out of Synapse.
-        devices = synapse.api_json("GET", "/_matrix/client/v3/devices", alice_mx.access_token)["devices"]
-        assert device_id in {d["device_id"] for d in devices}
-        prefs = client.get("/notifications/preferences")
-        client.post(f"/notifications/unlink/{instance_id}", data={"csrf_token": csrf_from(prefs.text)})
-        devices = synapse.api_json("GET", "/_matrix/client/v3/devices", alice_mx.access_token)["devices"]
-        assert device_id not in {d["device_id"] for d in devices}
+        prefs = agent.get(f"{issuer}/notifications/preferences")
+        answer = agent.post(f"{issuer}/notifications/unlink/{instance_id}", data={"csrf_token": csrf_from(prefs.text)})
+        assert answer.status_code == 303
+        assert device_id not in _devices(hs, bob.access_token, account)
+        with portail.db.session() as s:
+            assert s.exec(select(SourceLink)).first() is None
