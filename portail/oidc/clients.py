@@ -59,6 +59,15 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_client_id() -> str:
+    """A random client id that is safe on a command line and in a URL path.
+
+    Hex rather than URL-safe base64: an id starting with ``-`` would be read as an option by
+    ``portail clients delete <id>`` (and by most shells' tools).
+    """
+    return secrets.token_hex(12)
+
+
 def check_uri(uri: str, name: str, *, allow_loopback_http: bool) -> None:
     """An absolute http(s) URI without fragment; plain http only on loopback when allowed."""
     parts = urlsplit(uri)
@@ -111,7 +120,7 @@ def validate(spec: ClientSpec) -> str:
 def create_client(db: Session, spec: ClientSpec) -> tuple[OAuthClient, str | None]:
     """Create a client; returns it and its secret in clear (``None`` for a public client), shown once."""
     method = validate(spec)
-    client_id = spec.client_id or secrets.token_urlsafe(16)
+    client_id = spec.client_id or new_client_id()
     if get_client(db, client_id) is not None:
         raise ClientError(f"Le client {client_id} existe déjà", "client_id")
     secret = None if spec.public else new_secret()
