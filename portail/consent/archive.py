@@ -59,6 +59,7 @@ COVERED = {
     "notification_preference",
     "notification_source_link",
     "notification_source_state",
+    "notification_discourse_key_request",  # pending ten minutes at most; only a sealed one-time private key
 }
 
 

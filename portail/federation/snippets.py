@@ -99,6 +99,13 @@ def discourse(issuer: str, instance: Instance, client_id: str, secret: str | Non
         ("openid_connect_rp_initiated_logout_redirect", instance.base_url.rstrip("/") + "/"),
     ]
     body = "; ".join(f"SiteSetting.{name} = {json.dumps(value, ensure_ascii=False)}" for name, value in settings)
+    # Let Portail's notification hub obtain members' User API keys (notifications/user_api_keys.py): add
+    # its callback to the allowed redirects, keeping the ones already there.
+    callback = json.dumps(f"{issuer.rstrip('/')}/notifications/link/discourse/callback*")
+    body += (
+        "; SiteSetting.allowed_user_api_auth_redirects = "
+        f'(SiteSetting.allowed_user_api_auth_redirects.split("|") | [{callback}]).join("|")'
+    )
     return f"cd /var/discourse && ./launcher enter app\nrails runner {shlex.quote(body)}\n"
 
 

@@ -9,7 +9,8 @@ and bound to the member and the instance (10 minutes), so nobody can make a memb
 else's account. The login token is exchanged for a dedicated device whose access token is stored
 sealed; unlinking logs that device out.
 
-Discourse: the member's User API key (scope ``notifications``) is stored sealed.
+Discourse: the member's User API key (scope ``notifications``) is stored sealed; it comes from
+Discourse's own authorization flow (``user_api_keys.py``) or, as a fallback, is pasted by the member.
 """
 
 from __future__ import annotations

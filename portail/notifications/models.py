@@ -9,6 +9,8 @@
   User API key), sealed at rest (``sealing.py``).
 - ``SourceState``: what the aggregator remembers between pulls: per (member, instance) the ETag or
   since-token, and per instance (``member_id`` NULL) the circuit breaker and the feed cursor.
+- ``DiscourseKeyRequest``: one pending Discourse User API key request (nonce, sealed RSA private key),
+  deleted when its callback arrives (single use) or when stale (``user_api_keys.py``).
 - ``PushCounter``: per-instance, per-minute counters of the push API's rate limit (when no Redis).
 """
 
@@ -106,3 +108,16 @@ class PushCounter(SQLModel, table=True):
     instance_id: int = Field(primary_key=True, foreign_key="instance.id")
     window: int = Field(primary_key=True)  # unix minute
     count: int = Field(default=0)
+
+
+class DiscourseKeyRequest(SQLModel, table=True):
+    """A pending User API key request: its nonce and sealed private key; deleted on first use."""
+
+    __tablename__ = "notification_discourse_key_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    instance_id: int = Field(foreign_key="instance.id")
+    nonce: str = Field(max_length=64)
+    private_key_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)

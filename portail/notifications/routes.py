@@ -16,11 +16,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portail.accounts.current import Login, load_login, login_redirect
 from portail.db import Database
 from portail.federation.models import Instance
-from portail.notifications import digests, inbox, linking
+from portail.notifications import digests, inbox, linking, user_api_keys
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS
 from portail.notifications.outbound import SourceError
-from portail.notifications.sources import matrix
+from portail.notifications.sources import discourse, matrix
 from portail.web import FormError, _, error_page, flash, read_form, render
 
 HEARTBEAT_SECONDS = 15.0
@@ -239,6 +239,38 @@ async def link_discourse(request: Request) -> Response:
     return RedirectResponse("/notifications/preferences", status_code=303)
 
 
+async def authorize_discourse(request: Request) -> Response:
+    """Start Discourse's User API key flow (``user_api_keys.py``): off to Discourse's approval page."""
+    found = await _form_action(request)
+    if isinstance(found, Response):
+        return found
+    login, _form = found
+    instance = await _db(request).run(lambda s: s.get(Instance, request.path_params["instance_id"]))
+    if instance is None or instance.software != "discourse" or instance.status != "active":
+        return error_page(request, 404)
+    target = await _db(request).run(user_api_keys.begin, _hub(request).settings, login.member.id or 0, instance)
+    return RedirectResponse(target, status_code=303)
+
+
+async def discourse_callback(request: Request) -> Response:
+    """Discourse's redirect back: ``?state=…&payload=…`` (the encrypted User API key)."""
+    login = await _member(request)
+    if isinstance(login, Response):
+        return login
+    settings, member_id = _hub(request).settings, login.member.id or 0
+    state, payload = request.query_params.get("state", ""), request.query_params.get("payload", "")
+    try:
+        pending = await _db(request).run(user_api_keys.consume, settings, member_id, state)
+        key = user_api_keys.open_payload(settings, pending, payload)
+    except user_api_keys.KeyFlowError as exc:
+        return error_page(request, 400, _(request, exc.message))
+    await _db(request).run(
+        linking.store_link, settings, member_id, pending.instance_id, kind="discourse", account="", secret=key
+    )
+    flash(request, _(request, "Compte Discourse lié."))
+    return RedirectResponse("/notifications/preferences", status_code=303)
+
+
 def field_value(form: dict[str, str], name: str) -> str:
     return form.get(name, "").strip()
 
@@ -252,9 +284,13 @@ async def unlink(request: Request) -> Response:
     removed = await _db(request).run(
         linking.remove_link, hub.settings, login.member.id or 0, request.path_params["instance_id"]
     )
-    if removed is not None and removed[0] == "matrix":
+    if removed is not None:
+        kind, base_url, credential = removed
         try:
-            await matrix.logout(hub.aggregator.fetcher, removed[1], removed[2])
+            if kind == "matrix":
+                await matrix.logout(hub.aggregator.fetcher, base_url, credential)
+            elif kind == "discourse":
+                await discourse.revoke(hub.aggregator.fetcher, base_url, credential)
         except SourceError:
             pass
     flash(request, _(request, "Compte délié."))
@@ -327,6 +363,8 @@ routes = [
     Route("/notifications/link/matrix/{instance_id:int}", link_matrix, methods=["POST"]),
     Route(linking.CALLBACK, matrix_callback, methods=["GET"], name="notifications_matrix_callback"),
     Route("/notifications/link/discourse/{instance_id:int}", link_discourse, methods=["POST"]),
+    Route("/notifications/link/discourse/{instance_id:int}/authorize", authorize_discourse, methods=["POST"]),
+    Route(user_api_keys.CALLBACK, discourse_callback, methods=["GET"], name="notifications_discourse_callback"),
     Route("/notifications/unlink/{instance_id:int}", unlink, methods=["POST"]),
     Route("/notifications/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"], name="notifications_unsubscribe"),
 ]

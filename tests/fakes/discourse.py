@@ -9,16 +9,40 @@ specification" on meta.discourse.org and the notifications API in docs.discourse
   ``{"errors": [...], "error_type": "invalid_access"}`` (Discourse's answer for a bad API key).
 - ``PUT /notifications/mark-read.json`` (``{"id": n}`` or no id for all): ``{"success": "OK"}``.
 No ETag: Discourse does not send one here.
+
+The User API key flow, as ``app/controllers/user_api_keys_controller.rb`` does it (AUTH_API_VERSION 4):
+- ``GET /user-api-key/new?application_name&client_id&scopes&public_key&nonce[&auth_redirect][&push_url]``:
+  ``HEAD`` answers 200 with header ``Auth-Api-Version: 4``; a missing parameter is 400; scopes outside
+  ``allowed_scopes`` or a public key that does not parse show Discourse's generic error page; without a
+  session (cookie ``_t`` here, as Discourse's) it redirects to ``/login``; otherwise it shows the approval
+  page whose form posts the same parameters to ``POST /user-api-key``.
+- ``POST /user-api-key`` (needs the session): ``auth_redirect`` must match a pattern of
+  ``allowed_user_api_auth_redirects`` (``*`` matches anything, whole URL, case-insensitive) else 403
+  ``invalid_access``; the user's older keys of the same ``client_id`` are destroyed; the payload is the
+  JSON ``{"key","nonce","push","api"}`` encrypted with the public key (RSA PKCS #1 v1.5, Ruby's
+  ``public_encrypt`` default), Base64-encoded with Ruby's ``Base64.encode64`` (a newline every 60
+  characters), CGI-escaped and appended to ``auth_redirect``'s query as ``payload=…`` (302).
+- ``POST /user-api-key/revoke`` with ``User-Api-Key``: revokes that key; ``{"success": "OK"}``.
+Simplified: the approval form carries no ``authenticity_token`` (Rails CSRF), and a key has only the
+scopes it was made with (not checked on ``/notifications.json``).
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 
@@ -27,6 +51,22 @@ class FakeDiscourse:
     keys: dict[str, str] = field(default_factory=dict)  # User API key -> username
     notifications: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     next_id: int = 100
+    sessions: dict[str, str] = field(default_factory=dict)  # cookie _t -> username
+    allowed_user_api_auth_redirects: list[str] = field(default_factory=list)  # the site setting, split on |
+    allowed_scopes: frozenset[str] = frozenset(
+        {"read", "write", "message_bus", "push", "notifications", "session_info", "one_time_password"}
+    )
+    key_clients: dict[str, str] = field(default_factory=dict)  # User API key -> client_id
+    revoked: list[str] = field(default_factory=list)
+
+    AUTH_API_VERSION = 4
+    REQUIRED = ("nonce", "scopes", "client_id", "public_key", "application_name")
+
+    def log_in(self, username: str) -> str:
+        """A browser session for ``username``: the value of cookie ``_t``."""
+        token = secrets.token_hex(16)
+        self.sessions[token] = username
+        return token
 
     def notify(self, username: str, topic_title: str, *, kind: int = 1, by: str = "bob") -> int:
         notification_id = self.next_id
@@ -89,10 +129,103 @@ class FakeDiscourse:
                 item["read"] = True
         return JSONResponse({"success": "OK"})
 
+    # ------------------------------------------------------------ User API key flow
+
+    @staticmethod
+    def encrypt_payload(public_key_pem: str, payload: dict[str, Any]) -> str:
+        """``Base64.encode64(public_key.public_encrypt(payload.to_json))``, as Discourse does."""
+        public_key = serialization.load_pem_public_key(public_key_pem.encode())
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        encrypted = public_key.encrypt(json.dumps(payload, separators=(",", ":")).encode(), padding.PKCS1v15())
+        text = base64.b64encode(encrypted).decode()
+        return "".join(text[i : i + 60] + "\n" for i in range(0, len(text), 60))
+
+    def _redirect_allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.netloc:
+            return False
+        for pattern in self.allowed_user_api_auth_redirects:
+            regex = re.escape(pattern).replace("\\*", ".*")
+            if re.fullmatch(regex, url, flags=re.IGNORECASE):
+                return True
+        return False
+
+    def _params(self, values: Any) -> dict[str, str] | Response:
+        params = {k: str(v) for k, v in values.items()}
+        if any(not params.get(name) for name in self.REQUIRED):
+            return JSONResponse({"errors": ["param is missing"], "error_type": "invalid_parameters"}, status_code=400)
+        return params
+
+    def _invalid(self, params: dict[str, str]) -> bool:
+        if not set(params["scopes"].split(",")) <= self.allowed_scopes:
+            return True
+        try:
+            key = serialization.load_pem_public_key(params["public_key"].encode())
+        except ValueError:
+            return True
+        return not isinstance(key, rsa.RSAPublicKey)
+
+    async def new_key(self, request: Request) -> Response:
+        if request.method == "HEAD":
+            return Response(headers={"Auth-Api-Version": str(self.AUTH_API_VERSION)})
+        params = self._params(request.query_params)
+        if isinstance(params, Response):
+            return params
+        if self._invalid(params):
+            return HTMLResponse("<p>Oops! That page doesn’t exist or is private.</p>")  # @generic_error
+        if self.sessions.get(request.cookies.get("_t", "")) is None:
+            return RedirectResponse("/login", status_code=302)
+        fields = "".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(value)}">' for name, value in params.items()
+        )
+        return HTMLResponse(
+            f"<h1>{html.escape(params['application_name'])} would like access to your account</h1>"
+            f'<form method="post" action="/user-api-key">{fields}'
+            '<button type="submit" name="commit" value="Authorize">Authorize</button></form>'
+        )
+
+    async def create_key(self, request: Request) -> Response:
+        user = self.sessions.get(request.cookies.get("_t", ""))
+        if user is None:
+            return JSONResponse({"errors": ["not logged in"], "error_type": "not_logged_in"}, status_code=403)
+        params = self._params(await request.form())
+        if isinstance(params, Response):
+            return params
+        redirect = params.get("auth_redirect")
+        if redirect is not None and not self._redirect_allowed(redirect):
+            return JSONResponse({"errors": ["invalid access"], "error_type": "invalid_access"}, status_code=403)
+        if self._invalid(params):
+            return JSONResponse({"errors": ["invalid access"], "error_type": "invalid_access"}, status_code=403)
+        for old in [k for k, c in self.key_clients.items() if c == params["client_id"] and self.keys.get(k) == user]:
+            self.keys.pop(old, None)
+            self.key_clients.pop(old, None)
+        key = secrets.token_hex(16)
+        self.keys[key], self.key_clients[key] = user, params["client_id"]
+        payload = self.encrypt_payload(
+            params["public_key"], {"key": key, "nonce": params["nonce"], "push": False, "api": self.AUTH_API_VERSION}
+        )
+        if redirect is None:
+            return JSONResponse({"payload": payload})
+        parts = urlsplit(redirect)
+        query = "&".join(q for q in (parts.query, f"payload={quote_plus(payload, safe='')}") if q)
+        return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=302)
+
+    async def revoke(self, request: Request) -> Response:
+        key = request.headers.get("user-api-key", "")
+        if key not in self.keys:
+            return JSONResponse({"errors": ["not found"], "error_type": "not_found"}, status_code=404)
+        self.keys.pop(key)
+        self.key_clients.pop(key, None)
+        self.revoked.append(key)
+        return JSONResponse({"success": "OK"})
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/notifications.json", self.index, methods=["GET"]),
                 Route("/notifications/mark-read.json", self.mark_read, methods=["PUT"]),
+                Route("/user-api-key/new", self.new_key, methods=["GET", "HEAD"]),
+                Route("/user-api-key", self.create_key, methods=["POST"]),
+                Route("/user-api-key/revoke", self.revoke, methods=["POST"]),
             ]
         )

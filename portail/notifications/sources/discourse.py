@@ -4,7 +4,8 @@ The key is obtained by the member through Discourse's User API key flow (meta.di
 "User API keys specification", scope ``notifications``) and stored sealed. The answer is
 ``{"notifications": [{id, notification_type, read, created_at, topic_id, post_number, slug,
 fancy_title?, data: {topic_title, display_username, …}}], …}``. Dismiss marks the notification read:
-``PUT /notifications/mark-read.json`` with ``{"id": …}``. Discourse sends no ETag on this endpoint, so
+``PUT /notifications/mark-read.json`` with ``{"id": …}``. Unlinking revokes the key
+(``POST /user-api-key/revoke`` with the key in ``User-Api-Key``). Discourse sends no ETag on this endpoint, so
 Portail keeps the highest id it has seen as its since-token and skips older items.
 """
 
@@ -90,3 +91,13 @@ async def dismiss(http: Fetcher, job: PullJob, native_id: str) -> bool:
         "PUT", f"{job.base_url}/notifications/mark-read.json", headers=_headers(job), json_body={"id": int(native_id)}
     )
     return True
+
+
+async def revoke(http: Fetcher, base_url: str, key: str) -> None:
+    """Revoke the key at Discourse when the member unlinks (``POST /user-api-key/revoke`` with the key)."""
+    await http.request(
+        "POST",
+        f"{base_url}/user-api-key/revoke",
+        headers={"User-Api-Key": key, "Accept": "application/json"},
+        accept=(200, 403, 404),
+    )

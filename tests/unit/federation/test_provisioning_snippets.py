@@ -129,6 +129,8 @@ def test_discourse_snippet_sets_the_plugin_settings() -> None:
         'SiteSetting.openid_connect_client_id = "forum"',
         'SiteSetting.openid_connect_client_secret = "x"',
         'SiteSetting.openid_connect_rp_initiated_logout_redirect = "https://forum.example/"',
+        'SiteSetting.allowed_user_api_auth_redirects = (SiteSetting.allowed_user_api_auth_redirects.split("|")'
+        ' | ["https://portail.example/notifications/link/discourse/callback*"]).join("|")',
     ):
         assert setting in body
 
