@@ -21,7 +21,7 @@ from starlette.routing import Route
 from portail.accounts.current import load_login
 from portail.db import Database
 from portail.federation.models import Instance
-from portail.notifications import inbox, push
+from portail.notifications import inbox, push, read_state
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS, Notification
 from portail.oidc.tokens import InvalidToken, verify_access_token
@@ -166,9 +166,12 @@ async def my_read(request: Request) -> Response:
     found = await _mutation(request)
     if isinstance(found, Response):
         return found
-    if not await _db(request).run(inbox.mark_read, found[0], request.path_params["id"]):
+    hub, member_id, notification_id = _hub(request), found[0], request.path_params["id"]
+    receipts = await _db(request).run(read_state.for_one, hub.settings, member_id, notification_id)
+    if not await _db(request).run(inbox.mark_read, member_id, notification_id):
         return json_error("not_found", "No such notification", 404)
-    return JSONResponse({"read": True})
+    propagated = await read_state.propagate(hub.aggregator.fetcher, receipts)
+    return JSONResponse({"read": True, "read_at_source": propagated > 0})
 
 
 async def my_read_all(request: Request) -> Response:
@@ -176,7 +179,10 @@ async def my_read_all(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     tool = found[1].get("tool") if isinstance(found[1], dict) else None
-    count = await _db(request).run(inbox.mark_all_read, found[0], tool if isinstance(tool, int) else None)
+    hub, member_id, instance_id = _hub(request), found[0], tool if isinstance(tool, int) else None
+    receipts = await _db(request).run(read_state.for_all, hub.settings, member_id, instance_id)
+    count = await _db(request).run(inbox.mark_all_read, member_id, instance_id)
+    await read_state.propagate(hub.aggregator.fetcher, receipts)
     return JSONResponse({"marked": count})
 
 

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portail.accounts.current import Login, load_login, login_redirect
 from portail.db import Database
 from portail.federation.models import Instance
-from portail.notifications import digests, inbox, linking, user_api_keys
+from portail.notifications import digests, inbox, linking, read_state, user_api_keys
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS
 from portail.notifications.outbound import SourceError
@@ -109,7 +109,10 @@ async def mark_read(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     login, _form = found
-    await _db(request).run(inbox.mark_read, login.member.id or 0, request.path_params["id"])
+    hub, member_id, notification_id = _hub(request), login.member.id or 0, request.path_params["id"]
+    receipts = await _db(request).run(read_state.for_one, hub.settings, member_id, notification_id)
+    await _db(request).run(inbox.mark_read, member_id, notification_id)
+    await read_state.propagate(hub.aggregator.fetcher, receipts)
     return RedirectResponse("/notifications", status_code=303)
 
 
@@ -118,7 +121,10 @@ async def mark_all_read(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     login, form = found
-    count = await _db(request).run(inbox.mark_all_read, login.member.id or 0, _int(form.get("tool")))
+    hub, member_id, tool = _hub(request), login.member.id or 0, _int(form.get("tool"))
+    receipts = await _db(request).run(read_state.for_all, hub.settings, member_id, tool)
+    count = await _db(request).run(inbox.mark_all_read, member_id, tool)
+    await read_state.propagate(hub.aggregator.fetcher, receipts)
     flash(request, _(request, "%(count)s notification(s) marquée(s) comme lue(s).", count=count))
     return RedirectResponse("/notifications", status_code=303)
 

@@ -28,6 +28,7 @@ from sqlmodel import select
 from portail.federation.models import Instance
 from portail.notifications import linking
 from portail.notifications.models import SourceLink
+from portail.notifications.sealing import unseal
 from portail.oidc.clients import ClientSpec, create_client
 from tests.conftest import PASSWORD, create_member, csrf_from
 from tests.interop.conftest import LiveServer
@@ -181,6 +182,29 @@ def test_a_member_links_matrix_through_portail_sso_and_a_mention_reaches_the_inb
         assert found[0]["title"] == "@bob:localhost"
         assert found[0]["link"].startswith("https://matrix.to/#/")
         assert "procès-verbal" in agent.get(f"{issuer}/notifications").text
+
+        # Reading it in Portail sends a private read receipt: Synapse now counts it as read.
+        with portail.db.session() as s:
+            token = unseal(portail.settings.secret_key, s.exec(select(SourceLink)).one().secret_sealed)
+
+        def read_at_synapse() -> bool:
+            listed = hs.api_json("GET", "/_matrix/client/v3/notifications", token)["notifications"]
+            [entry] = [n for n in listed if "procès-verbal" in n["event"]["content"].get("body", "")]
+            return bool(entry["read"])
+
+        assert read_at_synapse() is False
+        inbox_page = agent.get(f"{issuer}/notifications")
+        answer = agent.post(
+            f"{issuer}/notifications/{found[0]['id']}/read", data={"csrf_token": csrf_from(inbox_page.text)}
+        )
+        assert answer.status_code == 303
+        assert read_at_synapse() is True
+        # Private: Bob's sync of the room shows no read receipt of Alice's.
+        room = hs.api_json("GET", "/_matrix/client/v3/sync", bob.access_token, params={"timeout": 0})["rooms"]["join"][
+            room_id
+        ]
+        receipts = [e for e in room.get("ephemeral", {}).get("events", []) if e.get("type") == "m.receipt"]
+        assert account not in str(receipts)
 
         # Unlinking logs Portail's device out of Synapse.
         prefs = agent.get(f"{issuer}/notifications/preferences")

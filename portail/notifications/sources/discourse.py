@@ -84,13 +84,17 @@ async def pull(http: Fetcher, job: PullJob) -> PullResult:
     return PullResult(items=items, since=str(newest) if newest else job.since)
 
 
-async def dismiss(http: Fetcher, job: PullJob, native_id: str) -> bool:
-    if not native_id.isdigit():
+async def mark_read(http: Fetcher, job: PullJob, native_id: str | None) -> bool:
+    """``PUT /notifications/mark-read.json`` with ``{"id": …}``, or with no id for all of them."""
+    if native_id is not None and not native_id.isdigit():
         return False
-    await http.request(
-        "PUT", f"{job.base_url}/notifications/mark-read.json", headers=_headers(job), json_body={"id": int(native_id)}
-    )
+    body = {"id": int(native_id)} if native_id is not None else {}
+    await http.request("PUT", f"{job.base_url}/notifications/mark-read.json", headers=_headers(job), json_body=body)
     return True
+
+
+async def dismiss(http: Fetcher, job: PullJob, native_id: str) -> bool:
+    return await mark_read(http, job, native_id)
 
 
 async def revoke(http: Fetcher, base_url: str, key: str) -> None:

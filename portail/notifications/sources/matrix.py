@@ -9,18 +9,22 @@
   newest first, ``next_token`` paging towards older ones. Portail's since-token is the ``ts`` of the
   newest notification it has seen; it pages with ``from`` until it reaches it (at most ``MAX_PAGES``).
   Push actions with the ``highlight`` tweak (mentions) become ``mention``, the others ``message``.
+- Read state (``read_state.py``): a private read receipt
+  (``POST /_matrix/client/v3/rooms/{roomId}/receipt/m.read.private/{eventId}``, spec "Receipts", v1.4).
+  The room is taken from the notification's ``matrix.to`` link, which this module builds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from portail.notifications.outbound import Fetcher, SourceError
 from portail.notifications.plaintext import plain
 from portail.notifications.sources import Item, PullJob, PullResult
 
+MATRIX_TO = "https://matrix.to/#/"
 PAGE = 50
 MAX_PAGES = 3
 NOTIFICATIONS = "/_matrix/client/v3/notifications"
@@ -55,7 +59,7 @@ def _item(raw: Any) -> tuple[int, Item]:
         title=plain(str(title or "Matrix"), 300),
         body=plain(body, 2000),
         kind=kind,
-        link=f"https://matrix.to/#/{quote(room_id, safe='!:')}/{quote(event_id, safe='$:')}",
+        link=f"{MATRIX_TO}{quote(room_id, safe='!:')}/{quote(event_id, safe='$:')}",
         created_at=dt.datetime.fromtimestamp(ts / 1000, dt.UTC),
         read=bool(raw.get("read")),
     )
@@ -112,4 +116,25 @@ async def logout(http: Fetcher, base_url: str, access_token: str) -> None:
         headers={"Authorization": f"Bearer {access_token}"},
         json_body={},
         accept=(200, 401),
+    )
+
+
+def room_and_event(link: str) -> tuple[str, str] | None:
+    """(room id, event id) of a link made by ``_item``, else None."""
+    if not link.startswith(MATRIX_TO):
+        return None
+    parts = link[len(MATRIX_TO) :].split("/")
+    if len(parts) != 2 or not parts[0].startswith("!") or not parts[1].startswith("$"):
+        return None
+    return unquote(parts[0]), unquote(parts[1])
+
+
+async def mark_read(http: Fetcher, base_url: str, access_token: str, room_id: str, event_id: str) -> None:
+    """A private read receipt up to ``event_id``: read for the member, not announced to the room."""
+    room, event = quote(room_id, safe=""), quote(event_id, safe="")
+    await http.request(
+        "POST",
+        f"{base_url}/_matrix/client/v3/rooms/{room}/receipt/m.read.private/{event}",
+        headers={"Authorization": f"Bearer {access_token}"},
+        json_body={},
     )

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -24,7 +24,7 @@ from portail.config import Settings
 from portail.db import Database
 from portail.federation.models import Instance
 from portail.notifications import user_api_keys
-from portail.notifications.models import DiscourseKeyRequest, SourceLink
+from portail.notifications.models import DiscourseKeyRequest, SourceLink, SourceState
 from portail.notifications.sealing import unseal
 from tests.conftest import BASE_URL, create_member, csrf_from, login
 from tests.fakes.discourse import FakeDiscourse
@@ -77,6 +77,15 @@ def _approve(fake: FakeDiscourse, url: str, username: str = "alice") -> str:
         return str(answer.headers["location"])
 
 
+def _stale(app: Starlette) -> None:
+    """Make the member's pulled sources due again (instead of waiting ``notification_refresh_seconds``)."""
+    db: Database = app.state.db
+    with db.session() as session:
+        for state in session.exec(select(SourceState).where(col(SourceState.member_id).is_not(None))):
+            state.fetched_at = None
+            session.add(state)
+
+
 def _callback(client: TestClient, location: str, **headers: str) -> Any:
     assert location.startswith(f"{CALLBACK}?state="), location
     return client.get(location.removeprefix(BASE_URL), headers=headers)
@@ -112,9 +121,24 @@ def test_a_member_links_discourse_through_its_user_api_key_flow_and_gets_its_not
         assert session.exec(select(DiscourseKeyRequest)).first() is None  # spent
     assert "Compte Discourse lié." in client.get("/notifications/preferences").text
 
-    fake.notify("alice", "Budget participatif 2027")
+    first = fake.notify("alice", "Budget participatif 2027")
     data = client.get("/api/v1/me/notifications").json()
     assert [n["title"] for n in data["notifications"]] == ["Budget participatif 2027"]
+
+    # Reading in Portail marks read in Discourse (read_state.py): one, then all.
+    inbox_page = client.get("/notifications")
+    notification_id = data["notifications"][0]["id"]
+    read = client.post(f"/notifications/{notification_id}/read", data={"csrf_token": csrf_from(inbox_page.text)})
+    assert read.status_code == 303
+    assert [n["read"] for n in fake.notifications["alice"] if n["id"] == first] == [True]
+    second, third = fake.notify("alice", "Assemblée"), fake.notify("alice", "Comité")
+    fake.notify("bruno", "Autre membre")
+    _stale(app)
+    assert client.get("/api/v1/me/notifications").json()["unread"] == 2
+    inbox_page = client.get("/notifications")
+    client.post("/notifications/read-all", data={"csrf_token": csrf_from(inbox_page.text)})
+    assert {n["id"]: n["read"] for n in fake.notifications["alice"]} == {first: True, second: True, third: True}
+    assert not fake.notifications["bruno"][0]["read"]
 
     # The callback works once.
     replay = _callback(client, back)

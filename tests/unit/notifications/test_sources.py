@@ -18,7 +18,7 @@ from portail.notifications.models import Notification, SourceLink, SourceState
 from portail.notifications.outbound import Reply, SourceError
 from portail.notifications.plaintext import plain
 from portail.notifications.sealing import seal, unseal
-from portail.notifications.sources import feed
+from portail.notifications.sources import feed, matrix
 from portail.oidc.models import Consent, OAuthClient
 from tests.fakes.discourse import FakeDiscourse
 from tests.fakes.nextcloud import FakeNextcloud
@@ -244,3 +244,18 @@ def test_member_ids_do_not_leak_between_members(fast_db: database.Database) -> N
         assert [n.title for n, _ in inbox.list_for(session, alice.id or 0, inbox.Filters())] == ["pour Alice"]
         assert inbox.unread_count(session, bob.id or 0) == 1
         assert inbox.get(session, bob.id or 0, 1) is None
+
+
+def test_a_matrix_notification_link_gives_back_its_room_and_event_for_read_receipts() -> None:
+    raw = {
+        "room_id": "!comite:localhost",
+        "ts": 1_700_000_000_000,
+        "read": False,
+        "actions": ["notify"],
+        "event": {"event_id": "$AbC/d+e:localhost", "sender": "@bob:localhost", "type": "m.room.message"},
+    }
+    _ts, item = matrix._item(raw)
+    assert item.link is not None
+    assert matrix.room_and_event(item.link) == ("!comite:localhost", "$AbC/d+e:localhost")
+    assert matrix.room_and_event("https://matrix.to/#/@bob:localhost") is None
+    assert matrix.room_and_event("https://evil.example/#/!a:b/$c") is None
