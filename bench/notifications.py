@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import multiprocessing.queues
 import os
 import random
 import secrets
@@ -37,6 +38,7 @@ from portail import db as database  # noqa: E402
 from portail.accounts import members  # noqa: E402
 from portail.config import load_settings  # noqa: E402
 from portail.federation.models import Instance  # noqa: E402
+from portail.federation.verification import PinnedTransport  # noqa: E402
 from portail.notifications import inbox  # noqa: E402
 from portail.notifications.aggregator import Aggregator  # noqa: E402
 from portail.oidc import keys, subjects, tokens  # noqa: E402
@@ -47,14 +49,25 @@ from tests.fakes.server import free_port  # noqa: E402
 PG_ADMIN = os.environ.get("PORTAIL_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def _serve_instances(fake: Instances, port: int) -> None:
-    """The simulated instances, in a process of their own (not competing for this one's GIL)."""
+def _serve_instances(fake: Instances, count: int, ports: multiprocessing.queues.SimpleQueue[list[int]]) -> None:
+    """The simulated instances, in a process of their own (not competing for this one's GIL).
+
+    Each instance listens on its own port, so that each is its own origin as real instances are (the
+    outbound transport pools connections per host, as it would for instances on different hosts)."""
+    import socket
+
     import uvicorn
 
-    fake.base_url = f"http://127.0.0.1:{port}"
-    uvicorn.run(
-        fake.app(), host="127.0.0.1", port=port, log_level="critical", lifespan="off", timeout_graceful_shutdown=1
-    )
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sockets.append(sock)
+    ports.put([sock.getsockname()[1] for sock in sockets])
+    config = uvicorn.Config(fake.app(), log_level="critical", lifespan="off", timeout_graceful_shutdown=1)
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def bench_refresh(rounds: int) -> None:
@@ -67,14 +80,15 @@ def bench_refresh(rounds: int) -> None:
         if name in hanging:
             fake.modes[name] = "hang"
     slowest = max(v for k, v in fake.latency.items() if k not in hanging)
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    process = multiprocessing.get_context("fork").Process(target=_serve_instances, args=(fake, port), daemon=True)
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.queues.SimpleQueue[list[int]] = context.SimpleQueue()
+    process = context.Process(target=_serve_instances, args=(fake, len(names), queue), daemon=True)
     process.start()
+    origins = {name: f"http://127.0.0.1:{port}" for name, port in zip(names, queue.get(), strict=True)}
     deadline = time.monotonic() + 20
     while True:
         try:
-            httpx.get(f"{base_url}/i/{names[0]}/feed", timeout=1)
+            httpx.get(f"{origins[names[0]]}/i/{names[0]}/feed", timeout=1)
             break
         except httpx.HTTPError:
             if time.monotonic() > deadline:
@@ -101,8 +115,8 @@ def bench_refresh(rounds: int) -> None:
                     slug=name,
                     name=name,
                     software="praxis",
-                    base_url=f"{base_url}/i/{name}",
-                    feed_url=f"{base_url}/i/{name}/feed",
+                    base_url=f"{origins[name]}/i/{name}",
+                    feed_url=f"{origins[name]}/i/{name}/feed",
                     status="active",
                 )
                 session.add(instance)
@@ -110,7 +124,8 @@ def bench_refresh(rounds: int) -> None:
                 inbox.set_preference(session, member_id, instance.id or 0, enabled=True, digest="none")
 
         async def run() -> tuple[float, list[float], list[str]]:
-            aggregator = Aggregator(db, settings)
+            # The transport the application uses (SSRF guard, DNS pinning, one pool per host).
+            aggregator = Aggregator(db, settings, transport=PinnedTransport(settings))
             try:
                 timings = []
                 unreachable: list[str] = []

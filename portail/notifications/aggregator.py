@@ -125,7 +125,7 @@ class Aggregator:
             await self.on_delivered(delivered)
         return len(delivered)
 
-    async def _store_late(self, task: asyncio.Task[_Outcome]) -> None:
+    async def _store_late(self, task: asyncio.Future[_Outcome]) -> None:
         await self._store([await task])
 
     async def refresh_member(self, member_id: int, *, budget: float | None = None, force: bool = False) -> Report:
@@ -138,21 +138,29 @@ class Aggregator:
         if not plan.jobs:
             return report
         tasks = [asyncio.ensure_future(self._fetch(planned)) for planned in plan.jobs]
-        wait_for: float | None = None
+        deadline: float | None = None
         if budget is not None:
             reserve = min(0.25, budget * 0.15)
-            wait_for = max(0.0, budget - reserve - (time.monotonic() - started))
-        done, pending = await asyncio.wait(tasks, timeout=wait_for)
-        outcomes = [task.result() for task in done]
-        report.delivered = await self._store(outcomes)
-        report.unreachable.extend(o.planned.job.instance_name for o in outcomes if o.failure is not None)
+            deadline = started + budget - reserve
+        # Store pulls as they come back, so that the last one's answer only waits for its own
+        # (small) write, not for everyone's.
+        pending: set[asyncio.Future[_Outcome]] = set(tasks)
+        while pending:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                break  # the budget is spent
+            outcomes = [task.result() for task in done]
+            report.delivered += await self._store(outcomes)
+            report.unreachable.extend(o.planned.job.instance_name for o in outcomes if o.failure is not None)
+        names: dict[asyncio.Future[_Outcome], str] = {
+            task: planned.job.instance_name for task, planned in zip(tasks, plan.jobs, strict=True)
+        }
         for task in pending:  # finish in the background; stored when they end
             late = asyncio.ensure_future(self._store_late(task))
             self._background.add(late)
             late.add_done_callback(self._background.discard)
-            report.unreachable.append(
-                next(p.job.instance_name for t, p in zip(tasks, plan.jobs, strict=True) if t is task)
-            )
+            report.unreachable.append(names[task])
         report.unreachable = sorted(set(report.unreachable))
         return report
 

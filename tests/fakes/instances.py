@@ -45,7 +45,8 @@ class Instances:
         etag = f'"{name}-{count}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
-        base = f"{self.base_url}/i/{name}"
+        origin = self.base_url or str(request.base_url).rstrip("/")  # the origin this request came to
+        base = f"{origin}/i/{name}"
         entries = "".join(ENTRY.format(name=name, n=n, base=base) for n in range(count))
         return Response(
             ATOM.format(name=name, entries=entries), media_type="application/atom+xml", headers={"ETag": etag}

@@ -49,13 +49,13 @@ def test_the_inbox_answers_within_its_budget_with_the_healthy_instances_and_name
     member = add_member(fast_db)
     assert member.id is not None
     instances.modes.update({"hanging": "hang", "failing": "fail", "garbled": "garbage"})
-    instances.latency.update({"slowish": 0.2})
+    instances.latency.update({"slowish": 0.1})
     _subscribe(fast_db, member.id, instances, "healthy", "slowish", "hanging", "failing", "garbled")
 
     async def scenario() -> tuple[list[str], set[str]]:
         aggregator = Aggregator(fast_db, fast_settings)
         try:
-            report = await aggregator.refresh_member(member.id or 0, budget=2.0)
+            report = await aggregator.refresh_member(member.id or 0, budget=3.0)
             titles = _titles(fast_db, member.id or 0)
             return report.unreachable, titles
         finally:
@@ -135,7 +135,9 @@ def test_the_breaker_opens_after_repeated_failures_then_half_opens_and_closes(
     async def refresh() -> list[str]:
         aggregator = Aggregator(fast_db, fast_settings)
         try:
-            return (await aggregator.refresh_member(member.id or 0, force=True, budget=1.5)).unreachable
+            # No budget: these tests are about the breaker, and a loaded machine must not turn a quick
+            # 500 into "did not answer in time" (whose outcome would be stored after the check).
+            return (await aggregator.refresh_member(member.id or 0, force=True, budget=None)).unreachable
         finally:
             await aggregator.aclose()
 
@@ -172,7 +174,7 @@ def test_a_failed_trial_reopens_the_breaker_for_longer(
     async def refresh() -> None:
         aggregator = Aggregator(fast_db, fast_settings)
         try:
-            await aggregator.refresh_member(member.id or 0, force=True, budget=1.5)
+            await aggregator.refresh_member(member.id or 0, force=True, budget=None)
         finally:
             await aggregator.aclose()
 
@@ -201,7 +203,7 @@ def test_an_answer_larger_than_the_byte_cap_is_abandoned(
     async def scenario() -> list[str]:
         aggregator = Aggregator(fast_db, fast_settings)
         try:
-            return (await aggregator.refresh_member(member.id or 0, budget=1.5)).unreachable
+            return (await aggregator.refresh_member(member.id or 0, budget=None)).unreachable
         finally:
             await aggregator.aclose()
 
