@@ -13,7 +13,7 @@ the tool acknowledges with ``202 Accepted`` (any 2xx is taken as received). Ever
 ``AccountEventDelivery`` and sent by the background jobs, never on a member's request; a failure,
 a timeout or an error answer is retried with exponential backoff up to ``account_event_max_attempts``
 times, then marked failed. Endpoints are hoster-supplied, so every request goes through the
-federation's outbound guard (``portail.federation.verification``: https only unless
+outbound guard (``portail.outbound``: https only unless
 ``allow_http_instances``, no credentials or fragment, public addresses only unless
 ``allow_private_addresses``, connection pinned to the checked address); redirects are not followed
 and at most 4 KiB of an answer is read.
@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 import httpx
 from sqlmodel import Session, col, or_, select, update
 
+from portail import outbound
 from portail.config import Settings
 from portail.consent.models import AccountEventDelivery
 from portail.db import Database, utcnow
-from portail.federation import verification
 
 log = logging.getLogger("portail.consent.events")
 
@@ -111,17 +111,17 @@ def schedule(
 def uri_allowed(uri: str, settings: Settings) -> bool:
     """The form of a receiver endpoint: absolute https (http when allowed), no credentials or fragment."""
     try:
-        verification.check_syntax(uri, settings)
-    except verification.Refused:
+        outbound.check_syntax(uri, settings)
+    except outbound.Refused:
         return False
     return True
 
 
 async def refusal(uri: str, settings: Settings) -> str:
-    """Why ``uri`` may not be contacted (the federation's outbound guard), or an empty string."""
+    """Why ``uri`` may not be contacted (the outbound guard, ``portail.outbound``), or an empty string."""
     try:
-        await verification.check_url(uri, settings)
-    except verification.Refused as exc:
+        await outbound.check_url(uri, settings)
+    except outbound.Refused as exc:
         return f"endpoint refused ({exc.code})"
     return ""
 
@@ -195,7 +195,7 @@ async def post(http: httpx.AsyncClient, uri: str, token: str, settings: Settings
                     body += chunk
                     if len(body) >= MAX_BODY:
                         break
-    except verification.Refused as exc:  # the address changed since the check (DNS rebinding)
+    except outbound.Refused as exc:  # the address changed since the check (DNS rebinding)
         return Outcome(False, None, f"endpoint refused ({exc.code})")
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
         return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
@@ -215,7 +215,7 @@ async def deliver_due(
     if not taken:
         return counts
     owns = http is None
-    client = http or verification.client(settings)
+    client = http or outbound.client(settings)
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(delivery_id: int, uri: str, token: str) -> None:

@@ -33,7 +33,7 @@ from portail.db import Database, utcnow
 from portail.federation.models import Instance
 from portail.notifications import linking
 from portail.notifications.models import SourceLink
-from portail.notifications.outbound import Fetcher, SourceError
+from portail.notifications.outbound import SourceError, guarded
 from portail.notifications.sources import matrix
 from portail.oidc import backchannel, keys, subjects, tokens
 from portail.oidc.models import Consent, DataAccess, Grant, OAuthClient, SessionClient
@@ -138,7 +138,7 @@ async def log_out_devices(settings: Settings, reports: list[PurgeReport]) -> int
     devices = [device for report in reports for device in report.devices]
     if not devices:
         return 0
-    fetcher = Fetcher(timeout=settings.outbound_timeout_seconds, max_bytes=settings.outbound_max_bytes)
+    fetcher = guarded(settings)  # the instances' URLs are hoster-supplied
     done = 0
     try:
         for base_url, access_token in devices:

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from portail.config import Settings
 from portail.federation.models import Instance
@@ -112,6 +112,18 @@ def spec_for(settings: Settings, instance: Instance, *, administrator: bool = Fa
         trusted=instance.trusted,
         allow_loopback_http=administrator or settings.allow_http_instances,
     )
+
+
+def hoster_clients(db: Session, client_ids: set[str]) -> set[str]:
+    """Among ``client_ids``, the clients of nodes registered by hosters (not from ``instances.toml``):
+    their endpoints are the hoster's, so back-channel logout reaches them through the outbound guard
+    (registered with ``backchannel.guard_clients_found_by`` at startup)."""
+    if not client_ids:
+        return set()
+    rows = db.exec(
+        select(Instance.client_id).where(col(Instance.client_id).in_(sorted(client_ids)), Instance.source != "file")
+    )
+    return {client_id for client_id in rows if client_id}
 
 
 def client_of(db: Session, instance: Instance) -> OAuthClient | None:

@@ -2,7 +2,8 @@
 
 - ``register_hooks()``: the ``groups`` claim provider of the OpenID Connect provider
   (``portail.oidc.claims.register_groups_provider``) — an instance receives only the member's
-  organizations relevant to it (``audience.groups_for``);
+  organizations relevant to it (``audience.groups_for``), and which OIDC clients were provisioned
+  for a hoster's node (``provisioning.hoster_clients``: back-channel logout reaches them guarded);
 - ``prober(settings, db)``: the background health prober, started and stopped by the lifespan.
 """
 
@@ -12,9 +13,9 @@ import logging
 
 from portail.config import Settings
 from portail.db import Database
-from portail.federation import audience, credentials
+from portail.federation import audience, credentials, provisioning
 from portail.federation.probes import Prober
-from portail.oidc import claims
+from portail.oidc import backchannel, claims
 
 log = logging.getLogger("portail.federation")
 
@@ -22,6 +23,7 @@ log = logging.getLogger("portail.federation")
 def register_hooks() -> None:
     """The ``groups`` claim provider and the federation's API scopes (for ``client_credentials``)."""
     claims.register_groups_provider(audience.groups_for)
+    backchannel.guard_clients_found_by(provisioning.hoster_clients)
     for name, description in credentials.SCOPES.items():
         claims.register_scope(name, description)
 

@@ -12,6 +12,7 @@ from portail.notifications import digests, inbox
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.hub import nextcloud_token
 from portail.oidc import keys
+from portail.outbound import PinnedTransport
 
 
 def _open(settings: Settings) -> Database:
@@ -46,7 +47,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     keys.install(db.engine, settings)
 
     async def run() -> int:
-        aggregator = Aggregator(db, settings, minter=nextcloud_token)
+        aggregator = Aggregator(db, settings, minter=nextcloud_token, transport=PinnedTransport(settings))
         try:
             return await aggregator.refresh_due()
         finally:

@@ -17,7 +17,6 @@ from sqlmodel import Session
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.federation.verification import PinnedTransport
 from portail.notifications import contract, digests, inbox, push
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
@@ -26,6 +25,7 @@ from portail.notifications.live import Broker
 from portail.notifications.ratelimit import PushLimiter
 from portail.oidc import claims, subjects, tokens
 from portail.oidc.models import OAuthClient
+from portail.outbound import PinnedTransport
 
 log = logging.getLogger("portail.notifications")
 

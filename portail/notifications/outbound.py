@@ -4,7 +4,7 @@ Every request an adapter makes goes through ``Fetcher.request``: the answer's bo
 chunks and abandoned past ``settings.outbound_max_bytes`` (a garbage-answering or malicious instance
 cannot exhaust memory), redirects are not followed, and every failure becomes a ``SourceError``
 whose ``status`` tells the aggregator whether it counts against the instance's circuit breaker.
-In the application the transport is the federation's SSRF guard (``verification.PinnedTransport``:
+In the application the transport is the outbound guard (``portail.outbound.PinnedTransport``:
 address checks, DNS pinning); redirects are never followed, so an instance cannot bounce Portail
 elsewhere.
 """
@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from portail.federation.verification import Refused
+from portail.config import Settings
+from portail.outbound import PinnedTransport, Refused
 
 
 class SourceError(Exception):
@@ -78,7 +79,7 @@ class Fetcher:
                 reply = Reply(response.status_code, response.headers, b"".join(chunks))
         except httpx.TimeoutException as exc:
             raise SourceError("unreachable", "timed out") from exc
-        except Refused as exc:  # the SSRF guard (federation.verification.PinnedTransport) said no
+        except Refused as exc:  # the outbound guard (portail.outbound.PinnedTransport) said no
             raise SourceError("error", f"refused by the outbound guard: {exc.code}") from exc
         except (httpx.HTTPError, OSError) as exc:
             raise SourceError("unreachable", f"connection failed: {type(exc).__name__}") from exc
@@ -92,3 +93,13 @@ class Fetcher:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def guarded(settings: Settings) -> Fetcher:
+    """A ``Fetcher`` whose every request goes through the outbound guard (``PinnedTransport``): what
+    any code outside the hub's aggregator must use to reach an instance (hoster-supplied URLs)."""
+    return Fetcher(
+        timeout=settings.outbound_timeout_seconds,
+        max_bytes=settings.outbound_max_bytes,
+        transport=PinnedTransport(settings),
+    )

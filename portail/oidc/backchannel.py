@@ -22,8 +22,12 @@
   process sends it, and a crashed sender's row becomes due again when the lease runs out.
 - Expiry: a session that expires while nobody uses it is ended by the sender's periodic sweep
   (``end_expired_sessions``), so its tools are logged out too.
-- Addresses: a client registered dynamically (hoster-supplied URI) is only sent to a public
-  address unless ``allow_private_addresses``; administrators' clients may use loopback (tests do).
+- Addresses: a client whose endpoint an administrator did not set — registered dynamically
+  (RFC 7591), or provisioned for a hoster's node (the federation says which, ``guard_clients_found_by``)
+  — is sent to through the outbound guard (``portail.outbound``): https only unless
+  ``allow_http_instances``, public addresses only unless ``allow_private_addresses``, and the
+  connection goes to the very address that was checked (no DNS rebinding). Administrators' clients
+  (``portail clients create``, ``instances.toml``) may use loopback and private addresses (tests do).
 """
 
 from __future__ import annotations
@@ -31,10 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import ipaddress
 import logging
 import secrets
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ import httpx
 from sqlalchemy import event, update
 from sqlmodel import Session, col, select
 
+from portail import outbound
 from portail.accounts import sessions
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
@@ -64,12 +67,15 @@ SWEEP_SECONDS = 60.0  # how often expired sessions are looked for
 BATCH = 50
 CONCURRENCY = 10
 DUE = ("pending", "retrying")
+USER_AGENT = "Portail-En-commun/backchannel-logout"
 
 # ---------------------------------------------------------------- creating deliveries
 
 _wakers: list[Callable[[], None]] = []
 _WAKE_KEY = "portail.backchannel.wake"
 _secret: dict[str, str] = {}  # the secret key pairwise subjects derive from, set by ``register_hook``
+GuardFinder = Callable[[Session, set[str]], set[str]]
+_guard_finders: list[GuardFinder] = []  # see ``guard_clients_found_by``
 
 
 def _queue(db: Session, client: OAuthClient, member: Member, sid: str) -> BackchannelDelivery | None:
@@ -292,38 +298,28 @@ def record(db: Session, outcome: Outcome, now: dt.datetime | None = None) -> Bac
 # ---------------------------------------------------------------- sending
 
 
-def _public_address(host: str, port: int) -> bool:
-    """Whether every address ``host`` resolves to is public (the outbound-address guard)."""
+def _syntax_problem(uri: str) -> str:
+    """An error message when the URI is not an absolute http(s) URL, else an empty string."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return False
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
-            return False
-    return bool(infos)
-
-
-async def _guarded(settings: Settings, dynamic: bool, uri: str) -> str:
-    """An error message when the URI may not be contacted, else an empty string."""
-    parts = urlsplit(uri)
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "invalid backchannel_logout_uri"
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return "invalid backchannel_logout_uri"
-    if dynamic and not settings.allow_private_addresses:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if not await asyncio.to_thread(_public_address, parts.hostname, port):
-            return "backchannel_logout_uri does not resolve to a public address"
     return ""
 
 
 async def send_one(
-    settings: Settings, http: httpx.AsyncClient, delivery: BackchannelDelivery, dynamic: bool
+    settings: Settings, http: httpx.AsyncClient, delivery: BackchannelDelivery, guarded: bool
 ) -> Outcome:
+    """One attempt. ``http`` must be a guarded client (``outbound.client``) when ``guarded``: the
+    endpoint was supplied by a hoster or a registering tool, so the address is checked and the
+    connection pinned to it (a second DNS answer cannot send the token to an internal address)."""
     row_id = delivery.id or 0
-    refused = await _guarded(settings, dynamic, delivery.uri)
-    if refused:
-        return Outcome(row_id, False, error=refused, permanent=True)
+    invalid = _syntax_problem(delivery.uri)
+    if invalid:
+        return Outcome(row_id, False, error=invalid, permanent=True)
     try:
         token = logout_token(settings, delivery)
         response = await http.post(
@@ -331,6 +327,11 @@ async def send_one(
             data={"logout_token": token},
             headers={"Accept": "application/json", "Cache-Control": "no-store"},
             follow_redirects=False,
+        )
+    except outbound.Refused as exc:  # the outbound guard (guarded clients only)
+        transient = exc.code == "dns"
+        return Outcome(
+            row_id, False, error=f"refused by the outbound guard ({exc.code}): {exc}", permanent=not transient
         )
     except httpx.HTTPError as exc:
         return Outcome(row_id, False, error=f"{type(exc).__name__}: {exc}"[:500])
@@ -342,26 +343,57 @@ async def send_one(
     return Outcome(row_id, False, code, f"HTTP {code} {body}".strip(), permanent)
 
 
-def _dynamic_clients(db: Session, client_ids: list[str]) -> set[str]:
-    return {c.client_id for c in _clients(db, set(client_ids)).values() if c.registered_dynamically}
+def guarded_clients(db: Session, client_ids: list[str]) -> set[str]:
+    """The clients whose endpoints an administrator did not set: registered dynamically (RFC 7591),
+    or named by a registered finder (the federation's hoster-provisioned clients)."""
+    ids = set(client_ids)
+    found = {c.client_id for c in _clients(db, ids).values() if c.registered_dynamically}
+    for finder in _guard_finders:
+        found |= finder(db, ids) & ids
+    return found
 
 
-async def deliver_due(db: Database, settings: Settings, http: httpx.AsyncClient, *, limit: int = BATCH) -> int:
-    """Claim the due deliveries, send them concurrently and record each outcome; returns how many."""
+def guard_clients_found_by(finder: GuardFinder) -> None:
+    """Register a function naming, among some client ids, those whose endpoints come from outside
+    (a higher package, e.g. the federation, knows which clients a hoster configured)."""
+    name = (finder.__module__, finder.__qualname__)
+    _guard_finders[:] = [f for f in _guard_finders if (f.__module__, f.__qualname__) != name]
+    _guard_finders.append(finder)
+
+
+async def deliver_due(
+    db: Database,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    guarded_http: httpx.AsyncClient | None = None,
+    limit: int = BATCH,
+) -> int:
+    """Claim the due deliveries, send them concurrently and record each outcome; returns how many.
+
+    Deliveries to guarded clients go through ``guarded_http`` (``outbound.client``; one is made for
+    this call when not given), the others through ``http`` (administrators' tools, loopback allowed)."""
     claimed = await db.run(claim_due, utcnow(), limit)
     if not claimed:
         return 0
-    dynamic = await db.run(_dynamic_clients, [row.client_id for row in claimed])
+    guarded = await db.run(guarded_clients, [row.client_id for row in claimed])
     gate = asyncio.Semaphore(CONCURRENCY)
+    pinned = guarded_http or (guarded_client(settings) if guarded else None)
 
     async def attempt(row: BackchannelDelivery) -> None:
+        is_guarded = row.client_id in guarded
+        client = pinned if is_guarded and pinned is not None else http
         async with gate:
-            outcome = await send_one(settings, http, row, row.client_id in dynamic)
+            outcome = await send_one(settings, client, row, is_guarded)
         if not outcome.ok:
             log.info("back-channel logout to %s failed: %s", row.client_id, outcome.error)
         await db.run(record, outcome)
 
-    await asyncio.gather(*(attempt(row) for row in claimed))
+    try:
+        await asyncio.gather(*(attempt(row) for row in claimed))
+    finally:
+        if pinned is not None and guarded_http is None:
+            await pinned.aclose()
     return len(claimed)
 
 
@@ -371,8 +403,16 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(settings.outbound_timeout_seconds),
         follow_redirects=False,
         trust_env=False,
-        headers={"User-Agent": "Portail-En-commun/backchannel-logout"},
+        headers={"User-Agent": USER_AGENT},
     )
+
+
+def guarded_client(settings: Settings) -> httpx.AsyncClient:
+    """The outbound client for guarded clients: the outbound guard's pinned transport
+    (``portail.outbound``), explicit timeout, no redirects, no environment proxies."""
+    http = outbound.client(settings)
+    http.headers["User-Agent"] = USER_AGENT
+    return http
 
 
 class BackchannelSender:
@@ -413,14 +453,14 @@ class BackchannelSender:
         assert self._event is not None
         swept_at = 0.0
         loop = asyncio.get_running_loop()
-        async with http_client(self.settings) as http:
+        async with http_client(self.settings) as http, guarded_client(self.settings) as guarded_http:
             while True:
                 self._event.clear()
                 try:
                     if loop.time() - swept_at >= SWEEP_SECONDS:
                         swept_at = loop.time()
                         await self.db.run(end_expired_sessions, self.settings, utcnow())
-                    while await deliver_due(self.db, self.settings, http) == BATCH:
+                    while await deliver_due(self.db, self.settings, http, guarded_http=guarded_http) == BATCH:
                         pass
                 except Exception:  # a database hiccup must not kill the sender
                     log.exception("back-channel logout sender error")

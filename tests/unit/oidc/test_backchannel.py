@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -206,7 +208,76 @@ def test_a_dynamically_registered_client_is_not_sent_to_a_private_address(
     _end(db, _session_with(db, alice, "tool"))
     _deliver(db, strict)
     [row] = _rows(db)
-    assert row.status == "failed" and "public address" in row.last_error
+    assert row.status == "failed" and "address-loopback" in row.last_error
+    assert recorder.requests == []
+
+
+def test_a_guarded_delivery_connects_to_the_address_that_was_checked(
+    db: database.Database, ring: keys.KeyRing, alice: Member, unit_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name first resolves to a public address, then to 127.0.0.1. The token must go
+    to the address that was checked (the name stays in Host / SNI), and the name is resolved once.
+    The resolver and the network transport are replaced at their boundary: no real network is used."""
+    strict = unit_settings.replace(allow_private_addresses=False)
+    answers = ["93.184.215.14", "127.0.0.1"]
+    asked: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding(host: object, port: object, *args: object, **kwargs: object) -> list[Any]:
+        if host != "tool.example":
+            return real_getaddrinfo(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        asked.append(str(host))
+        address = answers[min(len(asked) - 1, len(answers) - 1)]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    sent: list[tuple[str, str]] = []
+
+    async def network(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.host, request.headers["host"]))
+        return httpx.Response(200)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", network)
+    _client(db, "https://tool.example/bc", dynamic=True)
+    _end(db, _session_with(db, alice, "tool"))
+    _deliver(db, strict)
+    [row] = _rows(db)
+    assert row.status == "sent"
+    assert sent == [("93.184.215.14", "tool.example")]
+    assert asked == ["tool.example"]
+
+
+def test_an_administrators_client_is_sent_to_by_name_without_the_guard(
+    db: database.Database, ring: keys.KeyRing, alice: Member, recorder: HttpRecorder, unit_settings: Settings
+) -> None:
+    """Clients created by an administrator (CLI, instances.toml) may use loopback even when the
+    outbound guard would refuse it for hoster-supplied endpoints."""
+    strict = unit_settings.replace(allow_private_addresses=False)
+    _client(db, recorder.url("/bc").replace("127.0.0.1", "localhost"))
+    _end(db, _session_with(db, alice, "tool"))
+    _deliver(db, strict)
+    [row] = _rows(db)
+    assert row.status == "sent" and len(recorder.requests) == 1
+
+
+def test_a_client_named_by_a_registered_finder_goes_through_the_guard(
+    db: database.Database, ring: keys.KeyRing, alice: Member, recorder: HttpRecorder, unit_settings: Settings
+) -> None:
+    """A higher package (the federation) names the clients a hoster configured; they are guarded too."""
+
+    def only_tool(_db: object, ids: set[str]) -> set[str]:
+        return {"tool"} & ids
+
+    backchannel.guard_clients_found_by(only_tool)
+    try:
+        strict = unit_settings.replace(allow_private_addresses=False)
+        _client(db, recorder.url("/bc"))
+        _end(db, _session_with(db, alice, "tool"))
+        _deliver(db, strict)
+    finally:
+        backchannel._guard_finders.remove(only_tool)
+    [row] = _rows(db)
+    assert row.status == "failed" and "address-loopback" in row.last_error
     assert recorder.requests == []
 
 
