@@ -54,7 +54,12 @@ class LoginSession(SQLModel, table=True):
     """A browser session. The cookie carries a random id; only its SHA-256 is stored."""
 
     __tablename__ = "login_session"
-    __table_args__ = (Index("ix_login_session_member_active", "member_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_login_session_member_active", "member_id", "ended_at"),
+        # the expiry sweep (oidc.backchannel.end_expired_sessions): live sessions idle or too old
+        Index("ix_login_session_live_last_seen", "ended_at", "last_seen_at"),
+        Index("ix_login_session_live_created", "ended_at", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import event, update
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from portail import outbound
 from portail.accounts import sessions
@@ -179,20 +180,26 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_WAKE_KEY, None)
 
 
-def end_expired_sessions(db: Session, settings: Settings, now: dt.datetime, limit: int = 200) -> int:
-    """End the sessions that expired without a request noticing (idle or absolute lifetime), so that
-    their tools are told too. Each row is claimed by a conditional UPDATE (``end_reason`` is the
-    marker, overwritten by ``end_sessions`` in the same transaction): one process ends it."""
+def expired_sessions_query(settings: Settings, now: dt.datetime, limit: int) -> SelectOfScalar[int | None]:
+    """Live sessions idle or too old; served by the indexes ``ix_login_session_live_last_seen`` and
+    ``ix_login_session_live_created`` (no scan of the whole table on each sweep)."""
     idle_before = now - dt.timedelta(minutes=settings.session_idle_minutes)
     born_before = now - dt.timedelta(hours=settings.session_absolute_hours)
-    candidates = db.exec(
-        select(LoginSession.id)
+    return (
+        select(col(LoginSession.id))
         .where(
             col(LoginSession.ended_at).is_(None),
             (col(LoginSession.last_seen_at) < idle_before) | (col(LoginSession.created_at) < born_before),
         )
         .limit(limit)
-    ).all()
+    )
+
+
+def end_expired_sessions(db: Session, settings: Settings, now: dt.datetime, limit: int = 200) -> int:
+    """End the sessions that expired without a request noticing (idle or absolute lifetime), so that
+    their tools are told too. Each row is claimed by a conditional UPDATE (``end_reason`` is the
+    marker, overwritten by ``end_sessions`` in the same transaction): one process ends it."""
+    candidates = db.exec(expired_sessions_query(settings, now, limit)).all()
     claimed = []
     for row_id in candidates:
         result = db.execute(

@@ -370,3 +370,16 @@ def test_sessions_that_expired_unnoticed_are_ended_and_their_tools_told(
         assert ended is not None and kept is not None
         assert ended.ended_at is not None and ended.end_reason == "expired" and kept.ended_at is None
     assert [(r.sid, r.status) for r in _rows(db)] == [(idle, "pending")]
+
+
+def test_the_expiry_sweep_reads_indexes_not_the_whole_session_table(
+    db: database.Database, unit_settings: Settings
+) -> None:
+    """The sweep runs every minute on every process: it must not scan every session ever opened."""
+    query = backchannel.expired_sessions_query(unit_settings, database.utcnow(), 200)
+    with db.engine.connect() as connection:
+        compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
+        plan = [str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
+    assert not [step for step in plan if step.startswith("SCAN login_session")], plan
+    assert any("ix_login_session_live_last_seen" in step for step in plan), plan
+    assert any("ix_login_session_live_created" in step for step in plan), plan
