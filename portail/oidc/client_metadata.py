@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session
 
 from portail.config import Settings
-from portail.oidc import claims, clients, tokens
+from portail.oidc import claims, clients
 from portail.oidc.clients import ClientError, ClientSpec
 from portail.oidc.models import OAuthClient
 
@@ -200,13 +200,6 @@ def replace(db: Session, client: OAuthClient, metadata: object, settings: Settin
     db.add(client)
     db.flush()
     return Registered(client, None, None)
-
-
-def delete(db: Session, client: OAuthClient) -> None:
-    """RFC 7592 §2.3: the client is gone; everything it held is revoked first."""
-    tokens.revoke_client_tokens(db, client.client_id, "client-deleted")
-    db.delete(client)
-    db.flush()
 
 
 def metadata_of(client: OAuthClient, issuer: str, registered: Registered | None = None) -> dict[str, Any]:

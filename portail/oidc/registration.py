@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portail.config import Settings
-from portail.oidc import client_metadata, initial_tokens
+from portail.oidc import client_metadata, clients, initial_tokens
 from portail.oidc.client_metadata import MetadataError, Registered
 from portail.web import json_error
 
@@ -88,8 +88,8 @@ def _configure(db: Session, settings: Settings, client_id: str, token: str, meth
         raise BearerProblem
     if method == "GET":
         return client_metadata.metadata_of(client, settings.issuer)
-    if method == "DELETE":
-        client_metadata.delete(db, client)
+    if method == "DELETE":  # RFC 7592 §2.3: the same deletion as ``portail clients delete``
+        clients.delete_client(db, client, reason="deleted by the client (RFC 7592)")
         return None
     registered = client_metadata.replace(db, client, metadata, settings)
     return client_metadata.metadata_of(registered.client, settings.issuer, registered)

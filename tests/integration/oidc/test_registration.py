@@ -11,12 +11,14 @@ from sqlmodel import func, select
 from starlette.testclient import TestClient
 
 from portail import db as database
+from portail.accounts.models import Member
 from portail.app import create_app
 from portail.config import Settings
 from portail.oidc import initial_tokens
 from portail.oidc.clients import hash_secret
-from portail.oidc.models import InitialAccessToken, OAuthClient
+from portail.oidc.models import Consent, ConsentEvent, Grant, InitialAccessToken, OAuthClient
 from tests.conftest import BASE_URL
+from tests.oidc_flow import REDIRECT_URI, Flow, rows
 
 METADATA: dict[str, Any] = {
     "client_name": "Nextcloud de la Table de quartier",
@@ -287,3 +289,23 @@ def test_a_client_deletes_itself(client: TestClient, settings: Settings) -> None
     assert response.status_code == 204
     assert client.get(_path(body), headers=_bearer(token)).status_code == 401
     assert _count(settings) == 0
+
+
+def test_a_client_deleting_itself_revokes_its_tokens_and_withdraws_consents_in_the_ledger(
+    client: TestClient, settings: Settings, member: Member
+) -> None:
+    """RFC 7592 §2.3 runs the same deletion as ``portail clients delete``: tokens revoked, consents
+    withdrawn with a ledger event, sessions forgotten."""
+    metadata = {**METADATA, "redirect_uris": [REDIRECT_URI]}
+    registered = client.post("/register", json=metadata, headers=_bearer(_token(settings)))
+    assert registered.status_code == 201, registered.text
+    body = registered.json()
+    issued = Flow(client, body["client_id"], body["client_secret"]).tokens()
+    response = client.delete(_path(body), headers=_bearer(body["registration_access_token"]))
+    assert response.status_code == 204
+    assert rows(settings, OAuthClient) == [] and rows(settings, Consent) == []
+    assert all(g.revoked_at is not None for g in rows(settings, Grant))
+    events = rows(settings, ConsentEvent)
+    assert [e.action for e in events] == ["granted", "withdrawn"]
+    assert "RFC 7592" in events[-1].detail
+    assert client.get("/userinfo", headers={"Authorization": f"Bearer {issued['access_token']}"}).status_code == 401
