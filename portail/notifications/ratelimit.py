@@ -9,6 +9,7 @@ minute's allowance is exceeded the request is refused with the seconds until the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,10 +41,11 @@ class PushLimiter:
         self.settings = settings
         self.db = db
         self._redis: Any = None
+        self.clock: Callable[[], float] = time.time  # tests pin it, so a minute boundary cannot split them
 
     async def consume(self, instance_id: int, count: int) -> int:
         """Count ``count`` notifications; 0 when allowed, else seconds to wait (``Retry-After``)."""
-        now = time.time()
+        now = self.clock()
         window = int(now // 60)
         if self.settings.redis_url:
             if self._redis is None:
