@@ -95,3 +95,44 @@ def test_members_who_are_not_administrators_are_refused(client: TestClient, memb
 def test_visitors_are_sent_to_the_login_page(client: TestClient) -> None:
     response = client.get("/admin/oidc/clients")
     assert response.status_code == 303 and response.headers["location"].startswith("/login?next=")
+
+
+def test_the_navigation_links_administrators_to_their_pages(client: TestClient, settings: Settings) -> None:
+    create_member(settings, "admin@example.org", "Admin", is_admin=True)
+    login(client, "admin@example.org")
+    page = client.get("/account").text
+    assert 'aria-label="Administration"' in page
+    for path in ("/admin/oidc/clients", "/federation/admin", "/privacy-officer", "/admin/privacy"):
+        assert f'href="{path}"' in page
+
+
+def test_the_navigation_speaks_english_to_an_english_administrator(client: TestClient, settings: Settings) -> None:
+    create_member(settings, "admin@example.org", "Admin", is_admin=True, locale="en")
+    login(client, "admin@example.org")
+    page = client.get("/account").text
+    assert ">OpenID Connect clients</a>" in page and ">Privacy officer</a>" in page
+
+
+def test_a_privacy_officer_sees_only_the_pages_of_that_role(client: TestClient, settings: Settings) -> None:
+    officer = create_member(settings, "officer@example.org", "Officer")
+    handle = database.Database(settings)
+    try:
+        with handle.session() as s:
+            row = s.get(Member, officer.id)
+            assert row is not None
+            row.roles = "privacy-officer"
+            s.add(row)
+    finally:
+        handle.dispose()
+    login(client, "officer@example.org")
+    page = client.get("/account").text
+    assert 'href="/privacy-officer"' in page
+    assert 'href="/admin/oidc/clients"' not in page and 'href="/federation/admin"' not in page
+
+
+def test_members_see_no_administration_links(client: TestClient, member: Member) -> None:
+    login(client)
+    page = client.get("/account").text
+    assert 'aria-label="Administration"' not in page
+    for path in ("/admin/oidc/clients", "/federation/admin", "/privacy-officer", "/admin/privacy"):
+        assert f'href="{path}"' not in page
