@@ -26,6 +26,7 @@ from portail.federation.models import Hoster, Instance, InstanceLink
 from portail.federation.rules import (
     Actor,
     FederationError,
+    by_slug,
     forbidden,
     is_organization_admin,
     not_found,
@@ -98,12 +99,7 @@ def groups_for(db: Session, member: Member, client: OAuthClient) -> list[str]:
 
 
 def _organization(db: Session, slug: str) -> Organization:
-    if not valid_slug(slug):
-        raise not_found()
-    found = db.exec(select(Organization).where(Organization.slug == slug)).first()
-    if found is None:
-        raise not_found()
-    return found
+    return by_slug(db, Organization, slug)
 
 
 def request_link(

@@ -5,6 +5,7 @@ rotation, decisions (approve, refuse, suspend, reactivate, retire) and link conf
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -15,7 +16,7 @@ from portail.federation import audience, hosters, nodes, overview, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
 from portail.federation.nodes import NodeForm
-from portail.federation.pages import deps, failure, form_or_error, members_only, message
+from portail.federation.pages import Done, deps, failure, form_action, form_or_error, local_next, members_only, message
 from portail.federation.rules import REGIONS, Actor, FederationError
 from portail.web import N_, _, field, flash, render
 
@@ -66,21 +67,20 @@ async def hoster_page(request: Request, member: Member, actor: Actor) -> Respons
 @members_only
 async def hoster_people(request: Request, member: Member, actor: Actor) -> Response:
     _s, db = deps(request)
-    form, error = await form_or_error(request)
-    if error:
-        return error
     slug = request.path_params["slug"]
-    try:
+
+    async def change(form: Any) -> Done:
         if field(form, "remove"):
-            await db.run(hosters.remove_person, actor, slug, int(field(form, "remove")))
+            try:
+                person_id = int(field(form, "remove"))
+            except ValueError as exc:
+                raise FederationError("La demande est invalide.") from exc
+            await db.run(hosters.remove_person, actor, slug, person_id)
         else:
             await db.run(hosters.add_person, actor, slug, field(form, "email"), field(form, "role"))
-    except (FederationError, ValueError) as exc:
-        if isinstance(exc, FederationError):
-            return failure(request, exc)
-        return failure(request, FederationError("La demande est invalide."))
-    flash(request, _(request, "Les personnes de l’hébergeur sont à jour."), "success")
-    return RedirectResponse(f"/federation/hosters/{slug}", status_code=303)
+        return Done(N_("Les personnes de l’hébergeur sont à jour."), f"/federation/hosters/{slug}")
+
+    return await form_action(request, change)
 
 
 @members_only
@@ -166,34 +166,39 @@ async def instance_page(request: Request, member: Member, actor: Actor) -> Respo
     return await _instance(request, actor)
 
 
+def _refused(request: Request, actor: Actor) -> Callable[[FederationError], Awaitable[Response]]:
+    """A refused action on a node re-renders the node's page with the reason and its status."""
+
+    async def show(exc: FederationError) -> Response:
+        return await _instance(request, actor, message(request, exc), exc.status)
+
+    return show
+
+
 @members_only
 async def instance_verify(request: Request, member: Member, actor: Actor) -> Response:
     settings, db = deps(request)
-    _form, error = await form_or_error(request)
-    if error:
-        return error
     slug = request.path_params["slug"]
-    try:
+
+    async def verify(_form: Any) -> Done:
         await nodes.verify(db, settings, actor, slug)
-    except FederationError as exc:
-        return await _instance(request, actor, message(request, exc), exc.status)
-    flash(request, _(request, "Domaine vérifié. Le nœud attend maintenant l’approbation de la fédération."), "success")
-    return RedirectResponse(f"/federation/instances/{slug}", status_code=303)
+        text = N_("Domaine vérifié. Le nœud attend maintenant l’approbation de la fédération.")
+        return Done(text, f"/federation/instances/{slug}")
+
+    return await form_action(request, verify, _refused(request, actor))
 
 
 @members_only
 async def instance_decision(request: Request, member: Member, actor: Actor) -> Response:
     settings, db = deps(request)
-    form, error = await form_or_error(request)
-    if error:
-        return error
     slug = request.path_params["slug"]
-    try:
+
+    async def decide(form: Any) -> Done:
         await db.run(nodes.decide, settings, actor, slug, field(form, "action"), field(form, "reason"))
-    except FederationError as exc:
-        return await _instance(request, actor, message(request, exc), exc.status)
-    flash(request, _(request, "Décision enregistrée; l’hébergeur est prévenu par courriel."), "success")
-    return RedirectResponse(f"/federation/instances/{slug}", status_code=303)
+        text = N_("Décision enregistrée; l’hébergeur est prévenu par courriel.")
+        return Done(text, f"/federation/instances/{slug}")
+
+    return await form_action(request, decide, _refused(request, actor))
 
 
 @members_only
@@ -220,18 +225,12 @@ async def instance_secret(request: Request, member: Member, actor: Actor) -> Res
 @members_only
 async def link_decision(request: Request, member: Member, actor: Actor) -> Response:
     _s, db = deps(request)
-    form, error = await form_or_error(request)
-    if error:
-        return error
-    accept = field(form, "decision") == "accept"
-    try:
-        link = await db.run(
-            audience.decide_link, actor, request.path_params["link_id"], accept=accept, reason=field(form, "reason")
-        )
-    except FederationError as exc:
-        return failure(request, exc)
-    flash(request, _(request, N_("Lien confirmé.") if accept else N_("Lien refusé.")), "success")
-    back = field(form, "next")
-    return RedirectResponse(
-        back if back.startswith("/federation/") else f"/federation/links/{link.id}", status_code=303
-    )
+
+    async def decide(form: Any) -> Done:
+        accept = field(form, "decision") == "accept"
+        link_id = request.path_params["link_id"]
+        link = await db.run(audience.decide_link, actor, link_id, accept=accept, reason=field(form, "reason"))
+        text = N_("Lien confirmé.") if accept else N_("Lien refusé.")
+        return Done(text, local_next(form, f"/federation/links/{link.id}"))
+
+    return await form_action(request, decide)

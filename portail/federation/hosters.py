@@ -25,6 +25,7 @@ from portail.federation.rules import (
     REGIONS,
     Actor,
     FederationError,
+    by_slug,
     not_found,
     require_federation_admin,
     require_hoster,
@@ -119,12 +120,7 @@ def apply(db: Session, settings: Settings, actor: Actor, application: Applicatio
 
 
 def get(db: Session, slug: str) -> Hoster:
-    if not valid_slug(slug):
-        raise not_found()
-    hoster = db.exec(select(Hoster).where(Hoster.slug == slug)).first()
-    if hoster is None:
-        raise not_found()
-    return hoster
+    return by_slug(db, Hoster, slug)
 
 
 def list_hosters(db: Session, status: str | None = None, *, offset: int = 0, limit: int = 200) -> list[Hoster]:

@@ -33,7 +33,7 @@ from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoste
 from portail.federation.rules import (
     Actor,
     FederationError,
-    not_found,
+    by_slug,
     require_federation_admin,
     require_hoster,
     slugify,
@@ -198,12 +198,7 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
 
 
 def get(db: Session, slug: str) -> Instance:
-    if not valid_slug(slug):
-        raise not_found()
-    instance = db.exec(select(Instance).where(Instance.slug == slug)).first()
-    if instance is None:
-        raise not_found()
-    return instance
+    return by_slug(db, Instance, slug)
 
 
 def get_for(db: Session, actor: Actor, slug: str) -> Instance:

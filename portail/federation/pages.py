@@ -3,12 +3,14 @@ administrators' desk, organization and territory pages (links, hosting requests)
 tokens (``/account/api-tokens``). The hoster's and node's pages are in ``hoster_pages.py``.
 
 Each handler parses, makes one domain call through ``db.run`` and renders; a refusal re-renders the
-page with a translated message and its 4xx status.
+page with a translated message and its 4xx status. A form that changes something (``POST``) goes
+through ``form_action``: readable form or 400 page, the domain call, then a flash and a redirect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +25,14 @@ from portail.federation.rules import Actor, FederationError
 from portail.web import N_, FormError, _, field, flash, read_form, render
 
 Page = Callable[[Request, Member, Actor], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a successful form action says (``message``, a French source marked ``N_``) and where it goes."""
+
+    message: str
+    to: str
 
 
 def deps(request: Request) -> tuple[Settings, Database]:
@@ -73,6 +83,31 @@ async def form_or_error(request: Request) -> tuple[Any, Response | None]:
     return form, None
 
 
+async def form_action(
+    request: Request,
+    action: Callable[[Any], Awaitable[Done]],
+    refused: Callable[[FederationError], Awaitable[Response]] | None = None,
+) -> Response:
+    """The shape of every form ``POST`` of these pages: read the form (an unreadable one gets the 400
+    page), run ``action(form)`` (the domain call), then flash its message and redirect (303). A
+    ``FederationError`` shows ``refused(exc)``, by default the error page with its status."""
+    form, error = await form_or_error(request)
+    if error:
+        return error
+    try:
+        done = await action(form)
+    except FederationError as exc:
+        return await refused(exc) if refused is not None else failure(request, exc)
+    flash(request, _(request, done.message), "success")
+    return RedirectResponse(done.to, status_code=303)
+
+
+def local_next(form: Any, default: str) -> str:
+    """The form's ``next`` when it is a federation page, else ``default`` (never an open redirect)."""
+    back = field(form, "next")
+    return back if back.startswith("/federation/") else default
+
+
 # ---------------------------------------------------------------- home and administration
 
 
@@ -96,18 +131,15 @@ async def admin(request: Request, member: Member, actor: Actor) -> Response:
 @members_only
 async def admin_hoster_decision(request: Request, member: Member, actor: Actor) -> Response:
     settings, db = deps(request)
-    form, error = await form_or_error(request)
-    if error:
-        return error
     slug = request.path_params["slug"]
-    approve = field(form, "decision") == "approve"
-    try:
+
+    async def decide(form: Any) -> Done:
+        approve = field(form, "decision") == "approve"
         await db.run(hosters.decide, settings, actor, slug, approve=approve, reason=field(form, "reason"))
-    except FederationError as exc:
-        return failure(request, exc)
-    text = N_("L’hébergeur est accepté.") if approve else N_("La demande est refusée; la raison a été envoyée.")
-    flash(request, _(request, text), "success")
-    return RedirectResponse("/federation/admin", status_code=303)
+        text = N_("L’hébergeur est accepté.") if approve else N_("La demande est refusée; la raison a été envoyée.")
+        return Done(text, "/federation/admin")
+
+    return await form_action(request, decide)
 
 
 # ---------------------------------------------------------------- organizations and territories
@@ -126,54 +158,39 @@ async def organization(request: Request, member: Member, actor: Actor) -> Respon
 @members_only
 async def organization_link(request: Request, member: Member, actor: Actor) -> Response:
     settings, db = deps(request)
-    form, error = await form_or_error(request)
-    if error:
-        return error
     slug = request.path_params["slug"]
-    try:
+
+    async def ask(form: Any) -> Done:
         await db.run(audience.request_link, settings, actor, slug, field(form, "instance"))
-    except FederationError as exc:
-        return failure(request, exc)
-    flash(request, _(request, "Demande envoyée à l’hébergeur de l’instance, qui doit la confirmer."), "success")
-    return RedirectResponse(f"/federation/organizations/{slug}", status_code=303)
+        text = N_("Demande envoyée à l’hébergeur de l’instance, qui doit la confirmer.")
+        return Done(text, f"/federation/organizations/{slug}")
+
+    return await form_action(request, ask)
 
 
 @members_only
 async def organization_hosting(request: Request, member: Member, actor: Actor) -> Response:
     settings, db = deps(request)
-    form, error = await form_or_error(request)
-    if error:
-        return error
     slug = request.path_params["slug"]
-    try:
-        await db.run(
-            audience.ask_hosting,
-            settings,
-            actor,
-            slug,
-            field(form, "hoster"),
-            field(form, "software"),
-            field(form, "message"),
-        )
-    except FederationError as exc:
-        return failure(request, exc)
-    flash(request, _(request, "Votre demande d’hébergement a été transmise à l’hébergeur."), "success")
-    return RedirectResponse(f"/federation/organizations/{slug}", status_code=303)
+
+    async def ask(form: Any) -> Done:
+        wanted = (field(form, "hoster"), field(form, "software"), field(form, "message"))
+        await db.run(audience.ask_hosting, settings, actor, slug, *wanted)
+        text = N_("Votre demande d’hébergement a été transmise à l’hébergeur.")
+        return Done(text, f"/federation/organizations/{slug}")
+
+    return await form_action(request, ask)
 
 
 @members_only
 async def link_remove(request: Request, member: Member, actor: Actor) -> Response:
     _s, db = deps(request)
-    form, error = await form_or_error(request)
-    if error:
-        return error
-    try:
+
+    async def remove(form: Any) -> Done:
         await db.run(audience.remove_link, actor, int(request.path_params["link_id"]))
-    except FederationError as exc:
-        return failure(request, exc)
-    flash(request, _(request, "Le lien est retiré."), "success")
-    back = field(form, "next")
-    return RedirectResponse(back if back.startswith("/federation/") else "/federation", status_code=303)
+        return Done(N_("Le lien est retiré."), local_next(form, "/federation"))
+
+    return await form_action(request, remove)
 
 
 # ---------------------------------------------------------------- personal API tokens
@@ -215,12 +232,9 @@ async def api_tokens(request: Request, member: Member, actor: Actor) -> Response
 @members_only
 async def api_token_revoke(request: Request, member: Member, actor: Actor) -> Response:
     _s, db = deps(request)
-    _form, error = await form_or_error(request)
-    if error:
-        return error
-    try:
+
+    async def revoke(_form: Any) -> Done:
         await db.run(credentials.revoke_token, member.id or 0, int(request.path_params["token_id"]))
-    except FederationError as exc:
-        return failure(request, exc)
-    flash(request, _(request, "Le jeton est révoqué."), "success")
-    return RedirectResponse("/account/api-tokens", status_code=303)
+        return Done(N_("Le jeton est révoqué."), "/account/api-tokens")
+
+    return await form_action(request, revoke)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, SQLModel, col, or_, select
 
 from portail.accounts.models import Member, Membership
 from portail.federation.models import HosterPerson
@@ -153,3 +153,17 @@ SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 
 def valid_slug(slug: str) -> bool:
     return bool(SLUG_RE.match(slug))
+
+
+Sluggable = TypeVar("Sluggable", bound=SQLModel)
+
+
+def by_slug(db: Session, model: type[Sluggable], slug: str) -> Sluggable:
+    """The row of ``model`` (a table with a ``slug`` column) named ``slug``; a 404 refusal otherwise,
+    without a query when the slug is not even well formed."""
+    if not valid_slug(slug):
+        raise not_found()
+    found = db.exec(select(model).where(getattr(model, "slug") == slug)).first()  # noqa: B009
+    if found is None:
+        raise not_found()
+    return found

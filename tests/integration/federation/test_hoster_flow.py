@@ -317,3 +317,31 @@ def test_pages_ask_visitors_to_log_in(client: TestClient) -> None:
         response = client.get(path)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/login?next=")
+
+
+def test_a_hoster_admin_adds_and_removes_people_and_bad_input_is_a_400(
+    client: TestClient, member: Member, admin_client: TestClient, settings: Settings
+) -> None:
+    login(client)
+    slug = apply_as_hoster(client)
+    assert (
+        post(
+            admin_client, "/federation/admin", f"/federation/admin/hosters/{slug}", {"decision": "approve"}
+        ).status_code
+        == 303
+    )
+    bob = create_member(settings, "bob@example.org", "Bob Gagnon")
+    page, action = f"/federation/hosters/{slug}", f"/federation/hosters/{slug}/people"
+
+    added = post(client, page, action, {"email": "bob@example.org", "role": "hoster-member"})
+    assert added.status_code == 303 and added.headers["location"] == page
+    assert "bob@example.org" in client.get(page).text
+    unknown = post(client, page, action, {"email": "nobody@example.org", "role": "hoster-member"})
+    assert unknown.status_code == 400 and "Aucun compte" in unknown.text
+    garbage = post(client, page, action, {"remove": "not-a-number"})
+    assert garbage.status_code == 400 and "La demande est invalide." in garbage.text
+    removed = post(client, page, action, {"remove": str(bob.id)})
+    assert removed.status_code == 303
+    assert "bob@example.org" not in client.get(page).text
+    last_admin = in_db(settings, lambda s: s.exec(select(Member.id).where(Member.email == "alice@example.org")).one())
+    assert post(client, page, action, {"remove": str(last_admin)}).status_code in (400, 409)
