@@ -27,7 +27,7 @@ LOCALE_EN = ROOT / "portail" / "locale" / "en"
 #   AccountError("…")         domain errors of accounts, translated by the routes
 #   ConsentError("…")         domain errors of consent, translated by the routes
 #   FederationError("…")      domain errors of the federation registry, translated by the routes
-#   Refused(code, "…")        refusals of the federation's SSRF guard and challenge check
+#   Refused(code, "…")        refusals of the outbound guard (portail/outbound.py) and the challenge check
 #   ShowError("…")            error pages of the OIDC provider (oidc/authorization_request.py)
 PYTHON_KEYWORDS: dict[str, tuple[int, ...]] = {
     "_": (2,),
