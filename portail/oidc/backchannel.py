@@ -335,11 +335,9 @@ async def send_one(
             headers={"Accept": "application/json", "Cache-Control": "no-store"},
             follow_redirects=False,
         )
-    except outbound.Refused as exc:  # the outbound guard (guarded clients only)
-        transient = exc.code == "dns"
-        return Outcome(
-            row_id, False, error=f"refused by the outbound guard ({exc.code}): {exc}", permanent=not transient
-        )
+    except outbound.Refused as exc:  # the outbound guard (guarded clients only); str(exc) starts with the code
+        error = f"refused by the outbound guard: {exc}"[:500]
+        return Outcome(row_id, False, error=error, permanent=exc.code != "dns")  # a DNS failure may pass
     except httpx.HTTPError as exc:
         return Outcome(row_id, False, error=f"{type(exc).__name__}: {exc}"[:500])
     code = response.status_code

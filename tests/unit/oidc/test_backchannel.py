@@ -383,3 +383,14 @@ def test_the_expiry_sweep_reads_indexes_not_the_whole_session_table(
     assert not [step for step in plan if step.startswith("SCAN login_session")], plan
     assert any("ix_login_session_live_last_seen" in step for step in plan), plan
     assert any("ix_login_session_live_created" in step for step in plan), plan
+
+
+def test_a_guarded_endpoint_whose_name_does_not_resolve_is_retried(
+    db: database.Database, ring: keys.KeyRing, alice: Member, unit_settings: Settings
+) -> None:
+    """A DNS failure may be transient (unlike an address the guard refuses): the delivery is retried."""
+    _client(db, "https://nonexistent.invalid/bc", dynamic=True)
+    _end(db, _session_with(db, alice, "tool"))
+    _deliver(db, unit_settings.replace(allow_private_addresses=False))
+    [row] = _rows(db)
+    assert row.status == "retrying" and row.last_error.startswith("refused by the outbound guard: dns")
