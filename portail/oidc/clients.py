@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from portail.db import utcnow
@@ -165,8 +166,12 @@ def update_client(db: Session, client: OAuthClient, spec: ClientSpec) -> OAuthCl
     return client
 
 
+# Hot-path statements are built once (building a select costs more than running it on SQLite).
+_BY_CLIENT_ID = select(OAuthClient).where(OAuthClient.client_id == bindparam("client_id"))
+
+
 def get_client(db: Session, client_id: str) -> OAuthClient | None:
-    return db.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
+    return db.exec(_BY_CLIENT_ID, params={"client_id": client_id}).first()
 
 
 def list_clients(db: Session) -> list[OAuthClient]:

@@ -115,14 +115,13 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, raw: str) -> RefreshRecord | None:
         """Checks first (nothing changes when they fail), then rotation (refresh.py)."""
-        found = refresh.find(self.db, raw)
+        found = refresh.find_with_member(self.db, raw)
         if found is None:
             return None
-        token, grant = found
+        token, grant, member = found
         if token.client_id != self.request.client.client_id:
             return None
-        member = _active_member(self.db, grant.member_id)
-        if member is None:
+        if member is None or not member.active:
             return None
         requested = self.request.payload.scope
         if requested and not set(requested.split()) <= set(grant.scope.split()):

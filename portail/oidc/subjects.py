@@ -20,6 +20,7 @@ import hmac
 import re
 import unicodedata
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from portail.accounts.models import Member
@@ -40,15 +41,19 @@ def sector_of(client: OAuthClient) -> str:
     return client.sector_identifier or client.client_id
 
 
+_PAIRWISE = select(PairwiseSubject.sub).where(
+    PairwiseSubject.sector == bindparam("sector"), PairwiseSubject.member_id == bindparam("member_id")
+)
+_USERNAME = select(MemberUsername.username).where(MemberUsername.member_id == bindparam("member_id"))
+
+
 def subject_for(db: Session, secret_key: str, member: Member, client: OAuthClient) -> str:
     """The ``sub`` this client knows the member by."""
     if client.subject_type != "pairwise":
         return member.public_id
     sector = sector_of(client)
     member_id = member.id or 0
-    stored = db.exec(
-        select(PairwiseSubject.sub).where(PairwiseSubject.sector == sector, PairwiseSubject.member_id == member_id)
-    ).first()
+    stored = db.exec(_PAIRWISE, params={"sector": sector, "member_id": member_id}).first()
     if stored is not None:
         return stored
     sub = pairwise_value(secret_key, sector, member.public_id)
@@ -83,7 +88,7 @@ def username_base(email: str) -> str:
 def username_for(db: Session, member: Member) -> str:
     """The member's stable ``preferred_username``, chosen on first use."""
     member_id = member.id or 0
-    stored = db.exec(select(MemberUsername.username).where(MemberUsername.member_id == member_id)).first()
+    stored = db.exec(_USERNAME, params={"member_id": member_id}).first()
     if stored is not None:
         return stored
     base = username_base(member.email)

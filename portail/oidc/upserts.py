@@ -6,7 +6,7 @@ which also removes the race between two processes inserting the same row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,3 +42,19 @@ def upsert(
     statement = _insert(db, model).values(**values)
     statement = statement.on_conflict_do_update(index_elements=list(conflict), set_=dict(update))
     db.execute(statement)  # type: ignore[call-overload]
+
+
+_PREPARED: dict[tuple[str, str], Any] = {}
+
+
+def prepared(db: Session, name: str, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
+    """A statement built once per dialect and reused with bind parameters (hot paths).
+
+    ``build(insert)`` receives the dialect's ``insert`` construct (``ON CONFLICT`` support) and
+    returns the statement, whose values are ``bindparam``s; execute it with a parameter dict."""
+    dialect = db.get_bind().dialect.name
+    statement = _PREPARED.get((name, dialect))
+    if statement is None:
+        statement = build(postgresql.insert if dialect == "postgresql" else sqlite.insert)
+        _PREPARED[(name, dialect)] = statement
+    return statement
