@@ -31,6 +31,7 @@ SKIP_PREFIXES = (
     "/token",
     "/api/",
     "/introspect",
+    "/userinfo",  # bearer tokens only: the portal session is never needed there
     "/revoke",
     "/register",
     "/widget/menu.js",

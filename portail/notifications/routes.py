@@ -24,7 +24,18 @@ from portail.notifications.sources import discourse, matrix
 from portail.web import FormError, _, error_page, flash, read_form, render
 
 HEARTBEAT_SECONDS = 15.0
-BADGE_SKIP = ("/static/", "/api/", "/notifications/stream", "/.well-known/", "/token", "/jwks", "/widget/")
+BADGE_SKIP = (
+    "/static/",
+    "/api/",
+    "/notifications/stream",
+    "/.well-known/",
+    "/token",
+    "/jwks",
+    "/userinfo",
+    "/introspect",
+    "/revoke",
+    "/widget/",
+)
 
 
 class UnreadBadge:
