@@ -14,6 +14,9 @@ import os
 import re
 import secrets
 import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
@@ -394,6 +397,33 @@ def stub_server() -> Iterator[StubServer]:
     server = StubServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real Redis: ``PORTAIL_TEST_REDIS_URL`` if set, else a private ``redis-server`` on a free port
+    (so a test's pub/sub, rate-limit and leader keys never mix with another run's on 127.0.0.1:6379)."""
+    configured = os.environ.get("PORTAIL_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server est requis / is needed (apt-get install redis-server) or set PORTAIL_TEST_REDIS_URL")
+    port = free_port()
+    arguments = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    process = subprocess.Popen([binary, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

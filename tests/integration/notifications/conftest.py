@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -69,32 +62,3 @@ def sub_of(app: Starlette, member: Member, pusher: Pusher) -> str:
 @pytest.fixture
 def pusher(app: Starlette) -> Pusher:
     return make_pusher(app)
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A real Redis: ``PORTAIL_TEST_REDIS_URL`` if set, else a private ``redis-server`` on a free port
-    (so the test's pub/sub, rate-limit and leader keys never mix with another run's on 127.0.0.1:6379)."""
-    configured = os.environ.get("PORTAIL_TEST_REDIS_URL")
-    if configured:
-        yield configured
-        return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server est requis / is needed (apt-get install redis-server) or set PORTAIL_TEST_REDIS_URL")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    arguments = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-    process = subprocess.Popen([binary, *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
