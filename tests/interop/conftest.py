@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ import uvicorn
 from portail import db as database
 from portail.app import create_app
 from portail.config import Settings
+from portail.oidc.clients import ClientSpec, create_client
 from tests.conftest import make_settings
 from tests.interop.synapse_harness import free_port
 
@@ -72,3 +74,39 @@ def live_portail_factory(tmp_path: Path, sqlite_url: str) -> Iterator[Callable[.
 @pytest.fixture
 def live_portail(live_portail_factory: Callable[..., LiveServer]) -> LiveServer:
     return live_portail_factory()
+
+
+def synapse_provider(portail: LiveServer, public_baseurl: str, *, backchannel: bool = False) -> dict[str, Any]:
+    """Register Synapse (at ``public_baseurl``) as a client of ``portail`` and return the matching
+    ``oidc_providers`` entry of Synapse's configuration, as the README tells an operator to write it."""
+    with portail.db.session() as session:
+        _client, secret = create_client(
+            session,
+            ClientSpec(
+                name="Matrix En commun",
+                client_id="synapse",
+                redirect_uris=[f"{public_baseurl}_synapse/client/oidc/callback"],
+                backchannel_logout_uri=(
+                    f"{public_baseurl}_synapse/client/oidc/backchannel_logout" if backchannel else None
+                ),
+                subject_type="public",
+            ),
+        )
+    provider: dict[str, Any] = {
+        "idp_id": "portail",
+        "idp_name": "Portail En commun",
+        "issuer": portail.issuer,
+        "client_id": "synapse",
+        "client_secret": secret,
+        "scopes": ["openid", "profile", "email"],
+        "user_mapping_provider": {
+            "config": {
+                "localpart_template": "{{ user.preferred_username }}",
+                "display_name_template": "{{ user.name }}",
+                "email_template": "{{ user.email }}",
+            }
+        },
+    }
+    if backchannel:
+        provider["backchannel_logout_enabled"] = True
+    return provider

@@ -29,9 +29,8 @@ from portail.federation.models import Instance
 from portail.notifications import linking
 from portail.notifications.models import SourceLink
 from portail.notifications.sealing import unseal
-from portail.oidc.clients import ClientSpec, create_client
 from tests.conftest import PASSWORD, create_member, csrf_from
-from tests.interop.conftest import LiveServer
+from tests.interop.conftest import LiveServer, synapse_provider
 from tests.interop.forms import browser, submit, walk
 from tests.interop.synapse_harness import SynapseServer, ensure_synapse_venv, free_port
 
@@ -48,30 +47,7 @@ def synapse_with_portail(
     python = ensure_synapse_venv(PROJECT_ROOT)
     port = free_port()
     public = f"http://localhost:{port}/"
-    with live_portail.db.session() as s:
-        _client, secret = create_client(
-            s,
-            ClientSpec(
-                name="Matrix En commun",
-                client_id="synapse",
-                redirect_uris=[f"{public}_synapse/client/oidc/callback"],
-                subject_type="public",
-            ),
-        )
-    provider = {
-        "idp_id": "portail",
-        "idp_name": "Portail En commun",
-        "issuer": live_portail.issuer,
-        "client_id": "synapse",
-        "client_secret": secret,
-        "scopes": ["openid", "profile", "email"],
-        "user_mapping_provider": {
-            "config": {
-                "localpart_template": "{{ user.preferred_username }}",
-                "display_name_template": "{{ user.name }}",
-            }
-        },
-    }
+    provider = synapse_provider(live_portail, public)
     with SynapseServer(
         python,
         tmp_path_factory.mktemp("synapse-notifications"),

@@ -18,10 +18,9 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from portail.oidc.clients import ClientSpec, create_client
 from portail.oidc.models import BackchannelDelivery
 from tests.conftest import PASSWORD, create_member
-from tests.interop.conftest import LiveServer
+from tests.interop.conftest import LiveServer, synapse_provider
 from tests.interop.forms import browser, submit, walk
 from tests.interop.synapse_harness import SynapseServer, ensure_synapse_venv, free_port
 
@@ -38,33 +37,7 @@ def synapse_with_portail(
     python = ensure_synapse_venv(PROJECT_ROOT)
     port = free_port()
     public = f"http://localhost:{port}/"
-    with live_portail.db.session() as s:
-        _client, secret = create_client(
-            s,
-            ClientSpec(
-                name="Matrix",
-                client_id="synapse",
-                redirect_uris=[f"{public}_synapse/client/oidc/callback"],
-                backchannel_logout_uri=f"{public}_synapse/client/oidc/backchannel_logout",
-                subject_type="public",
-            ),
-        )
-    provider = {
-        "idp_id": "portail",
-        "idp_name": "Portail En commun",
-        "issuer": live_portail.issuer,
-        "client_id": "synapse",
-        "client_secret": secret,
-        "scopes": ["openid", "profile", "email"],
-        "backchannel_logout_enabled": True,
-        "user_mapping_provider": {
-            "config": {
-                "localpart_template": "{{ user.preferred_username }}",
-                "display_name_template": "{{ user.name }}",
-                "email_template": "{{ user.email }}",
-            }
-        },
-    }
+    provider = synapse_provider(live_portail, public, backchannel=True)
     with SynapseServer(
         python, tmp_path_factory.mktemp("synapse"), port, oidc_provider=provider, sso_client_whitelist=[CLIENT_URL]
     ) as hs:
