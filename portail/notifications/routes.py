@@ -187,13 +187,21 @@ async def save_preference(request: Request) -> Response:
     return RedirectResponse("/notifications/preferences", status_code=303)
 
 
+async def _active_instance(request: Request, software: str) -> Instance | None:
+    """The active instance of this software named by the path's ``instance_id``, or None."""
+    instance = await _db(request).run(lambda s: s.get(Instance, request.path_params["instance_id"]))
+    if instance is None or instance.software != software or instance.status != "active":
+        return None
+    return instance
+
+
 async def link_matrix(request: Request) -> Response:
     found = await _form_action(request)
     if isinstance(found, Response):
         return found
     login, _form = found
-    instance = await _db(request).run(lambda s: s.get(Instance, request.path_params["instance_id"]))
-    if instance is None or instance.software != "matrix" or instance.status != "active":
+    instance = await _active_instance(request, "matrix")
+    if instance is None:
         return error_page(request, 404)
     target = linking.matrix_redirect(_hub(request).settings, login.member.id or 0, instance)
     return RedirectResponse(target, status_code=303)
@@ -262,8 +270,8 @@ async def authorize_discourse(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     login, _form = found
-    instance = await _db(request).run(lambda s: s.get(Instance, request.path_params["instance_id"]))
-    if instance is None or instance.software != "discourse" or instance.status != "active":
+    instance = await _active_instance(request, "discourse")
+    if instance is None:
         return error_page(request, 404)
     target = await _db(request).run(user_api_keys.begin, _hub(request).settings, login.member.id or 0, instance)
     return RedirectResponse(target, status_code=303)
