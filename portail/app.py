@@ -30,7 +30,7 @@ from portail.notifications import hub as notifications_hub
 from portail.notifications.api import routes as notifications_api_routes
 from portail.notifications.routes import UnreadBadge
 from portail.notifications.routes import routes as notifications_routes
-from portail.oidc import backchannel
+from portail.oidc import backchannel, client_keys
 from portail.oidc import keys as oidc_keys
 from portail.oidc import tokens as oidc_tokens
 from portail.oidc.routes import routes as oidc_routes
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.db = db
     app.state.passwords = passwords
     app.state.notifications = notifications
+    app.state.client_keys = client_keys.RemoteKeySets()  # private_key_jwt clients' jwks_uri
     return app
 
 

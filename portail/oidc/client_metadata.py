@@ -110,6 +110,8 @@ def spec_from_metadata(metadata: object, settings: Settings) -> tuple[ClientSpec
     jwks = metadata.get("jwks")
     if jwks is not None and not (isinstance(jwks, dict) and isinstance(jwks.get("keys"), list)):
         raise MetadataError("invalid_client_metadata", "jwks must be a JWK Set")
+    if jwks is not None and metadata.get("jwks_uri") is not None:  # RFC 7591 §2: "MUST NOT both be present"
+        raise MetadataError("invalid_client_metadata", "jwks and jwks_uri must not both be present")
     session_required = metadata.get("backchannel_logout_session_required", True)
     if not isinstance(session_required, bool):
         raise MetadataError("invalid_client_metadata", "backchannel_logout_session_required must be a boolean")

@@ -111,6 +111,10 @@ def validate(spec: ClientSpec) -> str:
         raise ClientError("Un client public ne peut utiliser client_credentials", "grant_types")
     if method == "private_key_jwt" and not (spec.jwks or spec.jwks_uri):
         raise ClientError("private_key_jwt exige jwks ou jwks_uri", "jwks")
+    if spec.jwks and spec.jwks_uri:  # RFC 7591 §2
+        raise ClientError("jwks et jwks_uri ne peuvent être donnés ensemble", "jwks")
+    if spec.jwks_uri:
+        check_uri(spec.jwks_uri, "jwks_uri", allow_loopback_http=spec.allow_loopback_http)
     if (spec.client_id is not None and not (0 < len(spec.client_id) <= 100)) or (
         spec.client_id and any(c.isspace() for c in spec.client_id)
     ):

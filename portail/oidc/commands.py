@@ -41,6 +41,7 @@ def describe(client: OAuthClient) -> dict[str, Any]:
         "redirect_uris": client.redirect_uris,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "backchannel_logout_uri": client.backchannel_logout_uri,
+        "jwks_uri": client.jwks_uri,
         "grant_types": client.grant_types,
         "scope": client.scope,
         "subject_type": client.subject_type,
@@ -72,6 +73,8 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
         subject_type=args.subject_type or settings.default_subject_type,
         trusted=args.trusted,
         resource_audiences=args.audience or [],
+        jwks_uri=args.jwks_uri,
+        token_endpoint_auth_method="private_key_jwt" if args.jwks_uri and not args.public else None,
     )
     db = _open(settings)
     try:
@@ -208,6 +211,11 @@ def register(subparsers: Any) -> None:
     create.add_argument("--post-logout-redirect-uri", action="append", metavar="URI")
     create.add_argument("--backchannel-logout-uri", metavar="URI")
     create.add_argument("--trusted", action="store_true", help="outil de confiance : sans page de consentement")
+    create.add_argument(
+        "--jwks-uri",
+        metavar="URI",
+        help="clés publiques de l’outil (il s’authentifie par private_key_jwt) / the tool's public keys",
+    )
     create.add_argument("--subject-type", choices=["public", "pairwise"])
     create.add_argument("--grant-type", action="append", choices=list(clients.GRANT_TYPES))
     create.add_argument("--scope", help='ex. "openid profile email groups offline_access"')

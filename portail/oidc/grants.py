@@ -7,7 +7,9 @@
 - Client authentication (RFC 6749 §2.3, OIDC Core §9): ``client_secret_basic`` and
   ``client_secret_post`` (both accepted for a secret client), ``private_key_jwt`` (RFC 7523 §3:
   ``iss = sub = client_id``, ``aud`` = the token endpoint or the issuer, ``exp`` required, ``jti``
-  single use) and ``none`` for public clients. A failed authentication is 401 ``invalid_client``.
+  single use; the client's keys registered by value, ``jwks``, or by reference, ``jwks_uri``, fetched
+  before the worker thread by ``client_keys.py``) and ``none`` for public clients. A failed
+  authentication is 401 ``invalid_client``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
 from portail.oidc import claims, codes, issuance, refresh
+from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.models import AuthorizationCode, ClientAssertion, Grant, RefreshToken
 from portail.oidc.server import ClientAdapter, PortailServer
 from portail.oidc.upserts import insert_ignore
@@ -170,9 +173,10 @@ class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
 class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, server: PortailServer) -> None:
+    def __init__(self, server: PortailServer, remote_keys: RemoteKeys | None = None) -> None:
         super().__init__(validate_jti=True, leeway=30)
         self.server = server
+        self.remote_keys = remote_keys
 
     def get_audiences(self) -> list[str]:
         issuer = self.server.settings.issuer
@@ -186,19 +190,30 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         return insert_ignore(self.server.db, ClientAssertion, {"jti_hash": digest, "expires_at": min(expires, horizon)})
 
     def resolve_client_public_key(self, client: ClientAdapter) -> KeySet:
-        if not client.row.jwks:
-            raise InvalidClientError(description="The client has no registered jwks")
+        """The registered ``jwks``, else the key set ``client_keys.prefetch`` fetched from ``jwks_uri``."""
+        row = client.row
+        jwks: object = row.jwks
+        if not jwks and row.jwks_uri:
+            remote = self.remote_keys
+            if remote is None or (remote.client_id, remote.jwks_uri) != (row.client_id, row.jwks_uri):
+                raise InvalidClientError(description="The client's jwks_uri was not fetched")
+            if remote.jwks is None:
+                raise InvalidClientError(description=remote.error)
+            jwks = remote.jwks
+        if not jwks:
+            raise InvalidClientError(description="The client has no registered jwks or jwks_uri")
         try:
-            return KeySet.import_key_set(client.row.jwks)  # type: ignore[arg-type]
+            return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError) as exc:
-            raise InvalidClientError(description="The client's registered jwks is unusable") from exc
+            raise InvalidClientError(description="The client's key set is unusable") from exc
 
 
-def build_server(db: Session, settings: Settings) -> PortailServer:
-    """authlib's server for one request: grants and client authentication methods."""
+def build_server(db: Session, settings: Settings, remote_keys: RemoteKeys | None = None) -> PortailServer:
+    """authlib's server for one request: grants and client authentication methods (``remote_keys``:
+    what ``client_keys.prefetch`` fetched for a ``private_key_jwt`` client with a ``jwks_uri``)."""
     server = PortailServer(db, settings, claims.scopes_supported())
     server.register_grant(CodeGrant, [PkceS256(required=True)])
     server.register_grant(RefreshGrant)
     server.register_grant(ClientCredentials)
-    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(server))
+    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(server, remote_keys))
     return server

@@ -19,7 +19,8 @@ from starlette.responses import Response
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import refresh, subjects, tokens
+from portail.oidc import client_keys, refresh, subjects, tokens
+from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.clients import get_client
 from portail.oidc.grants import CONFIDENTIAL_METHODS, build_server
 from portail.oidc.models import Grant, RefreshToken
@@ -98,10 +99,10 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
         return {"active": True, **token.payload()}
 
 
-def introspect(db: Session, settings: Settings, inp: HttpInput) -> Answer:
+def introspect(db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None = None) -> Answer:
     if inp.repeated():
         return Answer(400, {"error": "invalid_request", "error_description": "A parameter is repeated"})
-    server = build_server(db, settings)
+    server = build_server(db, settings, remote_keys)
     server.register_endpoint(Introspection)
     answer: Answer = server.create_endpoint_response(Introspection.ENDPOINT_NAME, inp)
     return answer
@@ -112,4 +113,6 @@ async def introspection(request: Request) -> Response:
         inp = await read_input(request)
     except InputError as exc:
         return json_error("invalid_request", str(exc).capitalize(), 400)
-    return to_response(await request.app.state.db.run(introspect, request.app.state.settings, inp))
+    state = request.app.state
+    remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
+    return to_response(await state.db.run(introspect, state.settings, inp, remote))

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portail.config import Settings
-from portail.oidc import keys, refresh, tokens
+from portail.oidc import client_keys, keys, refresh, tokens
+from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.grants import ALL_METHODS, build_server
 from portail.oidc.server import Answer, ClientAdapter, HttpInput, InputError, read_input, to_response
 from portail.web import json_error
@@ -75,10 +76,10 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
             tokens.revoke_access_token(db, str(token.claims["jti"]), exp if isinstance(exp, int) else 0)
 
 
-def revoke(db: Session, settings: Settings, inp: HttpInput) -> Answer:
+def revoke(db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None = None) -> Answer:
     if inp.repeated():
         return Answer(400, {"error": "invalid_request", "error_description": "A parameter is repeated"})
-    server = build_server(db, settings)
+    server = build_server(db, settings, remote_keys)
     server.register_endpoint(Revocation)
     answer: Answer = server.create_endpoint_response(Revocation.ENDPOINT_NAME, inp)
     return answer
@@ -89,4 +90,6 @@ async def revocation(request: Request) -> Response:
         inp = await read_input(request)
     except InputError as exc:
         return json_error("invalid_request", str(exc).capitalize(), 400)
-    return to_response(await request.app.state.db.run(revoke, request.app.state.settings, inp))
+    state = request.app.state
+    remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
+    return to_response(await state.db.run(revoke, state.settings, inp, remote))

@@ -3,7 +3,8 @@
 
 Before authlib sees the request: a repeated parameter (RFC 6749 §3.2 "parameters MUST NOT be
 included more than once"), an oversized one, or a missing ``grant_type`` is ``invalid_request``.
-Answers carry ``Cache-Control: no-store`` (§5.1).
+Answers carry ``Cache-Control: no-store`` (§5.1). A ``private_key_jwt`` client's ``jwks_uri`` is
+fetched before the worker thread (``client_keys.prefetch``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portail.config import Settings
+from portail.oidc import client_keys
+from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.grants import build_server
 from portail.oidc.server import Answer, HttpInput, InputError, read_input, to_response
 from portail.web import json_error
@@ -28,7 +31,7 @@ def _invalid(description: str) -> Answer:
     )
 
 
-def exchange(db: Session, settings: Settings, inp: HttpInput) -> Answer:
+def exchange(db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None = None) -> Answer:
     repeated = inp.repeated()
     if repeated:
         return _invalid(f"Parameter {repeated[0]} is repeated")
@@ -37,7 +40,7 @@ def exchange(db: Session, settings: Settings, inp: HttpInput) -> Answer:
         return _invalid(f"Parameter {oversized[0]} is too large")
     if not inp.first("grant_type"):
         return _invalid("Missing grant_type")
-    answer: Answer = build_server(db, settings).create_token_response(inp)
+    answer: Answer = build_server(db, settings, remote_keys).create_token_response(inp)
     return answer
 
 
@@ -46,5 +49,7 @@ async def token(request: Request) -> Response:
         inp = await read_input(request)
     except InputError as exc:
         return json_error("invalid_request", str(exc).capitalize(), 400)
-    answer = await request.app.state.db.run(exchange, request.app.state.settings, inp)
+    state = request.app.state
+    remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
+    answer = await state.db.run(exchange, state.settings, inp, remote)
     return to_response(answer)
