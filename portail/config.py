@@ -28,6 +28,7 @@ class Settings:
     issuer: str = "http://127.0.0.1:8000"
     database_url: str = ""  # default: sqlite under var_dir
     secret_key: str = ""  # default: generated once and kept in var_dir/secret_key
+    database_threads: int = 0  # 0: 4 for SQLite, 16 for PostgreSQL
     redis_url: str | None = None
     smtp_url: str | None = None
     mail_from: str = "Portail En commun <portail@localhost>"
@@ -107,6 +108,7 @@ SETTINGS_DOC: dict[str, str] = {
     "database_url": "SQLAlchemy URL; default sqlite:///<var_dir>/portail.db; PostgreSQL: postgresql+psycopg://…",
     "secret_key": "Signs cookies and links; generated into <var_dir>/secret_key when absent",
     "redis_url": "Optional Redis for cross-process state (rate limits, live fan-out, leadership)",
+    "database_threads": "Threads running database work (0: 4 for SQLite, 16 for PostgreSQL)",
     "smtp_url": "Optional smtp://user:pass@host:port (smtps:// for TLS); without it mail goes to <var_dir>/outbox",
     "mail_from": "From header of the mail Portail sends",
     "instances_file": "TOML file declaring the En commun instances known at start",

@@ -8,11 +8,14 @@ Migrations live in ``portail/migrations``, one Alembic branch per package (``acc
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import functools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -23,7 +26,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
-from starlette.concurrency import run_in_threadpool
 
 from portail.config import ConfigError, Settings
 
@@ -141,12 +143,22 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "heads")
 
 
+def database_threads(settings: Settings) -> int:
+    """How many threads run database work. SQLite work is short and CPU-bound: a few threads keep the
+    GIL from handing the writer's turn around a crowd (measured: 4 threads served 8-10 % more token
+    refreshes than 40, with half the p99); PostgreSQL work waits on the network and wants more."""
+    if settings.database_threads > 0:
+        return settings.database_threads
+    return 4 if settings.database_url.startswith("sqlite") else 16
+
+
 class Database:
     """The engine plus a session scope; one per application."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
+        self._executor: ThreadPoolExecutor | None = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -164,9 +176,21 @@ class Database:
         with self.session() as session:
             return fn(session, *args, **kwargs)
 
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=database_threads(self.settings), thread_name_prefix="portail-db"
+            )
+        return self._executor
+
     async def run(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(session, …)`` in one unit of work on a worker thread (handlers are async)."""
-        return await run_in_threadpool(functools.partial(self.call, fn, *args, **kwargs))
+        """Run ``fn(session, …)`` in one unit of work on a database thread (handlers are async)."""
+        call = functools.partial(self.call, fn, *args, **kwargs)
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._threads(), context.run, call)
 
     def dispose(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
         self.engine.dispose()
