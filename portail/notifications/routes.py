@@ -35,6 +35,9 @@ BADGE_SKIP = (
     "/introspect",
     "/revoke",
     "/widget/",
+    # The authorization endpoint answers the tools with redirects; the count would be wasted there
+    # (its consent page simply shows no badge).
+    "/authorize",
 )
 
 
