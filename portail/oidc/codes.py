@@ -14,10 +14,12 @@ import datetime as dt
 import secrets
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from portail.accounts.current import Login
+from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
 from portail.oidc import claims, tokens
@@ -51,12 +53,34 @@ def issue(db: Session, settings: Settings, req: AuthzRequest, login: Login) -> s
     return raw
 
 
+# Built once (hot path). The member comes with the code so that the grant finds it without a query.
+_BY_HASH = (
+    select(AuthorizationCode, Member)
+    .outerjoin(Member, col(Member.id) == col(AuthorizationCode.member_id))
+    .where(AuthorizationCode.code_hash == bindparam("code_hash"))
+)
+_MARK_USED = (
+    update(AuthorizationCode)
+    .where(col(AuthorizationCode.id) == bindparam("code_id"), col(AuthorizationCode.used_at).is_(None))
+    .values(used_at=bindparam("now"))
+)
+
+
 def claim(db: Session, raw: str, client_id: str) -> AuthorizationCode | None:
     """The code, now marked used; None when unknown, another client's, expired or already used."""
+    found = claim_with_member(db, raw, client_id)
+    return found[0] if found is not None else None
+
+
+def claim_with_member(db: Session, raw: str, client_id: str) -> tuple[AuthorizationCode, Member | None] | None:
+    """``claim``, with the code's member (None if gone) read in the same query."""
     if not isinstance(raw, str) or len(raw) > 200:
         return None
-    row = db.exec(select(AuthorizationCode).where(AuthorizationCode.code_hash == tokens.hash_token(raw))).first()
-    if row is None or row.client_id != client_id:
+    found = db.exec(_BY_HASH, params={"code_hash": tokens.hash_token(raw)}).first()
+    if found is None:
+        return None
+    row, member = found
+    if row.client_id != client_id:
         return None
     now = utcnow()
     if row.used_at is not None:
@@ -67,13 +91,9 @@ def claim(db: Session, raw: str, client_id: str) -> AuthorizationCode | None:
         return None
     result = cast(
         CursorResult[Any],
-        db.execute(  # type: ignore[call-overload]
-            update(AuthorizationCode)
-            .where(col(AuthorizationCode.id) == row.id, col(AuthorizationCode.used_at).is_(None))
-            .values(used_at=now)
-        ),
+        db.execute(_MARK_USED, {"code_id": row.id, "now": now}),  # type: ignore[call-overload]
     )
     if not result.rowcount:
         return None  # exchanged concurrently
-    row.used_at = now
-    return row
+    set_committed_value(row, "used_at", now)  # already written by the UPDATE above
+    return row, member

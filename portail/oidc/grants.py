@@ -41,17 +41,13 @@ CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_ke
 TOKEN_PATHS = ("/token", "/introspect", "/revoke")
 
 
-def _active_member(db: Session, member_id: int | None) -> Member | None:
-    member = db.get(Member, member_id) if member_id is not None else None
-    return member if member is not None and member.active else None
-
-
 # ---------------------------------------------------------------- authorization code
 
 
 class CodeRecord(AuthorizationCodeMixin):  # type: ignore[misc]
-    def __init__(self, row: AuthorizationCode) -> None:
+    def __init__(self, row: AuthorizationCode, member: Member | None = None) -> None:
         self.row = row
+        self.member = member
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
 
@@ -75,11 +71,12 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         return self.server.db  # type: ignore[no-any-return]
 
     def query_authorization_code(self, code: str, client: ClientAdapter) -> CodeRecord | None:
-        row = codes.claim(self.db, code, client.client_id)
-        return CodeRecord(row) if row is not None else None
+        found = codes.claim_with_member(self.db, code, client.client_id)
+        return CodeRecord(*found) if found is not None else None
 
     def authenticate_user(self, record: CodeRecord) -> Member | None:
-        return _active_member(self.db, record.row.member_id)
+        member = record.member
+        return member if member is not None and member.active else None
 
     def generate_token(self, user: Member | None = None, include_refresh_token: bool = True, **_: Any) -> Any:
         record: CodeRecord = self.request.authorization_code
