@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import fcntl
 import functools
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
@@ -42,25 +45,71 @@ def utcnow() -> dt.datetime:
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 
 
-def _serialize_sqlite_writers(engine: Engine) -> None:
-    """One writing transaction at a time per process, queued on a lock instead of SQLite's busy handler.
+class _WriterLock:
+    """A lock between the threads of this process and, through ``flock`` on a file next to the
+    database, between the processes sharing it (``serve --workers N``)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int:
+        # Opened per process: a descriptor inherited through fork would share its lock with the parent.
+        if self._fd is None or self._pid != os.getpid():
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            return False
+        if self._path is None:
+            return True
+        try:
+            pause = 0.0005
+            while True:
+                try:
+                    fcntl.flock(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        self._threads.release()
+                        return False
+                    time.sleep(pause)  # another process writes: short naps, not SQLite's up to 100 ms
+                    pause = min(pause * 2, 0.004)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        if self._path is not None and self._fd is not None and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+def _serialize_sqlite_writers(engine: Engine, path: Path | None) -> None:
+    """One writing transaction at a time, queued on a lock instead of SQLite's busy handler.
 
     SQLite admits one writer; a second one waits in the busy handler, which polls with sleeps of up
     to 100 ms. Under concurrent requests (every token issuance writes) that polling, not the work,
     set the pace: 16 concurrent clients got a few hundred requests per second with a p99 near 2 s.
-    Taking a process-wide lock before the first write of a transaction (the pysqlite driver only
-    begins the transaction then) and releasing it when the transaction ends makes writers queue
-    and wake at once. Reads are untouched (WAL readers never wait). Several processes still meet in
-    SQLite's busy handler, but only one writer each.
+    Taking a lock before the first write of a transaction (the pysqlite driver only begins the
+    transaction then) and releasing it when the transaction ends makes writers queue and wake at
+    once. Reads are untouched (WAL readers never wait). Threads queue on a ``threading.Lock``;
+    processes sharing a database file (``serve --workers N``) on ``flock`` of ``<database>-writer.lock``.
     """
-    lock = threading.Lock()
+    lock = _WriterLock(path)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if not conn.info.get("portail_write_lock") and statement.lstrip()[:6].upper() in _WRITES:
             # Same patience as SQLite's own busy timeout; a writer that waits longer fails as SQLite would.
             if not lock.acquire(timeout=30):
-                raise sqlite3.OperationalError("database is locked (waited 30 s for the process's writer)")
+                raise sqlite3.OperationalError("database is locked (waited 30 s for the writer lock)")
             conn.info["portail_write_lock"] = True
 
     def _release(info: dict[str, Any]) -> None:
@@ -91,15 +140,15 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(url).database
+        in_file = bool(database) and database != ":memory:" and "mode=memory" not in url
+        if in_file:
+            Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
         # As many pooled connections as request threads (anyio's default pool: 40), so that a busy
         # moment does not open and discard overflow connections (each open re-runs the pragmas).
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40, max_overflow=10
-        )
-        _serialize_sqlite_writers(engine)
+        pool: dict[str, Any] = {"pool_size": 40, "max_overflow": 10} if in_file else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
+        _serialize_sqlite_writers(engine, Path(f"{database}-writer.lock") if in_file else None)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from pathlib import Path
 
@@ -62,4 +63,37 @@ def test_the_lock_is_released_by_rollback_and_by_a_connection_returned_without_c
     worker.join(10)
     assert done.is_set(), "a later writer waited for a lock nobody held any more"
     assert _count(engine) == 1
+    engine.dispose()
+
+
+def _write_rows(url: str, count: int) -> None:
+    engine = database.make_engine(url)
+    for _ in range(count):
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    engine.dispose()
+
+
+def test_processes_sharing_the_file_queue_on_the_lock_file(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    url = str(engine.url)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_rows, args=(url, 150)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    assert _count(engine) == 450
+    assert (tmp_path / "w.db-writer.lock").exists()
+    engine.dispose()
+
+
+def test_an_in_memory_database_needs_no_lock_file(tmp_path: Path) -> None:
+    engine = database.make_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    assert _count(engine) == 1
+    assert not list(tmp_path.iterdir())
     engine.dispose()
