@@ -13,13 +13,16 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
+from portail.accounts.models import Member
 from portail.db import utcnow
+from portail.federation import audience
 from portail.federation.models import Instance
-from portail.notifications.models import DIGESTS, Notification, NotificationPreference, SourceState
+from portail.notifications.models import DIGESTS, Notification, NotificationPreference, SourceLink, SourceState
+from portail.oidc.models import Consent
 
 PAGE = 50
 
@@ -178,9 +181,34 @@ def muted(session: Session, member_ids: set[int], instance_id: int) -> set[int]:
 
 
 def instance_choices(session: Session, member_id: int) -> list[Instance]:
-    """Instances a member can set preferences for: active ones, by name."""
-    query = select(Instance).where(Instance.status == "active").order_by(col(Instance.name))
-    return list(session.exec(query.limit(500)).all())
+    """The member's tools, by name: the active instances the portal shows them (central ones and
+    those of their organizations), plus those they already use — logged in to (a consent to the
+    instance's client), linked, set a preference for, or received notifications from."""
+    member = session.get(Member, member_id)
+    if member is None:
+        return []
+    chosen = {instance.id: instance for instance in audience.visible_instances(session, member)}
+    used = (
+        select(Instance)
+        .where(
+            Instance.status == "active",
+            or_(
+                col(Instance.id).in_(
+                    select(NotificationPreference.instance_id).where(NotificationPreference.member_id == member_id)
+                ),
+                col(Instance.id).in_(select(SourceLink.instance_id).where(SourceLink.member_id == member_id)),
+                col(Instance.id).in_(
+                    select(Notification.instance_id).where(Notification.member_id == member_id).distinct()
+                ),
+                col(Instance.client_id).in_(
+                    select(Consent.client_id).where(Consent.member_id == member_id, col(Consent.withdrawn_at).is_(None))
+                ),
+            ),
+        )
+        .limit(500)
+    )
+    chosen.update({instance.id: instance for instance in session.exec(used)})
+    return sorted(chosen.values(), key=lambda instance: instance.name.casefold())
 
 
 def source_statuses(session: Session, member_id: int) -> list[tuple[Instance, SourceState]]:

@@ -14,6 +14,7 @@ from portail.config import Settings
 from portail.db import Database, utcnow
 from portail.notifications import digests, inbox
 from tests.conftest import csrf_from, login, mail_text, outbox
+from tests.federation_factories import add_instance, add_membership, add_organization
 from tests.integration.notifications.conftest import Pusher, make_pusher
 
 
@@ -151,3 +152,16 @@ def test_notifications_past_the_retention_are_purged(app: Starlette, member: Mem
     with db.session() as session:
         assert inbox.get(session, member.id or 0, old) is None
         assert inbox.get(session, member.id or 0, recent) is not None
+
+
+def test_preferences_list_the_members_tools_not_every_instance_of_the_federation(
+    client: TestClient, app: Starlette, member: Member, pusher: Pusher, settings: Settings
+) -> None:
+    add_organization(settings, "mrc-exemple", "MRC Exemple", kind="territory", region="05")
+    add_instance(settings, "nuage-mrc", scope="territorial", organization="mrc-exemple", software="nextcloud")
+    login(client)
+    page = client.get("/notifications/preferences")
+    assert "Passerelles" in page.text  # a central instance
+    assert "Nuage Mrc" not in page.text  # serves an organization the member is not part of
+    add_membership(settings, "mrc-exemple", member.email)
+    assert "Nuage Mrc" in client.get("/notifications/preferences").text
