@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(Exception):
@@ -36,6 +37,7 @@ class Settings:
     var_dir: str = "./var"
     # -- languages
     default_locale: str = "fr-CA"
+    timezone: str = "America/Toronto"  # times on pages (stored in UTC)
     # -- accounts and sessions
     session_idle_minutes: int = 720
     session_absolute_hours: int = 336
@@ -113,6 +115,7 @@ SETTINGS_DOC: dict[str, str] = {
     "mail_from": "From header of the mail Portail sends",
     "instances_file": "TOML file declaring the En commun instances known at start",
     "var_dir": "Folder for the SQLite database, secret key, signing keys and outbox",
+    "timezone": "Time zone of the times shown on pages (IANA name; stored times are UTC)",
     "default_locale": "Language of visitors without a preference (fr-CA or en)",
     "session_idle_minutes": "A session unused this long ends",
     "session_absolute_hours": "A session ends this long after login, used or not",
@@ -210,6 +213,12 @@ def _validate(settings: Settings) -> None:
             f"Réglage database_url invalide ({settings.database_url!r}) : sqlite ou postgresql / "
             "invalid setting database_url: sqlite or postgresql expected"
         )
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"Réglage timezone inconnu : {settings.timezone} / unknown time zone (setting timezone)"
+        ) from None
     if settings.default_locale not in {"fr-CA", "en"}:
         raise ConfigError("Réglage default_locale invalide : fr-CA ou en / invalid setting default_locale")
     if settings.default_subject_type not in {"pairwise", "public"}:

@@ -13,6 +13,7 @@ and security headers.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import gettext
 import hmac
 import io
@@ -21,12 +22,13 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -152,6 +154,18 @@ def _rendering_csrf() -> str:
     return _RENDERING_CSRF.get()
 
 
+@pass_context
+def _local_time(context: Any, value: dt.datetime | dt.date | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``{{ when|local }}``: a stored (UTC) time shown in Portail's time zone (setting ``timezone``)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        settings = context.get("settings")
+        zone = ZoneInfo(settings.timezone) if settings is not None else dt.UTC
+        value = (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(zone)
+    return value.strftime(fmt)
+
+
 def make_templates() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
@@ -159,6 +173,7 @@ def make_templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["local"] = _local_time
     env.globals["LOCALES"] = LOCALES
     env.globals["rendering_csrf_token"] = _rendering_csrf
     return env

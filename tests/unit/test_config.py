@@ -58,6 +58,8 @@ def test_booleans_accept_the_usual_spellings(tmp_path: Path) -> None:
         ({"PORTAIL_ARGON2_TIME_COST": "-1"}, None, "argon2_time_cost"),
         ({"PORTAIL_OPEN_CLIENT_REGISTRATION": "maybe"}, None, "open_client_registration"),
         ({"PORTAIL_DEFAULT_LOCALE": "de"}, None, "default_locale"),
+        ({"PORTAIL_TIMEZONE": "Mars/Olympus_Mons"}, None, "timezone"),
+        ({"PORTAIL_TIMEZONE": "../../etc/passwd"}, None, "timezone"),
         ({}, "issuer = \n", "portail.toml"),
     ],
 )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from portail.web import pick_locale, security_headers, translate
+from portail.config import load_settings
+from portail.web import TEMPLATES_ENV, pick_locale, security_headers, translate
 
 
 @pytest.mark.parametrize(
@@ -56,3 +59,17 @@ def test_security_headers_forbid_inline_script_and_framing() -> None:
     assert headers["Referrer-Policy"]
     assert "Strict-Transport-Security" not in headers
     assert "max-age=" in security_headers(secure=True)["Strict-Transport-Security"]
+
+
+def test_pages_show_stored_utc_times_in_portails_time_zone() -> None:
+    template = TEMPLATES_ENV.from_string(
+        "{{ when|local }}|{{ when|local('%H:%M') }}|{{ day|local('%Y-%m-%d') }}|{{ none|local }}"
+    )
+    settings = load_settings(environ={}, toml_path="/nonexistent/portail.toml", secret_key="k" * 40)
+    winter = dt.datetime(2026, 1, 15, 4, 37, tzinfo=dt.UTC)  # EST, UTC-5
+    summer = dt.datetime(2026, 7, 15, 4, 37, tzinfo=None)  # noqa: DTZ001 - naive values are taken as UTC; EDT
+    day = dt.date(2026, 11, 22)
+    assert template.render(when=winter, day=day, none=None, settings=settings) == "2026-01-14 23:37|23:37|2026-11-22|"
+    assert template.render(when=summer, day=day, none=None, settings=settings).startswith("2026-07-15 00:37|")
+    paris = settings.replace(timezone="Europe/Paris")
+    assert template.render(when=winter, day=day, none=None, settings=paris).startswith("2026-01-15 05:37|")
