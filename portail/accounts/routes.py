@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import flows, links, organizations, policy, sessions, throttle
+from portail.accounts import devices, flows, links, organizations, policy, sessions, throttle
 from portail.accounts.current import (
     clear_session_cookie,
     load_login,
@@ -271,7 +271,12 @@ async def account(request: Request) -> Response:
     return render(
         request,
         "accounts/account.html",
-        {"sessions": active, "current_sid": login.session.sid, "territory": territory},
+        {
+            "sessions": active,
+            "devices": {row.sid: devices.describe(row.user_agent) for row in active},
+            "current_sid": login.session.sid,
+            "territory": territory,
+        },
     )
 
 
@@ -333,7 +338,13 @@ async def _account_form(request: Request, which: str) -> Response:
         return render(
             request,
             "accounts/account.html",
-            {"sessions": active, "current_sid": login.session.sid, "error": message, "section": which},
+            {
+                "sessions": active,
+                "devices": {row.sid: devices.describe(row.user_agent) for row in active},
+                "current_sid": login.session.sid,
+                "error": message,
+                "section": which,
+            },
             400,
         )
     response = RedirectResponse("/account", status_code=303)

@@ -187,3 +187,11 @@ def test_cannot_end_someone_elses_session(client: TestClient, app, settings: Set
     assert "Bonjour Bob" in bob.get("/").text
     forged = client.post(f"/account/sessions/{bob_sid}/end", data={"csrf_token": "forged"})
     assert forged.status_code == 303 and "Bonjour Bob" in bob.get("/").text
+
+
+def test_sessions_are_listed_by_browser_and_system(client: TestClient, member: Member) -> None:
+    client.headers["User-Agent"] = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    login(client)
+    page = client.get("/account")
+    assert "Firefox sur Windows" in page.text
+    assert "Gecko/20100101" in page.text  # the raw User-Agent, under "Détails du navigateur"
