@@ -9,6 +9,7 @@ import base64
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, RSAKey
 from sqlmodel import Session, SQLModel, select
 from starlette.testclient import TestClient
 
@@ -183,6 +184,36 @@ class Flow:
         return dict(response.json())
 
 
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def client_assertion(client_id: str, key: RSAKey, kid: str, **overrides: Any) -> str:
+    """A private_key_jwt client assertion (RFC 7523 §3) for the token endpoint, valid one minute."""
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": f"{BASE_URL}/token",
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(12),
+    }
+    claims.update(overrides)
+    return jwt.encode({"alg": "RS256", "kid": kid}, claims, key)
+
+
+def token_with_assertion(http: TestClient, assertion: str) -> httpx.Response:
+    """A client_credentials grant authenticated by ``assertion``."""
+    return http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        },
+    )
+
+
 def decode(http: TestClient, token: str) -> dict[str, Any]:
     """Verify a JWT against the provider's published JWKS, as a client would."""
     keyset = KeySet.import_key_set(http.get("/jwks").json())
@@ -190,14 +221,17 @@ def decode(http: TestClient, token: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "ASSERTION_TYPE",
     "BASE_URL",
     "REDIRECT_URI",
     "Flow",
     "basic",
     "change",
+    "client_assertion",
     "decode",
     "make_client",
     "pkce_pair",
     "query_of",
     "rows",
+    "token_with_assertion",
 ]

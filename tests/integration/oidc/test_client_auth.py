@@ -3,11 +3,9 @@ OIDC Core §9)."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any
 
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.testclient import TestClient
 
@@ -15,9 +13,15 @@ from portail.config import Settings
 from portail.oidc import tokens
 from portail.oidc.models import ClientAssertion
 from tests.conftest import BASE_URL
-from tests.oidc_flow import basic, change, decode, make_client, rows
-
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+from tests.oidc_flow import (
+    basic,
+    change,
+    client_assertion,
+    decode,
+    make_client,
+    rows,
+    token_with_assertion,
+)
 
 
 def test_client_credentials_gives_an_access_token_for_the_client_itself(client: TestClient, settings: Settings) -> None:
@@ -63,28 +67,11 @@ def _key_client(settings: Settings) -> tuple[str, RSAKey]:
 
 
 def _assertion(client_id: str, key: RSAKey, **overrides: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": f"{BASE_URL}/token",
-        "iat": now,
-        "exp": now + 60,
-        "jti": secrets.token_urlsafe(12),
-    }
-    claims.update(overrides)
-    return jwt.encode({"alg": "RS256", "kid": "tool-key"}, claims, key)
+    return client_assertion(client_id, key, "tool-key", **overrides)
 
 
 def _token(client: TestClient, assertion: str) -> Any:
-    return client.post(
-        "/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
-        },
-    )
+    return token_with_assertion(client, assertion)
 
 
 def test_private_key_jwt_authenticates_a_client(client: TestClient, settings: Settings) -> None:

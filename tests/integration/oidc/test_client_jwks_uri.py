@@ -5,12 +5,9 @@ the tool."""
 from __future__ import annotations
 
 import json
-import secrets
-import time
 from typing import Any
 
 import pytest
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.testclient import TestClient
 
@@ -18,10 +15,8 @@ from portail import cli
 from portail.app import create_app
 from portail.config import Settings
 from tests.conftest import BASE_URL, free_port
-from tests.oidc_flow import make_client
+from tests.oidc_flow import ASSERTION_TYPE, client_assertion, make_client, token_with_assertion
 from tests.stub_server import StubServer
-
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def _key(kid: str) -> RSAKey:
@@ -34,28 +29,11 @@ def _publish(stub: StubServer, *keys: RSAKey, **kwargs: Any) -> str:
 
 
 def _assertion(client_id: str, key: RSAKey, **overrides: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": f"{BASE_URL}/token",
-        "iat": now,
-        "exp": now + 60,
-        "jti": secrets.token_urlsafe(12),
-    }
-    claims.update(overrides)
-    return jwt.encode({"alg": "RS256", "kid": key.kid or ""}, claims, key)
+    return client_assertion(client_id, key, key.kid or "", **overrides)
 
 
 def _token(client: TestClient, assertion: str) -> Any:
-    return client.post(
-        "/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion,
-        },
-    )
+    return token_with_assertion(client, assertion)
 
 
 def _uri_client(settings: Settings, jwks_uri: str) -> str:
