@@ -95,5 +95,5 @@ def _member_tokens(
             acr=acr,
             access_token=issued.token,
         )
-    usage.count_access(db, member.id or 0, client.client_id, "token", scope)
+    usage.count_access(db, settings, member.id or 0, client.client_id, "token", scope)
     return body

@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam
 from sqlmodel import Session
 
+from portail.config import Settings
 from portail.db import utcnow
 from portail.oidc.models import DataAccess, SessionClient
 from portail.oidc.upserts import prepared
@@ -48,7 +50,8 @@ def record_session_client(db: Session, sid: str, client_id: str, member_id: int)
     )
 
 
-def count_access(db: Session, member_id: int, client_id: str, kind: str, scopes: str) -> None:
+def count_access(db: Session, settings: Settings, member_id: int, client_id: str, kind: str, scopes: str) -> None:
+    """Count one access; days are Portail's local days (setting ``timezone``), as members read them."""
     now = utcnow()
     db.execute(  # type: ignore[call-overload]
         prepared(db, "data_access", _access_upsert),
@@ -56,7 +59,7 @@ def count_access(db: Session, member_id: int, client_id: str, kind: str, scopes:
             "member_id": member_id,
             "client_id": client_id,
             "kind": kind,
-            "day": now.date(),
+            "day": now.astimezone(ZoneInfo(settings.timezone)).date(),
             "first_at": now,
             "last_at": now,
             "scopes": scopes[:1000],

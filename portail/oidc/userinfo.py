@@ -36,7 +36,7 @@ def claims_for(db: Session, settings: Settings, token: str) -> dict[str, object]
     body = claims.userinfo(
         db, settings.secret_key, verified.member, verified.client, scope, verified.grant.claims_request
     )
-    usage.count_access(db, verified.member.id or 0, verified.client.client_id, "userinfo", scope)
+    usage.count_access(db, settings, verified.member.id or 0, verified.client.client_id, "userinfo", scope)
     return body
 
 
