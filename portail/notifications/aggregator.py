@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
+from sqlalchemy import union
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import Member
@@ -80,6 +81,7 @@ class Aggregator:
         self._fetcher: Fetcher | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._background: set[asyncio.Future[None]] = set()
+        self._due_after = 0  # the background pass resumes after this member id
 
     @property
     def fetcher(self) -> Fetcher:
@@ -165,11 +167,25 @@ class Aggregator:
         return report
 
     async def refresh_due(self, limit: int = 200) -> int:
-        """Background pass: refresh (without budget) the members who have pulled sources."""
-        member_ids = await self.db.run(due_members, limit)
+        """Background pass: refresh (without budget) the next ``limit`` members who have pulled
+        sources, taking up after the last member of the previous pass (every member's turn comes)."""
+        member_ids = await self.db.run(due_members, limit, self._due_after)
+        self._due_after = member_ids[-1] if len(member_ids) == limit else 0
         for member_id in member_ids:
             await self.refresh_member(member_id)
         return len(member_ids)
+
+    async def refresh_all(self, batch: int = 200) -> int:
+        """Refresh every member who has pulled sources (``portail notifications pull``)."""
+        done, after = 0, 0
+        while True:
+            member_ids = await self.db.run(due_members, batch, after)
+            for member_id in member_ids:
+                await self.refresh_member(member_id)
+            done += len(member_ids)
+            if len(member_ids) < batch:
+                return done
+            after = member_ids[-1]
 
     async def dismiss_at_source(self, notification: Notification, instance: Instance) -> bool:
         """Propagate a dismissal to the source where its API allows it (Nextcloud, Discourse)."""
@@ -198,21 +214,23 @@ class Aggregator:
             self._fetcher = None
 
 
-def due_members(session: Session, limit: int) -> list[int]:
-    linked = set(session.exec(select(SourceLink.member_id).distinct()).all())
-    subscribed = session.exec(
+def due_members(session: Session, limit: int, after: int = 0) -> list[int]:
+    """Members with pulled sources (linked accounts, feed subscriptions, Nextcloud logins), by id,
+    the ``limit`` first after ``after``."""
+    linked = select(SourceLink.member_id)
+    subscribed = (
         select(NotificationPreference.member_id)
         .join(Instance, col(Instance.id) == col(NotificationPreference.instance_id))
         .where(NotificationPreference.enabled == True, col(Instance.feed_url).is_not(None))  # noqa: E712
-        .distinct()
-    ).all()
-    clouds = session.exec(
+    )
+    clouds = (
         select(Consent.member_id)
         .join(Instance, col(Instance.client_id) == col(Consent.client_id))
         .where(Instance.software == "nextcloud", col(Consent.withdrawn_at).is_(None))
-        .distinct()
-    ).all()
-    return sorted(linked | set(subscribed) | set(clouds))[:limit]
+    )
+    members = union(linked, subscribed, clouds).subquery()
+    query = select(members.c.member_id).where(members.c.member_id > after).order_by(members.c.member_id).limit(limit)
+    return [int(member_id) for member_id in session.exec(query)]
 
 
 def _job_for(

@@ -49,7 +49,7 @@ def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         aggregator = Aggregator(db, settings, minter=nextcloud_token, transport=PinnedTransport(settings))
         try:
-            return await aggregator.refresh_due()
+            return await aggregator.refresh_all()
         finally:
             await aggregator.aclose()
 

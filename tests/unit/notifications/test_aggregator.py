@@ -230,3 +230,45 @@ def test_pulls_that_outlive_the_budget_store_their_results_later(
     unreachable, titles = asyncio.run(scenario())
     assert unreachable == ["Late"]
     assert "Note 0 de late" in titles
+
+
+def test_the_background_pass_takes_every_member_in_turn(
+    fast_db: database.Database, fast_settings: Settings, instances: Instances
+) -> None:
+    first = add_member(fast_db, "m0@example.org")
+    ids = _subscribe(fast_db, first.id or 0, instances, "shared")
+    members = [first.id or 0]
+    for n in range(1, 5):
+        member = add_member(fast_db, f"m{n}@example.org")
+        with fast_db.session() as session:
+            inbox.set_preference(session, member.id or 0, ids["shared"], enabled=True, digest="none")
+        members.append(member.id or 0)
+
+    async def scenario() -> tuple[list[list[int]], list[int]]:
+        aggregator = Aggregator(fast_db, fast_settings)
+        seen: list[int] = []
+        passes: list[list[int]] = []
+
+        async def record(member_id: int, **_: object) -> None:
+            seen.append(member_id)
+
+        aggregator.refresh_member = record  # type: ignore[assignment,method-assign]
+        try:
+            for _ in range(4):
+                before = len(seen)
+                await aggregator.refresh_due(limit=2)
+                passes.append(seen[before:])
+            seen_all: list[int] = []
+            aggregator.refresh_member = lambda member_id, **_: _note(seen_all, member_id)  # type: ignore[assignment,method-assign]
+            await aggregator.refresh_all(batch=2)
+            return passes, seen_all
+        finally:
+            await aggregator.aclose()
+
+    passes, everyone = asyncio.run(scenario())
+    assert passes == [members[0:2], members[2:4], members[4:5], members[0:2]]
+    assert everyone == members
+
+
+async def _note(seen: list[int], member_id: int) -> None:
+    seen.append(member_id)
