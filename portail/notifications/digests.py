@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
+from email.message import EmailMessage
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session, col, select
@@ -91,26 +92,32 @@ def send_due(session: Session, settings: Settings, period: str | None = None, no
         for pref in prefs:
             by_member[pref.member_id].append(pref)
         for member_id, member_prefs in by_member.items():
-            if _send_one(session, settings, member_id, member_prefs, name, now):
+            message = _compose_one(session, settings, member_id, member_prefs, name, now)
+            # Commit each member's mark before mailing: no transaction (and, on SQLite, no write lock)
+            # stays open while mail goes out. A crash between the two loses that digest, never doubles it.
+            session.commit()
+            if message is not None:
+                mail.deliver(settings, message)
                 sent += 1
     return sent
 
 
-def _send_one(
+def _compose_one(
     session: Session,
     settings: Settings,
     member_id: int,
     prefs: list[NotificationPreference],
     period: str,
     now: dt.datetime,
-) -> bool:
+) -> EmailMessage | None:
+    """Mark the member's digest preferences as sent up to ``now``; the digest to mail, if any."""
     member = session.get(Member, member_id)
     since = {p.instance_id: p.last_digest_at or now - PERIODS[period] for p in prefs}
     for pref in prefs:
         pref.last_digest_at = now
         session.add(pref)
     if member is None or not member.active or not member.verified:
-        return False
+        return None
     rows = session.exec(
         select(Notification, Instance)
         .join(Instance, col(Instance.id) == col(Notification.instance_id))
@@ -126,7 +133,7 @@ def _send_one(
     ).all()
     items = [(n, i) for n, i in rows if n.received_at > since[n.instance_id]][:MAX_ITEMS]
     if not items:
-        return False
+        return None
     link = unsubscribe_url(settings, member, period)
     message = mail.compose(
         settings,
@@ -144,5 +151,4 @@ def _send_one(
     )
     message["List-Unsubscribe"] = f"<{link}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    mail.deliver(settings, message)
-    return True
+    return message

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -142,6 +143,30 @@ def test_a_daily_digest_is_mailed_once_and_its_link_unsubscribes_in_one_click(
     with db.session() as session:
         assert inbox.preferences(session, member.id or 0)[pusher.instance.id or 0].digest == "none"
     assert client.get(path[:-3] + "xyz").status_code == 400
+
+
+def test_digests_are_marked_sent_and_committed_before_the_mail_goes_out(
+    app: Starlette, member: Member, pusher: Pusher, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No transaction stays open while mail is sent (a slow SMTP server must not hold the database)."""
+    db: Database = app.state.db
+    with db.session() as session:
+        inbox.set_preference(session, member.id or 0, pusher.instance.id or 0, enabled=True, digest="daily")
+    _deliver(app, member, pusher, "digest-me")
+    seen_at_delivery: list[object] = []
+
+    def deliver(_settings: Settings, _message: object) -> None:
+        other = Database(settings)  # another connection sees only what is committed
+        try:
+            with other.session() as session:
+                prefs = inbox.preferences(session, member.id or 0)
+                seen_at_delivery.append(prefs[pusher.instance.id or 0].last_digest_at)
+        finally:
+            other.dispose()
+
+    monkeypatch.setattr(digests.mail, "deliver", deliver)
+    assert db.call(digests.send_due, settings, "daily") == 1
+    assert len(seen_at_delivery) == 1 and seen_at_delivery[0] is not None
 
 
 def test_notifications_past_the_retention_are_purged(app: Starlette, member: Member, pusher: Pusher) -> None:
