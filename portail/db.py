@@ -13,6 +13,7 @@ import contextvars
 import datetime as dt
 import fcntl
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -35,6 +36,7 @@ from portail.config import ConfigError, Settings
 P = ParamSpec("P")
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("portail.db")
 
 
 def utcnow() -> dt.datetime:
@@ -201,6 +203,22 @@ def database_threads(settings: Settings) -> int:
     return 4 if settings.database_url.startswith("sqlite") else 16
 
 
+_AFTER_COMMIT: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "portail_after_commit", default=None
+)
+
+
+def after_commit(action: Callable[[], None]) -> None:
+    """Run ``action`` once the current unit of work (``Database.session``) has committed, and not at
+    all if it rolls back; at once outside a unit of work. Used for side effects that must neither
+    hold a transaction open (mail to a slow SMTP server) nor happen for work that was undone."""
+    pending = _AFTER_COMMIT.get()
+    if pending is None:
+        action()
+    else:
+        pending.append(action)
+
+
 class Database:
     """The engine plus a session scope; one per application."""
 
@@ -211,14 +229,26 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: committed on success, rolled back on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        """A unit of work: committed on success, rolled back on error. Actions registered with
+        ``after_commit`` during it run after the commit; a failing one is logged, not raised (what
+        it reports is already done)."""
+        pending: list[Callable[[], None]] = []
+        marker = _AFTER_COMMIT.set(pending)
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            _AFTER_COMMIT.reset(marker)
+        for action in pending:
             try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+                action()
+            except Exception:
+                log.exception("an action after commit failed")
 
     def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(session, …)`` in one unit of work."""

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from markupsafe import Markup
 
 from portail.config import Settings
+from portail.db import after_commit
 from portail.web import TEMPLATES_ENV, translator
 
 log = logging.getLogger("portail.mail")
@@ -79,5 +80,15 @@ def deliver(settings: Settings, message: EmailMessage) -> Path | None:
     return path
 
 
-def send(settings: Settings, to: str, template: str, locale: str, **context: Any) -> Path | None:
-    return deliver(settings, compose(settings, to, template, locale, context))
+def send(settings: Settings, to: str, template: str, locale: str, **context: Any) -> None:
+    """Compose now; deliver once the current unit of work commits (never for work that rolls back,
+    and never while a transaction is open), or at once outside one."""
+    message = compose(settings, to, template, locale, context)
+    after_commit(lambda: _deliver_logged(settings, message))
+
+
+def _deliver_logged(settings: Settings, message: EmailMessage) -> None:
+    try:
+        deliver(settings, message)
+    except Exception:  # SMTP refusal, network error, full disk: what the mail reports is done already
+        log.exception("mail to %s could not be sent: %s", message["To"], message["Subject"])

@@ -49,18 +49,29 @@ def test_a_join_request_mails_the_admins_and_approval_makes_a_member(db: Databas
         admin, bob, org = _people(s)
         assert memberships.request_to_join(s, unit_settings, bob, org, "http://p") == "requested"
         assert memberships.request_to_join(s, unit_settings, bob, org, "http://p") == "requested"
-        assert [m["To"] for m in outbox(unit_settings)] == ["admin@example.org"]
+        assert outbox(unit_settings) == []  # mail goes out once the unit of work commits
+    assert [m["To"] for m in outbox(unit_settings)] == ["admin@example.org"]
+    with db.session() as s:
         memberships.approve(s, unit_settings, admin, org, bob.public_id, "http://p")
         row = organizations.membership_of(s, org.id, bob.id)
         assert row is not None and (row.status, row.role) == ("active", "member")
-        assert outbox(unit_settings)[-1]["To"] == "bob@example.org"
+    assert outbox(unit_settings)[-1]["To"] == "bob@example.org"
+
+
+def test_no_mail_goes_out_for_work_that_is_rolled_back(db: Database, unit_settings: Settings) -> None:
+    with pytest.raises(RuntimeError), db.session() as s:
+        _admin, bob, org = _people(s)
+        memberships.request_to_join(s, unit_settings, bob, org, "http://p")
+        raise RuntimeError("something later in the same unit of work fails")
+    assert outbox(unit_settings) == []
 
 
 def test_an_invitation_link_works_only_for_the_invited_address(db: Database, unit_settings: Settings) -> None:
     with db.session() as s:
         admin, bob, org = _people(s)
         memberships.invite(s, unit_settings, admin, org, "carole@example.org", "admin", "http://p")
-        token = str(outbox(unit_settings)[-1].get_body(("plain",)).get_content()).split("token=")[1].split()[0]
+    token = str(outbox(unit_settings)[-1].get_body(("plain",)).get_content()).split("token=")[1].split()[0]
+    with db.session() as s:
         with pytest.raises(AccountError, match="autre adresse"):
             memberships.read_invitation(s, unit_settings, bob, token)
         carole = members.create_member(s, email="Carole@example.org", name="Carole", password_hash="x", verified=True)
@@ -75,7 +86,8 @@ def test_a_withdrawn_invitation_link_no_longer_works(db: Database, unit_settings
     with db.session() as s:
         admin, bob, org = _people(s)
         assert memberships.invite(s, unit_settings, admin, org, "bob@example.org", "member", "http://p") == "invited"
-        token = str(outbox(unit_settings)[-1].get_body(("plain",)).get_content()).split("token=")[1].split()[0]
+    token = str(outbox(unit_settings)[-1].get_body(("plain",)).get_content()).split("token=")[1].split()[0]
+    with db.session() as s:
         organizations.remove(s, admin, org, bob.public_id)
         with pytest.raises(AccountError, match="retirée"):
             memberships.answer_link(s, unit_settings, bob, token, accept=True)
