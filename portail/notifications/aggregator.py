@@ -169,23 +169,26 @@ class Aggregator:
     async def refresh_due(self, limit: int = 200) -> int:
         """Background pass: refresh (without budget) the next ``limit`` members who have pulled
         sources, taking up after the last member of the previous pass (every member's turn comes)."""
-        member_ids = await self.db.run(due_members, limit, self._due_after)
+        member_ids = await self._refresh_batch(limit, self._due_after)
         self._due_after = member_ids[-1] if len(member_ids) == limit else 0
-        for member_id in member_ids:
-            await self.refresh_member(member_id)
         return len(member_ids)
 
     async def refresh_all(self, batch: int = 200) -> int:
         """Refresh every member who has pulled sources (``portail notifications pull``)."""
         done, after = 0, 0
         while True:
-            member_ids = await self.db.run(due_members, batch, after)
-            for member_id in member_ids:
-                await self.refresh_member(member_id)
+            member_ids = await self._refresh_batch(batch, after)
             done += len(member_ids)
             if len(member_ids) < batch:
                 return done
             after = member_ids[-1]
+
+    async def _refresh_batch(self, limit: int, after: int) -> list[int]:
+        """Refresh (without budget) the ``limit`` first members with pulled sources after ``after``."""
+        member_ids = await self.db.run(due_members, limit, after)
+        for member_id in member_ids:
+            await self.refresh_member(member_id)
+        return member_ids
 
     async def dismiss_at_source(self, notification: Notification, instance: Instance) -> bool:
         """Propagate a dismissal to the source where its API allows it (Nextcloud, Discourse)."""

@@ -198,16 +198,25 @@ async def _active_instance(request: Request, software: str) -> Instance | None:
     return instance
 
 
-async def link_matrix(request: Request) -> Response:
+async def _start_link(request: Request, software: str) -> Response:
+    """POST from the preferences page: send the member to the tool to authorize Portail."""
     found = await _form_action(request)
     if isinstance(found, Response):
         return found
     login, _form = found
-    instance = await _active_instance(request, "matrix")
+    instance = await _active_instance(request, software)
     if instance is None:
         return error_page(request, 404)
-    target = linking.matrix_redirect(_hub(request).settings, login.member.id or 0, instance)
+    member_id = login.member.id or 0
+    if software == "matrix":
+        target = linking.matrix_redirect(_hub(request).settings, member_id, instance)
+    else:
+        target = await _db(request).run(user_api_keys.begin, _hub(request).settings, member_id, instance)
     return RedirectResponse(target, status_code=303)
+
+
+async def link_matrix(request: Request) -> Response:
+    return await _start_link(request, "matrix")
 
 
 async def matrix_callback(request: Request) -> Response:
@@ -269,15 +278,7 @@ async def link_discourse(request: Request) -> Response:
 
 async def authorize_discourse(request: Request) -> Response:
     """Start Discourse's User API key flow (``user_api_keys.py``): off to Discourse's approval page."""
-    found = await _form_action(request)
-    if isinstance(found, Response):
-        return found
-    login, _form = found
-    instance = await _active_instance(request, "discourse")
-    if instance is None:
-        return error_page(request, 404)
-    target = await _db(request).run(user_api_keys.begin, _hub(request).settings, login.member.id or 0, instance)
-    return RedirectResponse(target, status_code=303)
+    return await _start_link(request, "discourse")
 
 
 async def discourse_callback(request: Request) -> Response:

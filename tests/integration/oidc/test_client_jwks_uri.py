@@ -126,6 +126,17 @@ def test_an_unusable_jwks_uri_is_invalid_client(
         assert words in body["error_description"], body
 
 
+def _registration(**keys: Any) -> dict[str, Any]:
+    """An RFC 7591 registration request of a private_key_jwt tool, with its key material."""
+    return {
+        "client_name": "Outil à clés",
+        "grant_types": ["client_credentials"],
+        "scope": "openid",
+        "token_endpoint_auth_method": "private_key_jwt",
+        **keys,
+    }
+
+
 def test_a_dynamic_clients_jwks_uri_on_a_private_address_is_refused(
     settings: Settings, stub_server: StubServer
 ) -> None:
@@ -133,16 +144,7 @@ def test_a_dynamic_clients_jwks_uri_on_a_private_address_is_refused(
     uri = _publish(stub_server, key)
     strict = settings.replace(open_client_registration=True, allow_private_addresses=False)
     with TestClient(create_app(strict, migrate=False), base_url=BASE_URL, follow_redirects=False) as client:
-        registered = client.post(
-            "/register",
-            json={
-                "client_name": "Outil à clés",
-                "grant_types": ["client_credentials"],
-                "scope": "openid",
-                "token_endpoint_auth_method": "private_key_jwt",
-                "jwks_uri": uri,
-            },
-        )
+        registered = client.post("/register", json=_registration(jwks_uri=uri))
         assert registered.status_code == 201, registered.text
         client_id = registered.json()["client_id"]
         response = _token(client, _assertion(client_id, key))
@@ -160,14 +162,9 @@ def test_registration_refuses_jwks_and_jwks_uri_together(settings: Settings) -> 
     ) as client:
         response = client.post(
             "/register",
-            json={
-                "client_name": "Outil à clés",
-                "grant_types": ["client_credentials"],
-                "scope": "openid",
-                "token_endpoint_auth_method": "private_key_jwt",
-                "jwks_uri": "https://outil.example.org/jwks.json",
-                "jwks": {"keys": [key.as_dict(private=False)]},
-            },
+            json=_registration(
+                jwks_uri="https://outil.example.org/jwks.json", jwks={"keys": [key.as_dict(private=False)]}
+            ),
         )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_client_metadata"
