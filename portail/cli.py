@@ -120,8 +120,18 @@ def load_instances(settings: Settings, db: database.Database) -> None:
     except ModuleNotFoundError:
         return
     sync = getattr(instances_file, "sync_on_start", None)
-    if sync is not None and os.path.exists(settings.instances_file):
-        sync(settings, db)
+    if sync is None:
+        return
+    if not os.path.exists(settings.instances_file):
+        print(
+            bilingual(
+                "Aucun fichier d’instances (%(path)s) : le registre démarre vide",
+                path=settings.instances_file,
+            ),
+            flush=True,
+        )
+        return
+    sync(settings, db)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -40,9 +40,10 @@ from portail.config import Settings
 
 log = logging.getLogger("portail.web")
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
-STATIC = ROOT / "static"
+# Pages and static files live inside the package, so an installed wheel serves them.
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES = PACKAGE_DIR / "templates"
+STATIC = PACKAGE_DIR / "static"
 LOCALE_DIR = Path(__file__).parent / "locale"
 LOCALES = ("fr-CA", "en")
 CSRF_COOKIE = "portail_csrf"

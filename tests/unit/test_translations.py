@@ -1,7 +1,7 @@
 """Every French source message has an English translation.
 
 Messages are extracted with Babel from the Python code under ``portail/`` (calls listed in
-``PYTHON_KEYWORDS``) and from the Jinja templates under ``templates/`` (``_("…")`` calls, through
+``PYTHON_KEYWORDS``) and from the Jinja templates under ``portail/templates/`` (``_("…")`` calls, through
 Jinja's own Babel extractor), then looked up in the merged catalogues ``portail/locale/en/*.po``.
 """
 
@@ -65,7 +65,7 @@ def extracted_places() -> list[tuple[str, str]]:
     """(place, French message) for every use of a message."""
     entries = [
         *_messages_in("python", ROOT / "portail", PYTHON_KEYWORDS),
-        *_messages_in("jinja", ROOT / "templates"),
+        *_messages_in("jinja", ROOT / "portail" / "templates"),
     ]
     return [(where, message) for where, message in (entry.split("\t", 1) for entry in entries)]
 
