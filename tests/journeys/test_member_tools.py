@@ -336,6 +336,7 @@ def test_a_deletion_reaches_every_tool_that_knew_the_member(deployment: Deployme
     assert data.status_code == 200 and "Supprimer mon compte" in data.text
     asked = browser.submit("/account/data", "/account/data/delete", data={"password": PASSWORD})
     assert asked.status_code == 200 and "Suppression demandée" in asked.text, asked.text[:800]
+    assert "Vous êtes maintenant déconnecté" in asked.text and "Se déconnecter" not in asked.text
     for tool in tools:  # asking ends every session: the tools are logged out at once
         tool.receiver.wait_for(tool.backchannel_path)
 
