@@ -190,6 +190,8 @@ def test_cli_sync_prints_changes_and_secrets_once(
     assert "aucun changement / no changes" in again and "secret :" not in again
     assert cli.main(["instances", "list", "--json"]) == 0
     assert '"slug": "forum"' in capsys.readouterr().out
+    assert cli.main(["instances", "list"]) == 0
+    assert "nuage\tactive\tnextcloud\thttps://nuage.example\tcoop\tdemo" in capsys.readouterr().out
     assert cli.main(["instances", "suspend", "forum", "--reason", "maintenance"]) == 0
     assert "suspended" in capsys.readouterr().out
     assert cli.main(["instances", "approve", "forum"]) == 1
