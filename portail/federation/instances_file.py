@@ -40,7 +40,7 @@ INSTANCE_KEYS = {
     "organization", "territory",
 }  # fmt: skip
 INSTANCE_FIELDS = (
-    "name", "software", "base_url", "hoster_id", "scope", "organization_id", "trusted", "demo", "redirect_uris",
+    "name", "software", "base_url", "hoster_id", "scope", "organization_id", "trusted", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "provider_identifier", "login_url", "feed_url",
     "account_events_uri", "purposes", "data_categories", "extra", "client_id",
 )  # fmt: skip
