@@ -201,7 +201,8 @@ async def request_deletion(request: Request) -> Response:
         row = await db.run(deletion.request_deletion, settings, member.id or 0, ip_address=ip)
     except ConsentError as exc:
         return _refused(request, exc)
-    response = render(request, "consent/deletion_requested.html", {"due": row.due_at})
+    # Every session has just ended: the page is drawn logged out (no "Se déconnecter", no admin menu).
+    response = render(request, "consent/deletion_requested.html", {"due": row.due_at, "member": None})
     clear_session_cookie(response, settings)
     return response
 

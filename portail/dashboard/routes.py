@@ -118,6 +118,7 @@ def _menu_labels(request: Request) -> dict[str, str]:
         "empty": _(request, "Aucun outil pour l’instant."),
         "current": _(request, "vous êtes ici"),
         "down": _(request, "hors service"),
+        "demo": _(request, "démonstration"),
         "login": _(request, "Se connecter à Portail"),
         "close": _(request, "Fermer le menu"),
     }

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from portail.accounts.models import Member, Membership, Organization
 from portail.dashboard.models import TilePreference
 from portail.db import utcnow
+from portail.federation import availability
 from portail.federation.models import Hoster, Instance, InstanceLink
 
 SOFTWARE_LABELS = {
@@ -50,7 +51,7 @@ class Tile:
     base_url: str
     open_url: str
     hoster: str | None
-    health: str  # unknown | up | down
+    health: availability.State  # demo | new | up | down (federation/availability.py)
     latency_ms: int | None
     reason: str  # central | organization | territory
     served_by: str | None  # the organization or territory through which the member sees it
@@ -183,7 +184,7 @@ def tiles_for(db: Session, member: Member, circles: Circles | None = None) -> li
                 base_url=instance.base_url,
                 open_url=open_url(instance),
                 hoster=hosters.get(instance.hoster_id) if instance.hoster_id else None,
-                health=instance.health if instance.health in ("up", "down") else "unknown",
+                health=availability.state(instance),
                 latency_ms=instance.latency_ms,
                 reason=reason,
                 served_by=via.name if via else None,

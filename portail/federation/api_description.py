@@ -63,6 +63,10 @@ def describe(prefix: str) -> None:
                 "hoster": string,
                 "organization": string,
                 "health": {"enum": ["unknown", "up", "down"]},
+                "availability": {
+                    "enum": ["demo", "new", "up", "down"],
+                    "description": "what members are shown: demo entry, not reached yet, up, down after being up",
+                },
                 "software_version": string,
                 "client_id": string,
                 "redirect_uris": {"type": "array", "items": string},

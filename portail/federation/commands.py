@@ -67,7 +67,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         print(
             f"{row['slug']}\t{row['status']}\t{row['software']}\t{row['base_url']}\t{row['hoster'] or '-'}\t"
-            f"{row['health']}"
+            f"{row['availability']}"  # demo | new | up | down (availability.py), as the pages say it
         )
     return 0
 

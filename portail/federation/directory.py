@@ -5,7 +5,9 @@ territory they serve, their region and health; as a page, as JSON, and as CHATON
 StatoolInfos export: one federation file (``federation.properties``) whose ``subs.<hoster>`` keys
 link one organization file per active hoster (``hosters/<slug>.properties``), whose ``subs.<instance>``
 keys link one service file per active instance (``services/<slug>.properties``), so that existing
-CHATONS tooling (stats.chatons.org's crawler) can crawl the Québec federation.
+CHATONS tooling (stats.chatons.org's crawler) can crawl the Québec federation. Demo instances
+(``availability.py``) are listed on the page and in the JSON, marked as such, but never exported:
+a crawler must not count a service that does not exist.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlmodel import Session, col, or_, select
 
 from portail.accounts.models import Organization
 from portail.db import utcnow
+from portail.federation import availability
 from portail.federation.models import Hoster, Instance, InstanceLink
 from portail.federation.rules import REGIONS, valid_slug
 from portail.web import N_
@@ -61,6 +64,7 @@ class Entry:
             "region": self.region,
             "region_name": REGIONS.get(self.region or ""),
             "health": i.health,
+            "availability": availability.state(i),
             "latency_ms": i.latency_ms,
             "last_probe_at": i.last_probe_at.isoformat() if i.last_probe_at else None,
         }
@@ -188,11 +192,15 @@ def federation_file(db: Session, issuer: str, name: str = "Fédération En commu
 
 
 def organization_file(db: Session, issuer: str, hoster: Hoster) -> str:
-    services = db.exec(
-        select(Instance)
-        .where(Instance.hoster_id == hoster.id, Instance.status == "active")
-        .order_by(col(Instance.slug))
-    ).all()
+    services = [
+        i
+        for i in db.exec(
+            select(Instance)
+            .where(Instance.hoster_id == hoster.id, Instance.status == "active")
+            .order_by(col(Instance.slug))
+        )
+        if availability.state(i) != "demo"
+    ]
     base = f"{issuer}{STATOOL_PREFIX}"
     return _properties(
         [
@@ -265,4 +273,4 @@ def service_properties(db: Session, issuer: str, slug: str) -> str | None:
     if not valid_slug(slug):
         return None
     instance = db.exec(select(Instance).where(Instance.slug == slug, Instance.status == "active")).first()
-    return service_file(db, issuer, instance) if instance else None
+    return service_file(db, issuer, instance) if instance and availability.state(instance) != "demo" else None

@@ -34,7 +34,7 @@ from portail.oidc.clients import SUBJECT_TYPES
 HOSTER_KEYS = {"slug", "name", "website", "contact_email", "charter_version", "description", "region"}
 ORGANIZATION_KEYS = {"slug", "name", "kind", "region", "locality", "description", "website"}
 INSTANCE_KEYS = {
-    "slug", "name", "software", "base_url", "hoster", "scope", "trusted", "redirect_uris",
+    "slug", "name", "software", "base_url", "hoster", "scope", "trusted", "demo", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "subject_type", "client_secret_env", "client_id",
     "purposes", "data_categories", "feed_url", "login_url", "account_events_uri", "provider_identifier",
     "organization", "territory",
@@ -110,6 +110,13 @@ def load(path: str | Path) -> dict[str, list[dict[str, Any]]]:
 
 def _fail(slug: str, message: str) -> FileError:
     return FileError(f"instances.toml [{slug}] : {message}")
+
+
+def _flag(slug: str, entry: dict[str, Any], key: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise _fail(slug, f"{key} = true | false")
+    return value
 
 
 def _sync_hoster(db: Session, entry: dict[str, Any], report: Report) -> None:
@@ -223,6 +230,7 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         "scope": scope,
         "organization_id": organization_id,
         "trusted": bool(entry.get("trusted", False)),
+        "demo": _flag(slug, entry, "demo"),
         "redirect_uris": uris.redirect_uris,
         "post_logout_redirect_uris": list(entry.get("post_logout_redirect_uris", uris.post_logout_redirect_uris)),
         "backchannel_logout_uri": entry.get("backchannel_logout_uri", uris.backchannel_logout_uri),

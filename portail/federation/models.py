@@ -85,6 +85,8 @@ class Instance(SQLModel, table=True):
     last_probe_at: dt.datetime | None = None
     last_probe_error: str = Field(default="", max_length=500)
     down_notified_at: dt.datetime | None = None
+    last_up_at: dt.datetime | None = None  # last probe that reached it: "down" needs it to have been up once
+    demo: bool = Field(default=False)  # a demonstration entry (instances.toml ``demo = true``): never probed
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import AuditEvent, Member, Organization
-from portail.federation import audience, hosters, nodes, verification
+from portail.federation import audience, availability, hosters, nodes, verification
 from portail.federation.models import INSTANCE_STATUSES, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -141,6 +141,7 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
         "hoster": hoster.slug if hoster else None,
         "organization": organization.slug if organization else None,
         "health": instance.health,
+        "availability": availability.state(instance),
         "software_version": instance.software_version,
         "last_probe_at": instance.last_probe_at.isoformat() if instance.last_probe_at else None,
     }

@@ -20,9 +20,11 @@ from portail.accounts.current import load_login, login_redirect
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.federation import audience, credentials, hosters, overview
+from portail.federation import audience, availability, credentials, hosters, overview
 from portail.federation.rules import Actor, FederationError
-from portail.web import N_, FormError, _, field, flash, read_form, render
+from portail.web import N_, TEMPLATES_ENV, FormError, _, field, flash, read_form, render
+
+TEMPLATES_ENV.globals["availability"] = availability.state  # federation/_labels.html: health(instance)
 
 Page = Callable[[Request, Member, Actor], Awaitable[Response]]
 

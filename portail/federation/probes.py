@@ -10,7 +10,9 @@ active instances, ``probe_concurrency`` at a time, each fetch through the SSRF g
 - then, for every software, NodeInfo when present (``/.well-known/nodeinfo`` → the linked 2.x
   document's ``software.version``; integrations.md §6.2), best effort.
 
-Results land on the ``Instance`` row (health, latency, version, consecutive failures, last error);
+Demo instances and names reserved never to resolve are not probed (``availability.probed``).
+Results land on the ``Instance`` row (health, latency, version, consecutive failures, last error,
+``last_up_at``);
 after ``probe_failures_before_alert`` failures in a row the hoster is mailed once, and again when
 the instance comes back. Pages only read those columns: no member-facing request waits for a probe.
 
@@ -39,7 +41,7 @@ from sqlmodel import Session, select
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import notices, verification
+from portail.federation import availability, notices, verification
 from portail.federation.models import Hoster, Instance
 from portail.federation.verification import Refused
 from portail.web import N_
@@ -141,8 +143,9 @@ async def probe(settings: Settings, target: Target, http: httpx.AsyncClient | No
 
 
 def active_targets(db: Session) -> list[Target]:
+    """Active instances worth probing: demo entries and reserved names are skipped (availability.py)."""
     rows = db.exec(select(Instance).where(Instance.status == "active").order_by(Instance.id))  # type: ignore[arg-type]
-    return [Target(i.id or 0, i.slug, i.software, i.base_url) for i in rows]
+    return [Target(i.id or 0, i.slug, i.software, i.base_url) for i in rows if availability.probed(i)]
 
 
 def record(db: Session, settings: Settings, target: Target, result: Result) -> Instance | None:
@@ -158,7 +161,7 @@ def record(db: Session, settings: Settings, target: Target, result: Result) -> I
         instance.software_version = result.version
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if result.up:
-        instance.health, instance.consecutive_failures = "up", 0
+        instance.health, instance.consecutive_failures, instance.last_up_at = "up", 0, now
         if instance.down_notified_at is not None:
             instance.down_notified_at = None
             audit(db, "instance.up_again", subject_type="instance", subject_id=instance.slug)

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlmodel import select
 
 from portail.accounts.models import Member
-from portail.db import Database
+from portail.db import Database, utcnow
 from portail.notifications.models import Notification
 from tests import seed
 from tests.browser.conftest import LiveServer, axe_check, shot
@@ -99,6 +99,7 @@ def registry(live_server: LiveServer, tool: Tool) -> None:
             base_url="https://forum.encommun.example",
             hoster_id=coop.id,
             health="down",
+            last_up_at=utcnow(),  # reached once: "down", not "not reached yet"
         )
         praxis = seed.instance(s, "praxis", "Praxis", software="praxis", base_url="https://praxis.encommun.example")
         alice = s.exec(select(Member).where(Member.email_key == "alice@example.org")).one()

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
-from portail.db import Database
+from portail.db import Database, utcnow
 from portail.notifications.models import Notification
 from portail.oidc.clients import ClientSpec, create_client
 from portail.oidc.models import SessionClient
@@ -113,6 +113,7 @@ def world(live_server: LiveServer) -> Iterator[World]:
             hoster_id=chatons.id,
             base_url="https://forum.memphremagog.example",
             health="down",
+            last_up_at=utcnow(),  # reached once: "down", not "not reached yet"
         )
         seed.instance(
             s,

@@ -17,12 +17,12 @@
   var english = (document.documentElement.lang || navigator.language || "fr").slice(0, 2).toLowerCase() === "en";
   var labels = english ? {
     button: "My En commun tools", menu: "My tools", portal: "Open the portal", notifications: "Notifications",
-    account: "My account", empty: "No tools yet.", current: "you are here", down: "out of service",
+    account: "My account", empty: "No tools yet.", current: "you are here", down: "out of service", demo: "demo",
     login: "Log in to Portail", close: "Close the menu", loading: "Loading…", error: "The menu is unavailable.",
     unread_one: "1 unread notification", unread_many: "{count} unread notifications"
   } : {
     button: "Mes outils En commun", menu: "Mes outils", portal: "Ouvrir le portail", notifications: "Notifications",
-    account: "Mon compte", empty: "Aucun outil pour l’instant.", current: "vous êtes ici", down: "hors service",
+    account: "Mon compte", empty: "Aucun outil pour l’instant.", current: "vous êtes ici", down: "hors service", demo: "démonstration",
     login: "Se connecter à Portail", close: "Fermer le menu", loading: "Chargement…",
     error: "Le menu n’est pas disponible.", unread_one: "1 notification non lue",
     unread_many: "{count} notifications non lues"
@@ -47,7 +47,8 @@
     "img { width: 28px; height: 28px; border-radius: .35em; flex: none; }",
     ".name { font-weight: 600; display: block; }",
     ".sub { display: block; font-size: .82em; color: #4a5560; }",
-    ".down { color: #a4161a; }",
+    ".down { color: #a4161a; font-weight: 600; }",
+    ".demo { color: #7a4a00; }",
     ".foot { display: flex; flex-wrap: wrap; gap: .5em 1em; border-top: 1px solid #c9cfc6; margin-top: .5em; padding: .5em .4em 0; }",
     ".foot a { color: #0b5c4a; }",
     ".note { margin: .4em; color: #4a5560; }"
@@ -180,7 +181,10 @@
         if (tool.current) attrs["aria-current"] = "true";
         var parts = [el("span", { "class": "name", text: tool.name })];
         if (sub) parts.push(el("span", { "class": "sub", text: sub }));
-        if (tool.health === "down") parts.push(el("span", { "class": "sub down", text: labels.down }));
+        // Only a tool that was reached and stopped answering is "down"; a demo entry says so; a tool
+        // not reached yet says nothing (portail/federation/availability.py). Words and icon, not colour alone.
+        if (tool.health === "down") parts.push(el("span", { "class": "sub down", text: "✕ " + labels.down }));
+        if (tool.health === "demo") parts.push(el("span", { "class": "sub demo", text: "◇ " + labels.demo }));
         if (tool.current) parts.push(el("span", { "class": "sub", text: labels.current }));
         list.appendChild(el("li", {}, [el("a", attrs, [
           icon ? el("img", { src: icon, alt: "", width: "28", height: "28" }) : null,

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from portail.accounts.models import Member
 from portail.accounts.organizations import get_organization
 from portail.config import Settings
-from portail.db import Database
+from portail.db import Database, utcnow
 from portail.federation.models import Instance
 from portail.notifications.models import Notification
 from tests import seed
@@ -40,6 +40,7 @@ def world(settings: Settings, member: Member) -> Iterator[Database]:
             scope="territorial",
             organization_id=mrc.id,
             health="down",
+            last_up_at=utcnow(),  # reached once: "down", not "not reached yet"
         )
         seed.instance(
             s, "centre-chat", "Clavardage du Centre", software="matrix", scope="organization", organization_id=centre.id

@@ -128,6 +128,7 @@ def _directory_world(settings: Settings) -> None:
         hoster="koumbit",
         scope="territorial",
         organization="mrc-memphremagog",
+        base_url="https://nuage.mrc-memphremagog.ca",  # a real name: the .example ones are demo entries
     )
     add_instance(settings, "en-attente", software="nextcloud", hoster="koumbit", status="awaiting-approval")
 
@@ -175,7 +176,10 @@ def test_statoolinfos_files_link_federation_to_hosters_to_services(client: TestC
     service = properties(client.get(services[0].removeprefix(BASE_URL)).text)
     assert service["file.class"] == "service"
     assert service["software.name"] == "Nextcloud" and service["host.name"] == "Koumbit"
-    assert service["service.website"] == "https://nuage-mrc.example"
+    assert service["service.website"] == "https://nuage.mrc-memphremagog.ca"
+    coop = properties(client.get(subs["subs.coop"].removeprefix(BASE_URL)).text)
+    assert not [k for k in coop if k.startswith("subs.")]  # demo entries (.example) are never exported
+    assert client.get("/federation/statoolinfos/services/chat-central.properties").status_code == 404
     assert client.get("/federation/statoolinfos/services/en-attente.properties").status_code == 404
     assert client.get("/federation/statoolinfos/hosters/nobody.properties").status_code == 404
 

@@ -144,6 +144,19 @@ def test_only_active_instances_are_probed_within_the_concurrency_bound(
     assert not any(path.startswith("/gone") for _m, path, _h in stub_server.hits)
 
 
+def test_demo_entries_are_never_probed_and_a_first_success_is_remembered(
+    fast: Settings, db: Database, stub_server: StubServer
+) -> None:
+    stub_server.route("/", "ok")
+    add_instance(fast, "vraie", base_url=stub_server.url)
+    add_instance(fast, "fictive")  # https://fictive.example: reserved, can never resolve
+    results = asyncio.run(probes.run_round(fast, db))
+    assert [t.slug for t, _r in results] == ["vraie"]
+    rows = {i.slug: i for i in in_db(fast, lambda s: list(s.exec(select(Instance))))}
+    assert rows["vraie"].last_up_at is not None and rows["vraie"].last_up_at == rows["vraie"].last_probe_at
+    assert rows["fictive"].last_probe_at is None and rows["fictive"].health == "unknown"
+
+
 # ---------------------------------------------------------------- leadership
 
 

@@ -190,6 +190,8 @@ def test_cli_sync_prints_changes_and_secrets_once(
     assert "aucun changement / no changes" in again and "secret :" not in again
     assert cli.main(["instances", "list", "--json"]) == 0
     assert '"slug": "forum"' in capsys.readouterr().out
+    assert cli.main(["instances", "list"]) == 0
+    assert "nuage\tactive\tnextcloud\thttps://nuage.example\tcoop\tdemo" in capsys.readouterr().out
     assert cli.main(["instances", "suspend", "forum", "--reason", "maintenance"]) == 0
     assert "suspended" in capsys.readouterr().out
     assert cli.main(["instances", "approve", "forum"]) == 1
@@ -207,3 +209,14 @@ def test_serve_start_syncs_the_file_and_prints_new_secrets_once(
     assert first.count("secret :") == 2
     instances_file.sync_on_start(settings, db)
     assert "secret :" not in capsys.readouterr().out
+
+
+def test_demo_is_a_boolean_key_and_the_repository_declares_its_demo_entries(
+    tmp_path: Path, db: Database, unit_settings: Settings
+) -> None:
+    sync(db, unit_settings, REPO_FILE)
+    demo = db.call(lambda s: {i.slug: i.demo for i in s.exec(select(Instance))})
+    assert demo["passerelles"] is True and demo["praxis"] is False  # praxis: a demo by its .example name only
+    wrong = write(tmp_path, SMALL.replace('scope = "central"', 'scope = "central"\ndemo = "oui"', 1))
+    with pytest.raises(FileError, match="demo = true"):
+        sync(db, unit_settings, wrong)
