@@ -17,7 +17,7 @@ from sqlmodel import Session
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.notifications import contract, digests, inbox, push
+from portail.notifications import contract, digests, inbox, push, withdrawals
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
 from portail.notifications.leadership import Leadership
@@ -31,9 +31,11 @@ log = logging.getLogger("portail.notifications")
 
 
 def install(db: Database, settings: Settings) -> Hub:
-    """Build the process's hub and declare the push scope to the OpenID provider."""
+    """Build the process's hub, declare the push scope to the OpenID provider, and tell members
+    when a tool they use is withdrawn."""
     claims.register_scope(push.SCOPE, "Envoyer des notifications aux membres")
     contract.register()
+    withdrawals.install()
     return Hub(db, settings)
 
 

@@ -4,7 +4,8 @@
   ``BackchannelDelivery`` row is created, *in the same transaction*, for each client that received
   tokens in that session (``SessionClient``) and registered a ``backchannel_logout_uri``. A consent
   withdrawal does the same for one client and every live session of the member
-  (``logout_member_from_client``).
+  (``logout_member_from_client``), and a client withdrawn by its operator (an instance suspended or
+  retired) for every live session that used it (``logout_client``).
 - §2.4 (what): the Logout Token is built at send time (so its ``exp`` of about two minutes is counted
   from the attempt, not from the logout): a JWT with header ``typ: logout+jwt``, signed RS256 with
   the provider's keys, claims ``iss aud iat exp jti events sid sub`` and never ``nonce``.
@@ -154,6 +155,34 @@ def logout_member_from_client(db: Session, member_id: int, client_id: str) -> li
         row = _queue(db, client, member, "")
         if row is not None:
             created.append(row)
+    db.flush()
+    return created
+
+
+def logout_client(db: Session, client_id: str) -> list[BackchannelDelivery]:
+    """Log every live session out of one client (the client is about to be disabled: call this first,
+    since a disabled client is sent nothing). The ``SessionClient`` links are removed."""
+    client = _clients(db, {client_id}).get(client_id)
+    if client is None:
+        return []
+    links = list(
+        db.exec(
+            select(SessionClient, LoginSession)
+            .join(LoginSession, col(LoginSession.sid) == col(SessionClient.sid))
+            .where(SessionClient.client_id == client_id)
+        )
+    )
+    members: dict[int, Member | None] = {}
+    created = []
+    for link, login in links:
+        if login.ended_at is None:
+            if link.member_id not in members:
+                members[link.member_id] = db.get(Member, link.member_id)
+            member = members[link.member_id]
+            row = _queue(db, client, member, link.sid) if member is not None else None
+            if row is not None:
+                created.append(row)
+        db.delete(link)
     db.flush()
     return created
 
