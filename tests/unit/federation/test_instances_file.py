@@ -207,3 +207,37 @@ def test_serve_start_syncs_the_file_and_prints_new_secrets_once(
     assert first.count("secret :") == 2
     instances_file.sync_on_start(settings, db)
     assert "secret :" not in capsys.readouterr().out
+
+
+def test_push_notifications_follows_the_software_or_the_file_and_sync_upgrades_existing_clients(
+    db: Database, unit_settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path, SMALL)
+    sync(db, unit_settings, path)
+    forum = db.call(lambda s: clients.get_client(s, "forum"))
+    nuage = db.call(lambda s: clients.get_client(s, "nuage"))
+    assert forum is not None and "client_credentials" in forum.grant_types and "notifications:push" in forum.scope
+    assert nuage is not None and "client_credentials" not in nuage.grant_types
+
+    write(tmp_path, SMALL.replace('software = "nextcloud"', 'software = "nextcloud"\npush_notifications = true'))
+    report = sync(db, unit_settings, path)
+    assert any(line.startswith("~ instance nuage") and "push_notifications" in line for line in report.lines)
+    nuage = db.call(lambda s: clients.get_client(s, "nuage"))
+    assert nuage is not None and "client_credentials" in nuage.grant_types and "notifications:push" in nuage.scope
+
+    # A client provisioned before the grants existed (e.g. by an older Portail) is brought up to date.
+    def downgrade(session) -> None:  # type: ignore[no-untyped-def]
+        client = clients.get_client(session, "forum")
+        assert client is not None
+        client.grant_types, client.scope = ["authorization_code", "refresh_token"], "openid profile"
+        session.add(client)
+
+    db.call(downgrade)
+    report = sync(db, unit_settings, path)
+    assert any(line.startswith("~ instance forum") and "client" in line for line in report.lines)
+    forum = db.call(lambda s: clients.get_client(s, "forum"))
+    assert forum is not None and "client_credentials" in forum.grant_types
+
+    write(tmp_path, SMALL.replace('software = "nextcloud"', 'software = "nextcloud"\npush_notifications = "oui"'))
+    with pytest.raises(FileError, match="push_notifications"):
+        sync(db, unit_settings, path)
