@@ -203,6 +203,8 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
     env_name = str(entry.get("client_secret_env") or "")
     if env_name.upper().startswith("PORTAIL_"):
         raise _fail(slug, "client_secret_env ne peut commencer par PORTAIL_ (réglages) / must not start with PORTAIL_")
+    if not isinstance(entry.get("push_notifications", False), bool):
+        raise _fail(slug, "push_notifications = true | false")
     given = entry.get("redirect_uris")
     try:
         if software in provisioning.DERIVED_SOFTWARE and not given:
@@ -212,8 +214,6 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         else:
             uris = provisioning.Uris(list(given or []), [], None)
         pid = provisioning.check_provider_identifier(str(entry.get("provider_identifier", "encommun")))
-        if not isinstance(entry.get("push_notifications", False), bool):
-            raise FederationError("push_notifications = true | false")
         pushes = provisioning.push_setting(entry.get("push_notifications"), software)
     except FederationError as exc:
         raise _fail(slug, str(exc)) from exc
