@@ -13,9 +13,10 @@ revoked but nothing was sent, and nobody was told.
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import parse_qs
 
-from tests.journeys.conftest import Deployment, sign_up
+from tests.journeys.conftest import Deployment, Visitor, sign_up
 from tests.oidc_flow import Flow, decode
 from tests.stub_server import StubServer
 
@@ -51,21 +52,32 @@ def wait_for_post(receiver: StubServer, path: str, timeout: float = 30.0) -> byt
     raise AssertionError(f"nothing was posted to {path}")
 
 
-def test_suspending_a_tool_logs_its_members_out_by_back_channel_and_tells_them(
-    deployment: Deployment, stub_server: StubServer
-) -> None:
-    tool = stub_server.url
-    stub_server.route("/auth/backchannel-logout", b"")
+def member_logged_in_to_the_tool(deployment: Deployment, receiver: StubServer) -> tuple[Visitor, dict[str, Any]]:
+    """Portail started with the tool declared; a member signed up and logged in to the tool."""
+    tool = receiver.url
+    receiver.route("/auth/backchannel-logout", b"")
     deployment.write_instances(instances(tool))
     done = deployment.cli("instances", "sync")
     secret = next(line.split("secret : ")[1].strip() for line in done.stdout.splitlines() if "secret : " in line)
     deployment.start()
-
     member = sign_up(deployment, "samuel@example.org", name="Samuel Roy")
     member.login("samuel@example.org")
     flow = Flow(member.http, "passerelles", secret, redirect_uri=f"{tool}/auth/callback")  # type: ignore[arg-type]
     id_token = decode(member.http, flow.tokens()["id_token"])  # type: ignore[arg-type]
-    assert stub_server.posts == []
+    assert receiver.posts == []
+    return member, id_token
+
+
+def logout_claims(member: Visitor, receiver: StubServer) -> dict[str, Any]:
+    """The verified claims of the logout token the tool received."""
+    body = wait_for_post(receiver, "/auth/backchannel-logout")
+    return decode(member.http, parse_qs(body.decode())["logout_token"][0])  # type: ignore[arg-type]
+
+
+def test_suspending_a_tool_logs_its_members_out_by_back_channel_and_tells_them(
+    deployment: Deployment, stub_server: StubServer
+) -> None:
+    member, id_token = member_logged_in_to_the_tool(deployment, stub_server)
 
     admin = deployment.admin()
     desk = admin.get("/federation/admin")
@@ -78,9 +90,7 @@ def test_suspending_a_tool_logs_its_members_out_by_back_channel_and_tells_them(
     assert answer.status_code == 303, answer.text[:1000]
     assert "Nœud suspendu" in admin.get("/federation/instances/passerelles").text
 
-    body = wait_for_post(stub_server, "/auth/backchannel-logout")
-    logout_token = parse_qs(body.decode())["logout_token"][0]
-    claims = decode(member.http, logout_token)  # type: ignore[arg-type]
+    claims = logout_claims(member, stub_server)
     assert claims["iss"] == deployment.base_url and claims["aud"] in ("passerelles", ["passerelles"])
     assert claims["sub"] == id_token["sub"] and claims["sid"] == id_token["sid"]
     assert EVENT in claims["events"] and "nonce" not in claims
@@ -90,3 +100,12 @@ def test_suspending_a_tool_logs_its_members_out_by_back_channel_and_tells_them(
     assert "Passerelles est suspendu" in inbox.text
     assert "Vous en avez été déconnecté" in inbox.text
     assert "Faille de sécurité" not in inbox.text  # the reason is for the hoster
+
+
+def test_retiring_a_tool_from_the_command_line_does_the_same(deployment: Deployment, stub_server: StubServer) -> None:
+    """Journey: the operator retires the tool with ``portail instances retire`` while Portail runs."""
+    member, id_token = member_logged_in_to_the_tool(deployment, stub_server)
+    deployment.cli("instances", "retire", "passerelles", "--reason", "Remplacé par Passerelles 3")
+    claims = logout_claims(member, stub_server)
+    assert claims["sub"] == id_token["sub"] and claims["sid"] == id_token["sid"]
+    assert "Passerelles est retiré d’En commun" in member.get("/notifications").text
