@@ -241,3 +241,31 @@ def test_push_notifications_follows_the_software_or_the_file_and_sync_upgrades_e
     write(tmp_path, SMALL.replace('software = "nextcloud"', 'software = "nextcloud"\npush_notifications = "oui"'))
     with pytest.raises(FileError, match="push_notifications"):
         sync(db, unit_settings, path)
+
+
+def test_sync_upgrades_the_clients_of_hosters_nodes_that_push(
+    db: Database, unit_settings: Settings, tmp_path: Path
+) -> None:
+    """A node approved before ``push_notifications`` existed: the migration gives Praxis ``true``,
+    and the next ``portail instances sync`` (or ``portail serve``) gives its client the grant."""
+    from portail.federation import nodes
+    from portail.federation.rules import Actor
+    from tests.federation_factories import add_hoster, add_instance
+
+    add_hoster(unit_settings, "coop")
+    add_instance(unit_settings, "notes", software="praxis", hoster="coop", status="awaiting-approval")
+    db.call(lambda s: nodes.decide(s, unit_settings, Actor.cli(), "notes", "approve"))
+    client_id = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "notes")).one().client_id)
+    assert "client_credentials" not in db.call(lambda s: clients.get_client(s, client_id)).grant_types  # type: ignore[union-attr]
+
+    def migrated(session) -> None:  # type: ignore[no-untyped-def]
+        instance = session.exec(select(Instance).where(Instance.slug == "notes")).one()
+        instance.push_notifications = True
+        session.add(instance)
+
+    db.call(migrated)
+    report = sync(db, unit_settings, write(tmp_path, SMALL))
+    assert "~ instance notes : droits du client mis à jour / client grants updated" in report.lines
+    client = db.call(lambda s: clients.get_client(s, client_id))
+    assert client is not None and "client_credentials" in client.grant_types
+    assert sync(db, unit_settings, write(tmp_path, SMALL)).changed is False
