@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests.journeys.conftest import Deployment, Visitor, sign_up
-from tests.oidc_flow import Flow, decode
+from tests.oidc_flow import Flow, basic, decode
 from tests.stub_server import StubServer
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -52,8 +52,11 @@ def wait_for_post(receiver: StubServer, path: str, timeout: float = 30.0) -> byt
     raise AssertionError(f"nothing was posted to {path}")
 
 
-def member_logged_in_to_the_tool(deployment: Deployment, receiver: StubServer) -> tuple[Visitor, dict[str, Any]]:
-    """Portail started with the tool declared; a member signed up and logged in to the tool."""
+def member_logged_in_to_the_tool(
+    deployment: Deployment, receiver: StubServer
+) -> tuple[Visitor, dict[str, Any], str]:
+    """Portail started with the tool declared; a member signed up and logged in to the tool.
+    Returns the member's browser, their ID token's claims and the tool's client secret."""
     tool = receiver.url
     receiver.route("/auth/backchannel-logout", b"")
     deployment.write_instances(instances(tool))
@@ -65,7 +68,7 @@ def member_logged_in_to_the_tool(deployment: Deployment, receiver: StubServer) -
     flow = Flow(member.http, "passerelles", secret, redirect_uri=f"{tool}/auth/callback")  # type: ignore[arg-type]
     id_token = decode(member.http, flow.tokens()["id_token"])  # type: ignore[arg-type]
     assert receiver.posts == []
-    return member, id_token
+    return member, id_token, secret
 
 
 def logout_claims(member: Visitor, receiver: StubServer) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def logout_claims(member: Visitor, receiver: StubServer) -> dict[str, Any]:
 def test_suspending_a_tool_logs_its_members_out_by_back_channel_and_tells_them(
     deployment: Deployment, stub_server: StubServer
 ) -> None:
-    member, id_token = member_logged_in_to_the_tool(deployment, stub_server)
+    member, id_token, secret = member_logged_in_to_the_tool(deployment, stub_server)
 
     admin = deployment.admin()
     desk = admin.get("/federation/admin")
@@ -95,6 +98,13 @@ def test_suspending_a_tool_logs_its_members_out_by_back_channel_and_tells_them(
     assert claims["sub"] == id_token["sub"] and claims["sid"] == id_token["sid"]
     assert EVENT in claims["events"] and "nonce" not in claims
 
+    refused = member.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "notifications:push"},
+        headers=basic("passerelles", secret),
+    )
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+
     inbox = member.get("/notifications")
     assert inbox.status_code == 200
     assert "Passerelles est suspendu" in inbox.text
@@ -104,7 +114,7 @@ def test_suspending_a_tool_logs_its_members_out_by_back_channel_and_tells_them(
 
 def test_retiring_a_tool_from_the_command_line_does_the_same(deployment: Deployment, stub_server: StubServer) -> None:
     """Journey: the operator retires the tool with ``portail instances retire`` while Portail runs."""
-    member, id_token = member_logged_in_to_the_tool(deployment, stub_server)
+    member, id_token, _secret = member_logged_in_to_the_tool(deployment, stub_server)
     deployment.cli("instances", "retire", "passerelles", "--reason", "Remplacé par Passerelles 3")
     claims = logout_claims(member, stub_server)
     assert claims["sub"] == id_token["sub"] and claims["sid"] == id_token["sid"]
