@@ -6,8 +6,9 @@ Derived URIs (see ``shared/reference/integrations.md`` §1.1, §3.1, §5):
 
 - Nextcloud ``user_oidc``: redirect ``{base}/apps/user_oidc/code`` and
   ``{base}/index.php/apps/user_oidc/code``; back-channel logout
-  ``{base}/apps/user_oidc/backchannel-logout/{provider_identifier}``; post-logout ``{base}/`` (given
-  to ``occ`` as ``--postlogouturi``).
+  ``{base}/index.php/apps/user_oidc/backchannel-logout/{provider_identifier}`` (the ``index.php`` form
+  works with and without pretty URLs; integrations.md §10); post-logout ``{base}/`` (given to ``occ``
+  as ``--postlogouturi``).
 - Synapse: redirect ``{base}/_synapse/client/oidc/callback``; back-channel logout
   ``{base}/_synapse/client/oidc/backchannel_logout`` (Synapse has no RP-initiated logout).
 - Discourse (``discourse-openid-connect``, Omniauth name ``oidc``): redirect
@@ -134,7 +135,7 @@ def derive(
         return Uris(
             [f"{base}/apps/user_oidc/code", f"{base}/index.php/apps/user_oidc/code"],
             [f"{base}/"],
-            f"{base}/apps/user_oidc/backchannel-logout/{pid}",
+            f"{base}/index.php/apps/user_oidc/backchannel-logout/{pid}",
         )
     if software == "matrix":
         return Uris([f"{base}/_synapse/client/oidc/callback"], [], f"{base}/_synapse/client/oidc/backchannel_logout")

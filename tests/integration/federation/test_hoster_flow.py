@@ -168,7 +168,7 @@ def test_hoster_journey_from_application_to_configuration(
         f"{stub_server.url}/apps/user_oidc/code",
         f"{stub_server.url}/index.php/apps/user_oidc/code",
     ]
-    assert oauth.backchannel_logout_uri == f"{stub_server.url}/apps/user_oidc/backchannel-logout/encommun"
+    assert oauth.backchannel_logout_uri == f"{stub_server.url}/index.php/apps/user_oidc/backchannel-logout/encommun"
 
     # the secret and the configuration, shown once
     shown = post(client, f"/federation/instances/{node}", f"/federation/instances/{node}/secret", {})
