@@ -52,9 +52,7 @@ def wait_for_post(receiver: StubServer, path: str, timeout: float = 30.0) -> byt
     raise AssertionError(f"nothing was posted to {path}")
 
 
-def member_logged_in_to_the_tool(
-    deployment: Deployment, receiver: StubServer
-) -> tuple[Visitor, dict[str, Any], str]:
+def member_logged_in_to_the_tool(deployment: Deployment, receiver: StubServer) -> tuple[Visitor, dict[str, Any], str]:
     """Portail started with the tool declared; a member signed up and logged in to the tool.
     Returns the member's browser, their ID token's claims and the tool's client secret."""
     tool = receiver.url

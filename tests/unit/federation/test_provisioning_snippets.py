@@ -27,7 +27,9 @@ def test_nextcloud_uses_user_oidc_code_and_backchannel_routes() -> None:
 def test_nextcloud_in_a_subfolder_keeps_its_path() -> None:
     uris = provisioning.derive("nextcloud", "https://example.org/cloud", provider_identifier="portail")
     assert uris.redirect_uris[0] == "https://example.org/cloud/apps/user_oidc/code"
-    assert uris.backchannel_logout_uri == "https://example.org/cloud/index.php/apps/user_oidc/backchannel-logout/portail"
+    assert (
+        uris.backchannel_logout_uri == "https://example.org/cloud/index.php/apps/user_oidc/backchannel-logout/portail"
+    )
 
 
 def test_synapse_uses_its_oidc_callback_and_backchannel_endpoint() -> None:

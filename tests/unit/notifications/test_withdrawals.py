@@ -15,7 +15,9 @@ from tests.conftest import create_member
 from tests.unit.notifications.conftest import add_instance
 
 
-def test_each_member_who_used_the_tool_is_told_in_their_language(db: database.Database, unit_settings: Settings) -> None:
+def test_each_member_who_used_the_tool_is_told_in_their_language(
+    db: database.Database, unit_settings: Settings
+) -> None:
     instance = add_instance(db, "passerelles", "passerelles", "https://passerelles.example", client_id="passerelles")
     lea = create_member(unit_settings, "lea@example.org", "Léa")
     sam = create_member(unit_settings, "sam@example.org", "Sam", locale="en")
