@@ -41,9 +41,13 @@ def install(db: Database, settings: Settings) -> Hub:
 
 def nextcloud_token(session: Session, settings: Settings, member: Member, client: OAuthClient) -> str:
     """A short-lived JWT access token for ``member`` whose audience is the Nextcloud client's id
-    (accepted by user_oidc with ``--check-bearer=1``)."""
+    (accepted by user_oidc with ``--check-bearer=1``). user_oidc's self-encoded validator takes the
+    Nextcloud user id from the claim its ``--mapping-uid`` names — ``preferred_username`` in the occ
+    command Portail hands out (``federation/snippets.py``) — so the token carries it, as the ID token
+    the member logged in to Nextcloud with did."""
     sub = subjects.subject_for(session, settings.secret_key, member, client)
-    return tokens.issue_access_token(settings, client, sub=sub, scope="openid profile email").token
+    profile = claims.profile_values(session, member, client, ["preferred_username"])
+    return tokens.issue_access_token(settings, client, sub=sub, scope="openid profile email", profile=profile).token
 
 
 class Hub:
