@@ -73,6 +73,7 @@ def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None)
     idp_id, _exposed = provisioning.synapse_idp(instance)
     return "\n".join(
         [
+            "# Portail's Matrix link callback: add it to an existing sso.client_whitelist if you have one.",
             "sso:",
             "  client_whitelist:",
             f"    - {_q(issuer.rstrip('/') + MATRIX_LINK_CALLBACK)}",
