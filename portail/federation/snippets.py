@@ -73,7 +73,8 @@ def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None)
     idp_id, _exposed = provisioning.synapse_idp(instance)
     return "\n".join(
         [
-            "# Portail's Matrix link callback: add it to an existing sso.client_whitelist if you have one.",
+            "# Retour de liaison Matrix de Portail : ajoutez-le à votre sso.client_whitelist s’il existe déjà.",
+            "# Portail's Matrix link callback: add it to your sso.client_whitelist if you already have one.",
             "sso:",
             "  client_whitelist:",
             f"    - {_q(issuer.rstrip('/') + MATRIX_LINK_CALLBACK)}",
