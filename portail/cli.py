@@ -278,12 +278,26 @@ def _package_commands() -> list[Callable[[Any], None]]:
     return found
 
 
+def install_hooks(settings: Settings) -> None:
+    """The domain hooks ``create_app`` installs, for commands that change state outside the server
+    (e.g. ``portail instances suspend`` logs the instance's sessions out and tells its members)."""
+    from portail.accounts import sessions
+    from portail.notifications import withdrawals
+    from portail.oidc import backchannel, tokens
+
+    sessions.on_session_end(tokens.on_session_end)
+    backchannel.register_hook(settings)
+    withdrawals.install()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
         handler: Handler = args.handler
+        if args.command != "serve":
+            install_hooks(settings)
         return handler(args, settings)
     except ConfigError as exc:
         return fail(str(exc), 2)

@@ -87,6 +87,13 @@ def _list(data: dict[str, Any], key: str) -> list[str]:
     return [v.strip() for v in value]
 
 
+def _flag(data: dict[str, Any], key: str) -> bool | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise BadBody(f"'{key}' must be true or false.")
+    return value
+
+
 def endpoint(scope: str | None) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Authenticate (when ``scope``), parse the JSON body, call, and map refusals to API errors."""
 
@@ -203,6 +210,7 @@ async def instance_register(request: Request, principal: Principal | None, body:
         post_logout_redirect_uris=_list(body, "post_logout_redirect_uris"),
         backchannel_logout_uri=_text(body, "backchannel_logout_uri"),
         slug=_text(body, "slug"),
+        push_notifications=_flag(body, "push_notifications"),
     )
     instance = await nodes.register(db, settings, _actor(principal), _text(body, "hoster"), form)
     view = await db.run(overview.view_for, _actor(principal), instance.slug)

@@ -44,7 +44,14 @@ def describe(prefix: str) -> None:
                        "name": string, "base_url": {"type": "string", "format": "uri"},
                        "scope": {"enum": ["organization", "territorial", "central"]},
                        "organization": {"type": "string", "description": "slug of the organization or territory"},
-                       "provider_identifier": string, "slug": string,
+                       "provider_identifier": {"type": "string", "default": "encommun", "description":
+                                               "how the tool names Portail: Nextcloud user_oidc provider "
+                                               "identifier, Synapse idp_id"},
+                       "push_notifications": {"type": "boolean", "description":
+                                              "the client may push notifications (client_credentials, "
+                                              "scope notifications:push); default: true for passerelles, "
+                                              "praxis, discourse and other, false for nextcloud and matrix"},
+                       "slug": string,
                        "redirect_uris": {"type": "array", "items": string},
                        "post_logout_redirect_uris": {"type": "array", "items": string},
                        "backchannel_logout_uri": string},
@@ -70,6 +77,8 @@ def describe(prefix: str) -> None:
                 "software_version": string,
                 "client_id": string,
                 "redirect_uris": {"type": "array", "items": string},
+                "provider_identifier": string,
+                "push_notifications": {"type": "boolean"},
                 "challenge": {
                     "type": "object",
                     "properties": {"token": string, "url": string},

@@ -129,6 +129,7 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
             "redirect_uris",
             "post_logout_redirect_uris",
             "backchannel_logout_uri",
+            "push_notifications",
         )
     }
     context["values"] = values
@@ -142,6 +143,7 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
         redirect_uris=values["redirect_uris"].split(),
         post_logout_redirect_uris=values["post_logout_redirect_uris"].split(),
         backchannel_logout_uri=values["backchannel_logout_uri"],
+        push_notifications=values["push_notifications"],
     )
     try:
         instance = await nodes.register(db, settings, actor, slug, node)

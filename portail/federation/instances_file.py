@@ -37,12 +37,12 @@ INSTANCE_KEYS = {
     "slug", "name", "software", "base_url", "hoster", "scope", "trusted", "demo", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "subject_type", "client_secret_env", "client_id",
     "purposes", "data_categories", "feed_url", "login_url", "account_events_uri", "provider_identifier",
-    "organization", "territory",
+    "organization", "territory", "push_notifications",
 }  # fmt: skip
 INSTANCE_FIELDS = (
     "name", "software", "base_url", "hoster_id", "scope", "organization_id", "trusted", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "provider_identifier", "login_url", "feed_url",
-    "account_events_uri", "purposes", "data_categories", "extra", "client_id",
+    "account_events_uri", "purposes", "data_categories", "extra", "client_id", "push_notifications",
 )  # fmt: skip
 
 
@@ -210,6 +210,8 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
     env_name = str(entry.get("client_secret_env") or "")
     if env_name.upper().startswith("PORTAIL_"):
         raise _fail(slug, "client_secret_env ne peut commencer par PORTAIL_ (réglages) / must not start with PORTAIL_")
+    if not isinstance(entry.get("push_notifications", False), bool):
+        raise _fail(slug, "push_notifications = true | false")
     given = entry.get("redirect_uris")
     try:
         if software in provisioning.DERIVED_SOFTWARE and not given:
@@ -219,6 +221,7 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         else:
             uris = provisioning.Uris(list(given or []), [], None)
         pid = provisioning.check_provider_identifier(str(entry.get("provider_identifier", "encommun")))
+        pushes = provisioning.push_setting(entry.get("push_notifications"), software)
     except FederationError as exc:
         raise _fail(slug, str(exc)) from exc
     extra = {"subject_type": subject_type, **({"client_secret_env": env_name} if env_name else {})}
@@ -242,6 +245,7 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         "data_categories": [str(c) for c in entry.get("data_categories", [])],
         "extra": extra,
         "client_id": str(entry.get("client_id") or slug),
+        "push_notifications": pushes,
     }
 
 
@@ -256,6 +260,8 @@ def _client_state(db: Session, instance: Instance) -> tuple[Any, ...] | None:
         client.backchannel_logout_uri,
         client.subject_type,
         client.trusted,
+        client.grant_types,
+        client.scope,
         client.disabled_at is None,
     )
 
@@ -309,6 +315,15 @@ def _sync_instance(
         audit(db, "instance.file_updated", subject_type="instance", subject_id=slug, reason=", ".join(changed))
 
 
+def _upgrade_registry_clients(db: Session, report: Report) -> None:
+    """Clients provisioned for hosters' nodes before their grants changed get them now."""
+    for instance in db.exec(select(Instance).where(Instance.source != "file", Instance.status == "active")):
+        if provisioning.upgrade_access(db, instance):
+            report.updated += 1
+            report.lines.append(f"~ instance {instance.slug} : droits du client mis à jour / client grants updated")
+            audit(db, "instance.client_upgraded", subject_type="instance", subject_id=instance.slug)
+
+
 def sync(
     db: Session,
     settings: Settings,
@@ -328,6 +343,7 @@ def sync(
     for entry in data.get("instances", []):
         _sync_instance(db, settings, entry, report, env)
         declared.add(entry["slug"])
+    _upgrade_registry_clients(db, report)
     stale = db.exec(select(Instance).where(Instance.source == "file", Instance.status != "retired")).all()
     for instance in stale:
         if instance.slug in declared:
@@ -340,7 +356,7 @@ def sync(
             )
             continue
         instance.status, instance.status_reason = "retired", "instances.toml: removed from the file (--prune)"
-        provisioning.disable(db, instance, "instance pruned from instances.toml")
+        provisioning.disable(db, settings, instance, "retire", "instances.toml: removed from the file (--prune)")
         db.add(instance)
         report.retired += 1
         report.lines.append(f"- instance {instance.slug} : retirée, client désactivé / retired, client disabled")

@@ -63,7 +63,9 @@ class Instance(SQLModel, table=True):
     source: str = Field(default="registry", max_length=20)  # file (instances.toml) | registry
     trusted: bool = Field(default=False)
     client_id: str | None = Field(default=None, max_length=100, index=True)  # its OAuthClient
-    provider_identifier: str = Field(default="encommun", max_length=80)  # Nextcloud user_oidc provider id
+    # How the tool names Portail in its configuration: Nextcloud user_oidc provider id, Synapse idp_id
+    provider_identifier: str = Field(default="encommun", max_length=80)
+    push_notifications: bool = Field(default=False)  # its client may push (client_credentials, notifications:push)
     redirect_uris: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     post_logout_redirect_uris: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     backchannel_logout_uri: str | None = Field(default=None, max_length=1000)

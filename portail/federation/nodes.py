@@ -66,6 +66,7 @@ class NodeForm:
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     backchannel_logout_uri: str = ""
     slug: str = ""
+    push_notifications: bool | str | None = None  # None or "": the software's default
 
 
 def normalize_base_url(raw: str, settings: Settings) -> str:
@@ -178,6 +179,7 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         status="awaiting-proof",
         source="registry",
         provider_identifier=provisioning.check_provider_identifier(form.provider_identifier),
+        push_notifications=provisioning.push_setting(form.push_notifications, form.software),
         redirect_uris=uris.redirect_uris,
         post_logout_redirect_uris=uris.post_logout_redirect_uris,
         backchannel_logout_uri=uris.backchannel_logout_uri,
@@ -306,7 +308,7 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str
     elif action == "reactivate":
         provisioning.enable(db, instance)
     elif action in ("suspend", "retire"):
-        provisioning.disable(db, instance, f"instance {action}: {reason}"[:200])
+        provisioning.disable(db, settings, instance, action, reason)
     instance.status, instance.status_reason, instance.updated_at = new_status, reason[:1000], now
     db.add(instance)
     audit(

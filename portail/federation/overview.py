@@ -153,6 +153,7 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
             post_logout_redirect_uris=list(instance.post_logout_redirect_uris),
             backchannel_logout_uri=instance.backchannel_logout_uri,
             provider_identifier=instance.provider_identifier,
+            push_notifications=instance.push_notifications,
             secret_pending=bool(instance.extra.get("secret_pending")),
         )
         if instance.status == "awaiting-proof":

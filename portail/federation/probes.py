@@ -5,7 +5,9 @@ active instances, ``probe_concurrency`` at a time, each fetch through the SSRF g
 ``outbound_timeout_seconds`` and ``outbound_max_bytes``:
 
 - Nextcloud: ``GET /status.php`` (``{"installed": true, "maintenance": false, "versionstring": …}``);
-- Synapse: ``GET /_matrix/client/versions`` (``{"versions": [...]}``);
+- Synapse: ``GET /_matrix/client/versions`` (``{"versions": [...]}``: the Matrix *spec* versions it
+  speaks, so health only), then ``GET /_matrix/federation/v1/version``
+  (``{"server": {"name": "Synapse", "version": "1.x"}}``) for the server's own version;
 - other software: ``GET /`` (any answer below 500 counts as up);
 - then, for every software, NodeInfo when present (``/.well-known/nodeinfo`` → the linked 2.x
   document's ``software.version``; integrations.md §6.2), best effort.
@@ -52,6 +54,7 @@ ADVISORY_KEY = 0x504F5254  # "PORT"
 REDIS_KEY = "portail:prober:leader"
 NODEINFO_REL = "http://nodeinfo.diaspora.software/ns/schema/"
 PATHS = {"nextcloud": "/status.php", "matrix": "/_matrix/client/versions"}
+MATRIX_SERVER_VERSION = "/_matrix/federation/v1/version"
 
 
 @dataclass(frozen=True)
@@ -98,10 +101,25 @@ def _main_check(software: str, fetched: verification.Fetched) -> tuple[bool, str
         versions = [str(v) for v in listed] if isinstance(listed, list) else []
         if not versions:
             return False, None, "/_matrix/client/versions: no versions"
-        return True, f"Matrix {versions[-1]}"[:100], ""
+        return True, None, ""  # spec versions, not the server's: see _matrix_server
     if fetched.status >= 500:
         return False, None, f"answered {fetched.status}"
     return True, None, ""
+
+
+async def _matrix_server(settings: Settings, base_url: str, http: httpx.AsyncClient | None) -> str | None:
+    """The homeserver's name and version (``GET /_matrix/federation/v1/version``), best effort."""
+    try:
+        fetched = await verification.fetch(
+            settings, base_url + MATRIX_SERVER_VERSION, accept="application/json", max_bytes=65536, http=http
+        )
+        if fetched.status != 200:
+            return None
+        server = _json(fetched.body).get("server", {})
+        name, version = str(server.get("name", ""))[:40], str(server.get("version", ""))[:50]
+        return f"{name} {version}".strip() or None
+    except (Refused, ValueError, AttributeError, TypeError, UnicodeDecodeError):
+        return None
 
 
 async def _nodeinfo(settings: Settings, base_url: str, http: httpx.AsyncClient | None) -> str | None:
@@ -137,6 +155,8 @@ async def probe(settings: Settings, target: Target, http: httpx.AsyncClient | No
     except Refused as exc:
         return Result(up=False, error=str(exc)[:500])
     up, version, error = _main_check(target.software, fetched)
+    if up and target.software == "matrix":
+        version = await _matrix_server(settings, target.base_url, http)
     if up:
         version = await _nodeinfo(settings, target.base_url, http) or version
     return Result(up=up, latency_ms=fetched.elapsed_ms, version=version, error=error)

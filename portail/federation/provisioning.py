@@ -6,19 +6,37 @@ Derived URIs (see ``shared/reference/integrations.md`` §1.1, §3.1, §5):
 
 - Nextcloud ``user_oidc``: redirect ``{base}/apps/user_oidc/code`` and
   ``{base}/index.php/apps/user_oidc/code``; back-channel logout
-  ``{base}/apps/user_oidc/backchannel-logout/{provider_identifier}``; post-logout ``{base}/`` (given
-  to ``occ`` as ``--postlogouturi``).
+  ``{base}/index.php/apps/user_oidc/backchannel-logout/{provider_identifier}`` (the ``index.php`` form
+  works with and without pretty URLs; integrations.md §10); post-logout ``{base}/`` (given to ``occ``
+  as ``--postlogouturi``).
 - Synapse: redirect ``{base}/_synapse/client/oidc/callback``; back-channel logout
   ``{base}/_synapse/client/oidc/backchannel_logout`` (Synapse has no RP-initiated logout).
 - Discourse (``discourse-openid-connect``, Omniauth name ``oidc``): redirect
   ``{base}/auth/oidc/callback``; post-logout ``{base}/``; no back-channel logout.
 - Any other software: the URIs the hoster enters, each on the same origin as the base URL.
+
+Grants and scopes (``access``): every client gets ``authorization_code`` and ``refresh_token`` with
+the member scopes; an instance that pushes notifications (``Instance.push_notifications``, default
+by software: Passerelles, Praxis, Discourse and other software push, Nextcloud and Matrix are pulled
+by the hub) also gets ``client_credentials`` and the ``notifications:push`` scope
+(``docs/notifications-api.md``). ``instances.toml`` (``push_notifications``), the hoster's node form
+and the JSON API say it explicitly; ``portail instances sync`` brings existing clients up to date.
+
+How the tool names Portail (``Instance.provider_identifier``, default ``encommun``): Nextcloud's
+``user_oidc`` provider identifier (in its back-channel URI and ``occ`` command) and Synapse's
+``idp_id`` (in the snippet and the "Lier mon compte Matrix" redirect, ``synapse_idp``).
+
+Suspension and retirement (``disable``): the client is disabled and its tokens revoked, every live
+session that used it gets a back-channel logout (``oidc.backchannel.logout_client``), and the
+listeners registered with ``on_withdrawn`` (the notification hub tells the instance's members) run in
+the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -27,13 +45,20 @@ from sqlmodel import Session, col, select
 from portail.config import Settings
 from portail.federation.models import Instance
 from portail.federation.rules import FederationError
-from portail.oidc import clients, tokens
+from portail.oidc import backchannel, clients, tokens
 from portail.oidc.clients import ClientError, ClientSpec
 from portail.oidc.models import OAuthClient
 
 log = logging.getLogger("portail.federation")
 
 DERIVED_SOFTWARE = ("nextcloud", "matrix", "discourse")
+PUSHING_SOFTWARE = ("passerelles", "praxis", "discourse", "other")  # default of push_notifications
+PUSH_SCOPE = "notifications:push"
+MEMBER_GRANTS = ["authorization_code", "refresh_token"]
+MEMBER_SCOPE = "openid profile email groups offline_access"
+DEFAULT_PROVIDER_ID = "encommun"
+WithdrawnListener = Callable[[Session, Settings, Instance, str, str], object]
+_withdrawn_listeners: list[WithdrawnListener] = []
 PROVIDER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -57,8 +82,38 @@ def same_origin(uri: str, base_url: str) -> bool:
         return False
 
 
+def pushes_by_default(software: str) -> bool:
+    return software in PUSHING_SOFTWARE
+
+
+def push_setting(value: object, software: str) -> bool:
+    """``push_notifications`` as given (a boolean, or ``"true"``/``"false"`` from a form), else the
+    software's default; raises ``FederationError`` on anything else."""
+    if value is None or value == "":
+        return pushes_by_default(software)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise FederationError("« push_notifications » doit valoir true ou false.")
+
+
+def access(instance: Instance) -> tuple[list[str], str]:
+    """The grant types and scope of an instance's client."""
+    if instance.push_notifications:
+        return [*MEMBER_GRANTS, "client_credentials"], f"{MEMBER_SCOPE} {PUSH_SCOPE}"
+    return list(MEMBER_GRANTS), MEMBER_SCOPE
+
+
+def synapse_idp(instance: Instance) -> tuple[str, str]:
+    """Synapse's ``idp_id`` for Portail on this node, and the id Synapse exposes it under
+    (``synapse/config/oidc.py`` prefixes ``oidc-`` to every ``idp_id`` but ``oidc`` itself)."""
+    idp_id = instance.provider_identifier or DEFAULT_PROVIDER_ID
+    return idp_id, idp_id if idp_id == "oidc" else f"oidc-{idp_id}"
+
+
 def check_provider_identifier(value: str) -> str:
-    value = value.strip() or "encommun"
+    value = value.strip() or DEFAULT_PROVIDER_ID
     if len(value) > 80 or not set(value) <= PROVIDER_ID_CHARS:
         raise FederationError("Identifiant de fournisseur invalide : lettres, chiffres, « - », « _ » ou « . ».")
     return value
@@ -80,7 +135,7 @@ def derive(
         return Uris(
             [f"{base}/apps/user_oidc/code", f"{base}/index.php/apps/user_oidc/code"],
             [f"{base}/"],
-            f"{base}/apps/user_oidc/backchannel-logout/{pid}",
+            f"{base}/index.php/apps/user_oidc/backchannel-logout/{pid}",
         )
     if software == "matrix":
         return Uris([f"{base}/_synapse/client/oidc/callback"], [], f"{base}/_synapse/client/oidc/backchannel_logout")
@@ -102,12 +157,15 @@ def derive(
 
 def spec_for(settings: Settings, instance: Instance, *, administrator: bool = False) -> ClientSpec:
     """The client an instance needs; ``administrator`` (instances.toml) allows http on loopback."""
+    grant_types, scope = access(instance)
     return ClientSpec(
         name=instance.name,
         client_id=instance.client_id or instance.slug,
         redirect_uris=list(instance.redirect_uris),
         post_logout_redirect_uris=list(instance.post_logout_redirect_uris),
         backchannel_logout_uri=instance.backchannel_logout_uri,
+        grant_types=grant_types,
+        scope=scope,
         subject_type=str(instance.extra.get("subject_type") or settings.default_subject_type),
         trusted=instance.trusted,
         allow_loopback_http=administrator or settings.allow_http_instances,
@@ -170,13 +228,39 @@ def set_secret(db: Session, instance: Instance, secret: str) -> bool:
     return True
 
 
-def disable(db: Session, instance: Instance, reason: str) -> None:
-    """Disable the client and revoke its tokens: logins through it are refused from now on."""
+def upgrade_access(db: Session, instance: Instance) -> bool:
+    """Give an existing client the grants and scope its instance needs now; True when they changed."""
+    client = client_of(db, instance)
+    if client is None:
+        return False
+    grant_types, scope = access(instance)
+    if client.grant_types == grant_types and client.scope == scope:
+        return False
+    client.grant_types, client.scope = grant_types, scope
+    db.add(client)
+    return True
+
+
+def on_withdrawn(listener: WithdrawnListener) -> None:
+    """Register ``listener(db, settings, instance, action, reason)``, called when an instance is
+    suspended or retired (``action``), in the transaction that disables its client."""
+    name = (listener.__module__, listener.__qualname__)
+    _withdrawn_listeners[:] = [f for f in _withdrawn_listeners if (f.__module__, f.__qualname__) != name]
+    _withdrawn_listeners.append(listener)
+
+
+def disable(db: Session, settings: Settings, instance: Instance, action: str, reason: str) -> None:
+    """Suspend or retire (``action``) an instance's client: every live session that used it is
+    logged out of it (back-channel logout, queued before the client is disabled), the client is
+    disabled and its tokens revoked, then the ``on_withdrawn`` listeners run."""
     client = client_of(db, instance)
     if client is None:
         return
+    backchannel.logout_client(db, client.client_id)
     clients.disable_client(db, client)
-    tokens.revoke_client_tokens(db, client.client_id, reason)
+    tokens.revoke_client_tokens(db, client.client_id, f"instance {action}: {reason}"[:200])
+    for listener in list(_withdrawn_listeners):
+        listener(db, settings, instance, action, reason)
 
 
 def enable(db: Session, instance: Instance) -> None:

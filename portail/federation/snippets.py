@@ -4,10 +4,14 @@
   command with ``--check-bearer=1`` (Portail's JWT access tokens work on OCS/WebDAV),
   ``--unique-uid=0`` and ``--mapping-uid=preferred_username`` (the same readable user id on every
   federated Nextcloud), the display name, email and ``groups`` mappings, and group provisioning.
-- Synapse: the ``oidc_providers:`` entry with ``backchannel_logout_enabled: true`` and
-  ``user_mapping_provider`` templates (profile claims are in the ID token, integrations.md §0.6, §3.1).
+- Synapse: the ``oidc_providers:`` entry (``idp_id`` = the node's provider identifier, the one the
+  "Lier mon compte Matrix" redirect uses) with ``backchannel_logout_enabled: true`` and
+  ``user_mapping_provider`` templates (profile claims are in the ID token, integrations.md §0.6, §3.1),
+  and ``sso.client_whitelist`` with Portail's Matrix link callback, so that Synapse hands the login
+  token back to Portail without a confirmation page (integrations.md §3.2).
 - Discourse (bundled ``discourse-openid-connect``): the site settings, as ``rails runner`` lines.
-- Any other software: the provider's discovery URL, the client id and secret, and the URIs registered.
+- Any other software: the provider's discovery URL, the client id and secret, the URIs registered,
+  and, for an instance that pushes notifications, the ``client_credentials`` grant and its scope.
 
 When ``secret`` is ``None`` (already shown once) a placeholder stands in its place.
 """
@@ -18,6 +22,7 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from portail.federation import provisioning
 from portail.federation.models import Instance
 from portail.web import N_
 
@@ -61,11 +66,20 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML scalar
 
 
+MATRIX_LINK_CALLBACK = "/notifications/link/matrix/callback"  # notifications.linking.CALLBACK (a higher package)
+
+
 def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
+    idp_id, _exposed = provisioning.synapse_idp(instance)
     return "\n".join(
         [
+            "# Retour de liaison Matrix de Portail : ajoutez-le à votre sso.client_whitelist s’il existe déjà.",
+            "# Portail's Matrix link callback: add it to your sso.client_whitelist if you already have one.",
+            "sso:",
+            "  client_whitelist:",
+            f"    - {_q(issuer.rstrip('/') + MATRIX_LINK_CALLBACK)}",
             "oidc_providers:",
-            "  - idp_id: encommun",
+            f"  - idp_id: {_q(idp_id)}",
             '    idp_name: "En commun"',
             f"    issuer: {_q(issuer)}",
             f"    client_id: {_q(client_id)}",
@@ -120,6 +134,11 @@ def generic(issuer: str, instance: Instance, client_id: str, secret: str | None)
         *[f"redirect_uri = {u}" for u in instance.redirect_uris],
         *[f"post_logout_redirect_uri = {u}" for u in instance.post_logout_redirect_uris],
     ]
+    if instance.push_notifications:
+        lines += [
+            f"push_grant = client_credentials (scope={provisioning.PUSH_SCOPE})",
+            f"push_api = {issuer.rstrip('/')}/api/v1/notifications",
+        ]
     if instance.backchannel_logout_uri:
         lines.append(f"backchannel_logout_uri = {instance.backchannel_logout_uri}")
     return "\n".join(lines) + "\n"

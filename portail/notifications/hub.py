@@ -17,7 +17,7 @@ from sqlmodel import Session
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.notifications import contract, digests, inbox, push
+from portail.notifications import contract, digests, inbox, push, withdrawals
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
 from portail.notifications.leadership import Leadership
@@ -31,17 +31,23 @@ log = logging.getLogger("portail.notifications")
 
 
 def install(db: Database, settings: Settings) -> Hub:
-    """Build the process's hub and declare the push scope to the OpenID provider."""
+    """Build the process's hub, declare the push scope to the OpenID provider, and tell members
+    when a tool they use is withdrawn."""
     claims.register_scope(push.SCOPE, "Envoyer des notifications aux membres")
     contract.register()
+    withdrawals.install()
     return Hub(db, settings)
 
 
 def nextcloud_token(session: Session, settings: Settings, member: Member, client: OAuthClient) -> str:
     """A short-lived JWT access token for ``member`` whose audience is the Nextcloud client's id
-    (accepted by user_oidc with ``--check-bearer=1``)."""
+    (accepted by user_oidc with ``--check-bearer=1``). user_oidc's self-encoded validator takes the
+    Nextcloud user id from the claim its ``--mapping-uid`` names — ``preferred_username`` in the occ
+    command Portail hands out (``federation/snippets.py``) — so the token carries it, as the ID token
+    the member logged in to Nextcloud with did."""
     sub = subjects.subject_for(session, settings.secret_key, member, client)
-    return tokens.issue_access_token(settings, client, sub=sub, scope="openid profile email").token
+    profile = claims.profile_values(session, member, client, ["preferred_username"])
+    return tokens.issue_access_token(settings, client, sub=sub, scope="openid profile email", profile=profile).token
 
 
 class Hub:

@@ -2,9 +2,10 @@
 
 Matrix (client-server API "Client login via SSO" and ``m.login.token``): Portail sends the browser to
 ``{homeserver}/_matrix/client/v3/login/sso/redirect/oidc-<idp>?redirectUrl=<callback>``; the homeserver
-logs the member in through Portail itself (its OIDC provider ``<idp>``, ``portail`` unless the
-instance's ``extra.matrix_idp_id`` says otherwise) and, because the callback is listed in its
-``sso.client_whitelist``, redirects to ``<callback>&loginToken=…``. The callback's ``state`` is signed
+logs the member in through Portail itself (its OIDC provider ``<idp>``: the node's provider identifier,
+``encommun`` by default, the very ``idp_id`` of the Synapse snippet, ``federation.provisioning.synapse_idp``)
+and, because the callback is listed in its ``sso.client_whitelist`` (also in the snippet), redirects
+to ``<callback>&loginToken=…``. The callback's ``state`` is signed
 and bound to the member and the instance (10 minutes), so nobody can make a member link someone
 else's account. The login token is exchanged for a dedicated device whose access token is stored
 sealed; unlinking logs that device out.
@@ -21,12 +22,13 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlmodel import Session, col, select
 
 from portail.config import Settings
+from portail.federation import provisioning, snippets
 from portail.federation.models import Instance
 from portail.notifications.models import SourceLink, SourceState
 from portail.notifications.sealing import Unsealable, seal, unseal
 
 STATE_MAX_AGE = 600
-CALLBACK = "/notifications/link/matrix/callback"
+CALLBACK = snippets.MATRIX_LINK_CALLBACK
 
 
 def _signer(settings: Settings) -> URLSafeTimedSerializer:
@@ -36,9 +38,9 @@ def _signer(settings: Settings) -> URLSafeTimedSerializer:
 def matrix_redirect(settings: Settings, member_id: int, instance: Instance) -> str:
     state = _signer(settings).dumps({"m": member_id, "i": instance.id})
     callback = f"{settings.issuer}{CALLBACK}?state={state}"
-    idp = str(instance.extra.get("matrix_idp_id") or "portail")
+    _idp_id, exposed = provisioning.synapse_idp(instance)
     return (
-        f"{instance.base_url.rstrip('/')}/_matrix/client/v3/login/sso/redirect/oidc-{quote(idp, safe='')}"
+        f"{instance.base_url.rstrip('/')}/_matrix/client/v3/login/sso/redirect/{quote(exposed, safe='')}"
         f"?redirectUrl={quote(callback, safe='')}"
     )
 

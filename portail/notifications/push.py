@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
+from portail.federation import provisioning
 from portail.federation.models import Instance
 from portail.notifications import inbox
 from portail.notifications.models import Notification
@@ -32,7 +33,7 @@ from portail.notifications.plaintext import plain
 from portail.oidc import subjects
 from portail.oidc.models import OAuthClient, PairwiseSubject
 
-SCOPE = "notifications:push"
+SCOPE = provisioning.PUSH_SCOPE  # provisioned instances' clients get it when they push
 STATUSES = ("accepted", "duplicate", "unknown_member", "invalid")
 KIND = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 MAX_ID = 255

@@ -4,7 +4,8 @@
   ``BackchannelDelivery`` row is created, *in the same transaction*, for each client that received
   tokens in that session (``SessionClient``) and registered a ``backchannel_logout_uri``. A consent
   withdrawal does the same for one client and every live session of the member
-  (``logout_member_from_client``).
+  (``logout_member_from_client``), and a client withdrawn by its operator (an instance suspended or
+  retired) for every live session that used it (``logout_client``).
 - §2.4 (what): the Logout Token is built at send time (so its ``exp`` of about two minutes is counted
   from the attempt, not from the logout): a JWT with header ``typ: logout+jwt``, signed RS256 with
   the provider's keys, claims ``iss aud iat exp jti events sid sub`` and never ``nonce``.
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import event, update
+from sqlalchemy import delete, event, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -66,6 +67,7 @@ LEASE_SECONDS = 60
 POLL_SECONDS = 5.0
 SWEEP_SECONDS = 60.0  # how often expired sessions are looked for
 BATCH = 50
+BATCH_IN = 500  # ids per IN (...) list
 CONCURRENCY = 10
 DUE = ("pending", "retrying")
 USER_AGENT = "Portail-En-commun/backchannel-logout"
@@ -154,6 +156,37 @@ def logout_member_from_client(db: Session, member_id: int, client_id: str) -> li
         row = _queue(db, client, member, "")
         if row is not None:
             created.append(row)
+    db.flush()
+    return created
+
+
+def logout_client(db: Session, client_id: str) -> list[BackchannelDelivery]:
+    """Log every live session out of one client (the client is about to be disabled: call this first,
+    since a disabled client is sent nothing). The ``SessionClient`` links are removed. Members are
+    loaded in batches and links deleted in one statement: a central tool may have thousands."""
+    client = _clients(db, {client_id}).get(client_id)
+    if client is None:
+        return []
+    live = list(
+        db.exec(
+            select(SessionClient.sid, SessionClient.member_id)
+            .join(LoginSession, col(LoginSession.sid) == col(SessionClient.sid))
+            .where(SessionClient.client_id == client_id, col(LoginSession.ended_at).is_(None))
+        )
+    )
+    created = []
+    with db.no_autoflush:
+        wanted = sorted({member_id for _sid, member_id in live})
+        members: dict[int, Member] = {}
+        for start in range(0, len(wanted), BATCH_IN):
+            chunk = wanted[start : start + BATCH_IN]
+            members.update({m.id or 0: m for m in db.exec(select(Member).where(col(Member.id).in_(chunk)))})
+        for sid, member_id in live:
+            member = members.get(member_id)
+            row = _queue(db, client, member, sid) if member is not None else None
+            if row is not None:
+                created.append(row)
+    db.execute(delete(SessionClient).where(col(SessionClient.client_id) == client_id))  # type: ignore[call-overload]
     db.flush()
     return created
 

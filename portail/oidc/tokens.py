@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -82,11 +83,15 @@ def issue_access_token(
     grant_id: int | None = None,
     sid: str | None = None,
     auth_time: dt.datetime | None = None,
+    profile: Mapping[str, Any] | None = None,
 ) -> IssuedAccessToken:
+    """A signed JWT access token (RFC 9068). ``profile``: member claims the audience needs in the token
+    itself (e.g. the uid claim Nextcloud's ``user_oidc`` maps a bearer token to); protocol claims win."""
     now = int(time.time())
     lifetime = settings.access_token_minutes * 60
     jti = secrets.token_urlsafe(16)
     claims: dict[str, Any] = {
+        **(profile or {}),
         "iss": settings.issuer,
         "sub": sub,
         "aud": audiences(client),
@@ -120,6 +125,7 @@ def issue_id_token(
 ) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
+        **(profile or {}),
         "iss": settings.issuer,
         "sub": sub,
         "aud": client.client_id,

@@ -22,14 +22,18 @@ def browser() -> httpx.Client:
     Like a browser, it treats http://localhost as a secure context: Synapse marks its OIDC session
     cookies ``Secure`` even on plain http, and Python's cookie jar would never send them back.
     """
-    client = httpx.Client(timeout=30)
+    return treat_loopback_as_secure(httpx.Client(timeout=30))
+
+
+def treat_loopback_as_secure(client: httpx.Client) -> httpx.Client:
+    """Send back ``Secure`` cookies set over plain http by a loopback host, as browsers do."""
 
     def loopback_cookies_are_secure_enough(response: httpx.Response) -> None:
         for cookie in client.cookies.jar:
             if cookie.secure and cookie.domain in LOOPBACK:
                 cookie.secure = False
 
-    client.event_hooks["response"] = [loopback_cookies_are_secure_enough]
+    client.event_hooks["response"] = [*client.event_hooks.get("response", []), loopback_cookies_are_secure_enough]
     return client
 
 

@@ -87,6 +87,7 @@ def test_a_member_links_matrix_through_portail_sso_and_a_mention_reaches_the_inb
             base_url=hs.public_baseurl.rstrip("/"),
             status="active",
             client_id="synapse",
+            provider_identifier="portail",  # the idp_id of synapse_provider's entry
         )
         s.add(instance)
         s.flush()

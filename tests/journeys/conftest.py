@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, free_port
+from tests.interop.forms import treat_loopback_as_secure
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
 ADMIN_RE = re.compile(r"courriel / email\s*:\s*(\S+)\s*\n.*mot de passe / password\s*:\s*(\S+)")
@@ -50,9 +51,9 @@ class Visitor:
 
     def __init__(self, base_url: str, locale: str = "fr-CA") -> None:
         self.base_url = base_url
-        self.http = httpx.Client(
-            base_url=base_url, follow_redirects=False, timeout=30.0, headers={"Accept-Language": locale}
-        )
+        self.http = treat_loopback_as_secure(
+            httpx.Client(base_url=base_url, follow_redirects=False, timeout=30.0, headers={"Accept-Language": locale})
+        )  # a tool on loopback (Synapse) may mark its cookies Secure over plain http: a browser still sends them
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.http.get(url, **kwargs)

@@ -1,7 +1,8 @@
 """Matrix: a member's notifications from their homeserver (Matrix client-server API v1.x).
 
 - Linking (see ``portail/notifications/linking.py``): the browser goes through the homeserver's SSO
-  (``GET /_matrix/client/v3/login/sso/redirect/oidc-portail?redirectUrl=…``, spec "Client login via SSO"),
+  (``GET /_matrix/client/v3/login/sso/redirect/oidc-<idp_id>?redirectUrl=…``, spec "Client login via
+  SSO"; ``idp_id`` is the node's provider identifier),
   Portail receives ``loginToken`` and exchanges it (``POST /_matrix/client/v3/login``,
   ``{"type": "m.login.token"}``) for a dedicated device and access token; unlinking logs that device
   out (``POST /_matrix/client/v3/logout``).

@@ -167,11 +167,16 @@ def test_the_whole_node_lifecycle_through_the_api(
         "base_url": stub_server.url,
         "scope": "organization",
         "organization": "tiess",
+        "provider_identifier": "tiess",  # Synapse's idp_id for Portail on this node
+        "push_notifications": True,  # a Matrix node is pulled by default; this one also pushes
     }
+    not_a_flag = call(client, "POST", f"{P}/instances", alice, {**body, "push_notifications": "yes"})
+    assert not_a_flag.status_code == 400 and "push_notifications" in not_a_flag.json()["error_description"]
     registered = call(client, "POST", f"{P}/instances", alice, body)
     assert registered.status_code == 201, registered.text
     node = registered.json()
     assert node["status"] == "awaiting-proof"
+    assert (node["push_notifications"], node["provider_identifier"]) == (True, "tiess")
     assert node["challenge"]["url"] == f"{stub_server.url}/.well-known/portail-challenge"
     assert registered.headers["location"] == f"{P}/instances/{node['slug']}"
     assert call(client, "POST", f"{P}/instances", alice, body).status_code == 409
@@ -192,8 +197,11 @@ def test_the_whole_node_lifecycle_through_the_api(
     assert config["client_id"] == approved.json()["client_id"]
     assert [s["title"] for s in config["snippets"]] == ["Synapse: homeserver.yaml", "OpenID Connect parameters"]
     assert "backchannel_logout_enabled: true" in config["snippets"][0]["text"]
+    assert 'idp_id: "tiess"' in config["snippets"][0]["text"]
+    assert "scope=notifications:push" in config["snippets"][1]["text"]
     oauth = in_db(settings, lambda s: clients.get_client(s, config["client_id"]))
     assert clients.verify_secret(oauth, config["client_secret"])
+    assert "client_credentials" in oauth.grant_types and "notifications:push" in oauth.scope.split()
 
     listed = call(client, "GET", f"{P}/instances?status=active", alice).json()
     assert [i["slug"] for i in listed["instances"]] == [node["slug"]]

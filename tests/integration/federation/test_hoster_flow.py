@@ -127,13 +127,14 @@ def test_hoster_journey_from_application_to_configuration(
             "scope": "organization",
             "organization": "tiess",
             "provider_identifier": "encommun",
+            "push_notifications": "true",  # a Nextcloud is pulled by default; this hoster's also pushes
         },
     )
     assert registered.status_code == 303, registered.text
     node = str(registered.headers["location"]).rsplit("/", 1)[-1]
     page = client.get(f"/federation/instances/{node}")
     row = instance_row(settings, node)
-    assert row.status == "awaiting-proof" and row.base_url == stub_server.url
+    assert row.status == "awaiting-proof" and row.base_url == stub_server.url and row.push_notifications
     assert row.challenge and row.challenge in page.text
     assert f"{stub_server.url}/.well-known/portail-challenge" in page.text
 
@@ -168,7 +169,7 @@ def test_hoster_journey_from_application_to_configuration(
         f"{stub_server.url}/apps/user_oidc/code",
         f"{stub_server.url}/index.php/apps/user_oidc/code",
     ]
-    assert oauth.backchannel_logout_uri == f"{stub_server.url}/apps/user_oidc/backchannel-logout/encommun"
+    assert oauth.backchannel_logout_uri == f"{stub_server.url}/index.php/apps/user_oidc/backchannel-logout/encommun"
 
     # the secret and the configuration, shown once
     shown = post(client, f"/federation/instances/{node}", f"/federation/instances/{node}/secret", {})
@@ -267,6 +268,8 @@ def test_registration_refuses_duplicate_and_unsafe_base_urls(
         response = post(client, page, page, {**base, "base_url": url})
         assert response.status_code == 400, url
         assert words in response.text, url
+    unclear = post(client, page, page, {**base, "base_url": "https://wiki.tiess.example", "push_notifications": "?"})
+    assert unclear.status_code == 400 and "push_notifications" in unclear.text
 
 
 def test_registration_refuses_private_and_metadata_addresses_in_production_settings(

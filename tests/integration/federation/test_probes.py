@@ -50,10 +50,14 @@ def test_nextcloud_in_maintenance_or_answering_garbage_is_down(fast: Settings, s
     assert "503" in probe(fast, "nextcloud", stub_server.url).error
 
 
-def test_synapse_client_versions_give_health(fast: Settings, stub_server: StubServer) -> None:
+def test_synapse_client_versions_give_health_and_the_federation_api_its_version(
+    fast: Settings, stub_server: StubServer
+) -> None:
     stub_server.route("/_matrix/client/versions", {"versions": ["v1.10", "v1.11"]})
     result = probe(fast, "matrix", stub_server.url)
-    assert result.up and result.version == "Matrix v1.11"
+    assert result.up and result.version is None  # spec versions are not the server's version
+    stub_server.route("/_matrix/federation/v1/version", {"server": {"name": "Synapse", "version": "1.163.2"}})
+    assert probe(fast, "matrix", stub_server.url).version == "Synapse 1.163.2"
     stub_server.route("/_matrix/client/versions", {"versions": "nope"})
     assert not probe(fast, "matrix", stub_server.url).up
 

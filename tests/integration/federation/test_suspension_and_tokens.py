@@ -9,13 +9,15 @@ import hashlib
 import secrets
 from urllib.parse import urlencode
 
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
+from portail.accounts.models import Member
 from portail.config import Settings
 from portail.federation import nodes
 from portail.federation.models import Instance
 from portail.federation.rules import Actor
+from portail.oidc.models import Consent
 from tests.conftest import create_member, csrf_from, login
 from tests.federation_factories import add_hoster, add_instance, add_membership, add_organization, in_db
 
@@ -58,12 +60,21 @@ def test_a_suspended_instance_leaves_the_portal_and_refuses_logins(client: TestC
     instance = decide("approve")
     assert instance.status == "active" and instance.client_id
     login(client)
-    assert "Forum Tiess" in client.get("/").text
+    assert "Forum Tiess" in client.get("/").text and "https://forum.tiess.example" in client.get("/").text
     allowed = client.get(authorize_url(instance))
     assert allowed.status_code in (302, 303), allowed.text
 
+    def consented(session: Session) -> None:  # as the consent page records it
+        member = session.exec(select(Member).where(Member.email == "alice@example.org")).one()
+        session.add(
+            Consent(member_id=member.id or 0, client_id=instance.client_id or "", scopes="openid", policy_version="1")
+        )
+
+    in_db(settings, consented)
     decide("suspend", "Compromis")
-    assert "Forum Tiess" not in client.get("/").text
+    home = client.get("/").text
+    assert "https://forum.tiess.example" not in home  # no tile any more...
+    assert "Forum Tiess est suspendu" in home  # ... but its members are told (portal's inbox preview)
     refused = client.get(authorize_url(instance))
     assert refused.status_code == 400
     assert "n’est pas (ou plus) enregistré" in refused.text

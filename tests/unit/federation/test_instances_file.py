@@ -220,3 +220,65 @@ def test_demo_is_a_boolean_key_and_the_repository_declares_its_demo_entries(
     wrong = write(tmp_path, SMALL.replace('scope = "central"', 'scope = "central"\ndemo = "oui"', 1))
     with pytest.raises(FileError, match="demo = true"):
         sync(db, unit_settings, wrong)
+
+
+def test_push_notifications_follows_the_software_or_the_file_and_sync_upgrades_existing_clients(
+    db: Database, unit_settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path, SMALL)
+    sync(db, unit_settings, path)
+    forum = db.call(lambda s: clients.get_client(s, "forum"))
+    nuage = db.call(lambda s: clients.get_client(s, "nuage"))
+    assert forum is not None and "client_credentials" in forum.grant_types and "notifications:push" in forum.scope
+    assert nuage is not None and "client_credentials" not in nuage.grant_types
+
+    write(tmp_path, SMALL.replace('software = "nextcloud"', 'software = "nextcloud"\npush_notifications = true'))
+    report = sync(db, unit_settings, path)
+    assert any(line.startswith("~ instance nuage") and "push_notifications" in line for line in report.lines)
+    nuage = db.call(lambda s: clients.get_client(s, "nuage"))
+    assert nuage is not None and "client_credentials" in nuage.grant_types and "notifications:push" in nuage.scope
+
+    # A client provisioned before the grants existed (e.g. by an older Portail) is brought up to date.
+    def downgrade(session) -> None:  # type: ignore[no-untyped-def]
+        client = clients.get_client(session, "forum")
+        assert client is not None
+        client.grant_types, client.scope = ["authorization_code", "refresh_token"], "openid profile"
+        session.add(client)
+
+    db.call(downgrade)
+    report = sync(db, unit_settings, path)
+    assert any(line.startswith("~ instance forum") and "client" in line for line in report.lines)
+    forum = db.call(lambda s: clients.get_client(s, "forum"))
+    assert forum is not None and "client_credentials" in forum.grant_types
+
+    write(tmp_path, SMALL.replace('software = "nextcloud"', 'software = "nextcloud"\npush_notifications = "oui"'))
+    with pytest.raises(FileError, match="push_notifications"):
+        sync(db, unit_settings, path)
+
+
+def test_sync_upgrades_the_clients_of_hosters_nodes_that_push(
+    db: Database, unit_settings: Settings, tmp_path: Path
+) -> None:
+    """A node approved before ``push_notifications`` existed: the migration gives Praxis ``true``,
+    and the next ``portail instances sync`` (or ``portail serve``) gives its client the grant."""
+    from portail.federation import nodes
+    from portail.federation.rules import Actor
+    from tests.federation_factories import add_hoster, add_instance
+
+    add_hoster(unit_settings, "coop")
+    add_instance(unit_settings, "notes", software="praxis", hoster="coop", status="awaiting-approval")
+    db.call(lambda s: nodes.decide(s, unit_settings, Actor.cli(), "notes", "approve"))
+    client_id = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "notes")).one().client_id)
+    assert "client_credentials" not in db.call(lambda s: clients.get_client(s, client_id)).grant_types  # type: ignore[union-attr]
+
+    def migrated(session) -> None:  # type: ignore[no-untyped-def]
+        instance = session.exec(select(Instance).where(Instance.slug == "notes")).one()
+        instance.push_notifications = True
+        session.add(instance)
+
+    db.call(migrated)
+    report = sync(db, unit_settings, write(tmp_path, SMALL))
+    assert "~ instance notes : droits du client mis à jour / client grants updated" in report.lines
+    client = db.call(lambda s: clients.get_client(s, client_id))
+    assert client is not None and "client_credentials" in client.grant_types
+    assert sync(db, unit_settings, write(tmp_path, SMALL)).changed is False

@@ -20,14 +20,16 @@ def test_nextcloud_uses_user_oidc_code_and_backchannel_routes() -> None:
         "https://nuage.example/apps/user_oidc/code",
         "https://nuage.example/index.php/apps/user_oidc/code",
     ]
-    assert uris.backchannel_logout_uri == "https://nuage.example/apps/user_oidc/backchannel-logout/encommun"
+    assert uris.backchannel_logout_uri == "https://nuage.example/index.php/apps/user_oidc/backchannel-logout/encommun"
     assert uris.post_logout_redirect_uris == ["https://nuage.example/"]
 
 
 def test_nextcloud_in_a_subfolder_keeps_its_path() -> None:
     uris = provisioning.derive("nextcloud", "https://example.org/cloud", provider_identifier="portail")
     assert uris.redirect_uris[0] == "https://example.org/cloud/apps/user_oidc/code"
-    assert uris.backchannel_logout_uri == "https://example.org/cloud/apps/user_oidc/backchannel-logout/portail"
+    assert (
+        uris.backchannel_logout_uri == "https://example.org/cloud/index.php/apps/user_oidc/backchannel-logout/portail"
+    )
 
 
 def test_synapse_uses_its_oidc_callback_and_backchannel_endpoint() -> None:
@@ -140,3 +142,43 @@ def test_a_secret_already_shown_is_replaced_by_a_placeholder() -> None:
         assert snippets.SECRET_PLACEHOLDER in snippet.text
     titles = [s.title for s in snippets.for_instance("https://p.example", _instance("other"), "x", "y")]
     assert titles == ["Paramètres OpenID Connect"]
+
+
+def test_synapse_snippet_uses_the_nodes_idp_id_and_whitelists_portails_link_callback() -> None:
+    """integrations.md §3.2, §10: Synapse exposes ``idp_id: x`` as ``oidc-x`` and hands a login token
+    back to ``redirectUrl`` only when it starts with an entry of ``sso.client_whitelist``."""
+    instance = _instance("matrix")
+    instance.provider_identifier = "quartier"
+    config = yaml.safe_load(snippets.synapse("https://portail.example", instance, "matrix", "s"))
+    assert config["oidc_providers"][0]["idp_id"] == "quartier"
+    assert config["sso"]["client_whitelist"] == ["https://portail.example/notifications/link/matrix/callback"]
+    assert provisioning.synapse_idp(instance) == ("quartier", "oidc-quartier")
+    instance.provider_identifier = "oidc"  # Synapse's one unprefixed id
+    assert provisioning.synapse_idp(instance) == ("oidc", "oidc")
+
+
+@pytest.mark.parametrize(
+    ("software", "pushes"),
+    [("passerelles", True), ("praxis", True), ("discourse", True), ("other", True), ("nextcloud", False),
+     ("matrix", False)],
+)  # fmt: skip
+def test_a_client_gets_client_credentials_and_the_push_scope_when_its_instance_pushes(
+    software: str, pushes: bool
+) -> None:
+    assert provisioning.push_setting(None, software) is pushes
+    assert provisioning.push_setting("", software) is pushes
+    instance = _instance(software)
+    instance.push_notifications = provisioning.push_setting(None, software)
+    grants, scope = provisioning.access(instance)
+    assert ("client_credentials" in grants) is pushes
+    assert ("notifications:push" in scope.split()) is pushes
+    assert {"authorization_code", "refresh_token"} <= set(grants) and "openid" in scope.split()
+    generic = snippets.generic("https://p.example", instance, "x", "y")
+    assert ("scope=notifications:push" in generic) is pushes
+
+
+def test_push_setting_is_explicit_or_refused() -> None:
+    assert provisioning.push_setting(False, "passerelles") is False
+    assert provisioning.push_setting("true", "matrix") is True
+    with pytest.raises(FederationError):
+        provisioning.push_setting("peut-être", "matrix")

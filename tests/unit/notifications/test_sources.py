@@ -4,21 +4,27 @@ and plain-text extraction."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from sqlmodel import Session, select
 
 from portail import db as database
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.notifications import inbox
+from portail.notifications import hub, inbox
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.models import Notification, SourceLink, SourceState
 from portail.notifications.outbound import Reply, SourceError
 from portail.notifications.plaintext import plain
 from portail.notifications.sealing import seal, unseal
 from portail.notifications.sources import feed, matrix
+from portail.oidc import keys, subjects
 from portail.oidc.models import Consent, OAuthClient
 from tests.fakes.discourse import FakeDiscourse
 from tests.fakes.nextcloud import FakeNextcloud
@@ -98,6 +104,56 @@ def test_nextcloud_notifications_arrive_with_a_token_for_the_member_then_304_the
     assert fake.notifications[f"user{member.id}"] == []
     assert fake.requests[-1][0] == "DELETE"
     assert instance.id is not None
+
+
+def user_oidc_bearer(issuer: str, client_id: str) -> Any:
+    """What Nextcloud's user_oidc does with a bearer token when configured by the occ command Portail
+    hands out (``--check-bearer=1 --mapping-uid=preferred_username``; integrations.md §1.1, its
+    ``SelfEncodedValidator``): a JWT signed by the provider's JWKS, ``iss`` the issuer, ``aud``
+    containing Nextcloud's client id, not expired; the user id is the mapped uid claim."""
+
+    def accept(token: str) -> str | None:
+        try:
+            payload = jwt.decode(token, KeySet.import_key_set(keys.jwks()), algorithms=["RS256", "ES256"]).claims
+        except JoseError:
+            return None
+        audiences = payload.get("aud") if isinstance(payload.get("aud"), list) else [payload.get("aud")]
+        if payload.get("iss") != issuer or client_id not in audiences or payload.get("exp", 0) < time.time():
+            return None
+        uid = payload.get("preferred_username")
+        return uid if isinstance(uid, str) else None
+
+    return accept
+
+
+def test_nextcloud_accepts_the_token_portail_mints_as_user_oidc_configured_by_the_snippet_would(
+    fast_db: database.Database, fast_settings: Settings
+) -> None:
+    """The hub's real minter (``hub.nextcloud_token``), not a hand-built token: Nextcloud finds the
+    member under the user id it gave them at login (``preferred_username``)."""
+    keys.install(fast_db.engine, fast_settings)
+    fake = FakeNextcloud(accept_token=user_oidc_bearer(fast_settings.issuer, "nuage-reel"))
+    with serve(fake.app()) as base_url:
+        member = add_member(fast_db, "lea.bouchard@example.org")
+        add_instance(fast_db, "nuage-reel", "nextcloud", base_url, client_id="nuage-reel")
+        with fast_db.session() as session:
+            session.add(OAuthClient(client_id="nuage-reel", name="Nuage", subject_type="pairwise"))
+            session.add(Consent(member_id=member.id or 0, client_id="nuage-reel", scopes="openid", policy_version="1"))
+        with fast_db.session() as session:
+            uid = subjects.username_for(session, member)
+        fake.notify(uid, "Marie a partagé rapport.pdf")
+
+        async def scenario() -> list[str]:
+            aggregator = Aggregator(fast_db, fast_settings, minter=hub.nextcloud_token)
+            try:
+                return (await aggregator.refresh_member(member.id or 0, force=True, budget=3)).unreachable
+            finally:
+                await aggregator.aclose()
+
+        assert asyncio.run(scenario()) == []
+    with fast_db.session() as session:
+        titles = [n.title for n in session.exec(select(Notification).where(Notification.member_id == member.id))]
+    assert titles == ["Marie a partagé rapport.pdf"]
 
 
 def test_nextcloud_refusing_the_token_marks_the_source_without_opening_the_breaker(

@@ -303,6 +303,32 @@ def test_withdrawing_consent_logs_the_member_out_of_that_client_in_every_live_se
     assert [r.client_id for r in _rows(db) if r.status == "pending"] == ["b"]
 
 
+def test_withdrawing_a_client_logs_every_live_session_out_of_it_before_it_is_disabled(
+    db: database.Database, ring: keys.KeyRing, alice: Member, recorder: HttpRecorder, unit_settings: Settings
+) -> None:
+    bob = create_member(unit_settings, "bob@example.org", "Bob")
+    _client(db, recorder.url("/bc/a"), "a")
+    _client(db, recorder.url("/bc/b"), "b")
+    first = _session_with(db, alice, "a", "b")
+    second = _session_with(db, bob, "a")
+    ended = _session_with(db, alice, "a")
+    _end(db, ended)
+    with db.session() as s:
+        for row in s.exec(select(BackchannelDelivery)):
+            s.delete(row)
+    with db.session() as s:
+        created = backchannel.logout_client(s, "a")
+        client = s.exec(select(OAuthClient).where(OAuthClient.client_id == "a")).one()
+        client.disabled_at = client.created_at  # disabled in the same unit of work, after queuing
+        s.add(client)
+    assert sorted(r.sid for r in created) == sorted([first, second])
+    _deliver(db, unit_settings)
+    sids = sorted(keys.decode(r.form()["logout_token"])[1]["sid"] for r in recorder.requests)
+    assert sids == sorted([first, second])
+    with db.session() as s:
+        assert [link.client_id for link in s.exec(select(SessionClient))] == ["b"]
+
+
 def test_the_sender_wakes_up_when_a_logout_is_committed(
     db: database.Database, ring: keys.KeyRing, alice: Member, recorder: HttpRecorder, unit_settings: Settings
 ) -> None:
