@@ -264,7 +264,7 @@ def tools(deployment: Deployment) -> Iterator[CentralTools]:
             "nuage",
             secrets_by_slug["nuage"],
             f"{nuage.base_url}/apps/user_oidc/code",
-            "/apps/user_oidc/backchannel-logout/encommun",
+            "/index.php/apps/user_oidc/backchannel-logout/encommun",
             "/index.php/apps/encommun/events",
             nuage,
         ),
