@@ -13,10 +13,11 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from portail import db as database
-from portail.accounts import flows, members
+from portail.accounts import flows, imports, members
 from portail.accounts.members import AccountError
 from portail.accounts.models import Member
 from portail.accounts.passwords import Passwords, password_problem
@@ -208,6 +209,78 @@ def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_users_import(args: argparse.Namespace, settings: Settings) -> int:
+    """``portail users import FILE``: exit 0 when every line went through, 3 when some were refused."""
+    path = Path(args.file)
+    if not path.is_file():
+        return fail(f"Fichier introuvable / no such file: {args.file}")
+    shown = [0]
+
+    def progress(done: int, total: int) -> None:
+        if total >= PROGRESS_EVERY and (done - shown[0] >= PROGRESS_EVERY or done >= total):
+            shown[0] = done
+            print(f"… {done}/{total} lignes / lines", file=sys.stderr, flush=True)
+
+    db = open_db(settings)
+    try:
+        report = imports.import_file(db, path, dry_run=args.dry_run, update_names=args.update_names, progress=progress)
+        if args.send_invitations and not args.dry_run:
+            report.invited = imports.send_invitations(
+                db, settings, report.to_invite, per_minute=args.invitations_per_minute
+            )
+    except AccountError as exc:
+        return fail(bilingual(exc.message, **exc.params))
+    finally:
+        db.dispose()
+    print(json.dumps(import_report_json(report)) if args.json else import_report_text(report))
+    return 3 if report.refused else 0
+
+
+PROGRESS_EVERY = 5000
+
+
+def import_report_json(report: imports.Report) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run,
+        "lines": report.lines,
+        "created": report.created,
+        "without_password": report.without_password,
+        "existing": [{"line": line, "email": email} for line, email in report.existing],
+        "updated": [{"line": line, "email": email} for line, email in report.updated],
+        "refused": [
+            {
+                "line": r.line,
+                "email": r.email,
+                "reason": translate("en", r.reason, **r.params),
+                "raison": translate("fr-CA", r.reason, **r.params),
+            }
+            for r in report.refused
+        ],
+        "invited": report.invited,
+    }
+
+
+def import_report_text(report: imports.Report, shown: int = 20) -> str:
+    out = [
+        f"Lignes lues / lines read: {report.lines}",
+        f"Membres créés / members created: {report.created} "
+        f"(sans mot de passe / without a password: {report.without_password})",
+        f"Déjà présents, laissés tels quels / already present, left as they are: {len(report.existing)}",
+    ]
+    out += [f"  ligne / line {line}: {email}" for line, email in report.existing[:shown]]
+    if len(report.existing) > shown:
+        out.append(f"  … (+{len(report.existing) - shown}, --json pour tout / for all)")
+    if report.updated:
+        out.append(f"Noms mis à jour / names updated: {len(report.updated)}")
+    out.append(f"Lignes refusées / lines refused: {len(report.refused)}")
+    out += [f"  ligne / line {r.line}: {bilingual(r.reason, **r.params)} ({r.email})" for r in report.refused]
+    if report.invited:
+        out.append(f"Invitations envoyées / invitations sent: {report.invited}")
+    if report.dry_run:
+        out.append("Essai : rien n’a été changé / dry run: nothing was changed")
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -247,6 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
     disable.add_argument("email")
     disable.add_argument("--reason", default="")
     disable.set_defaults(handler=cmd_users_disable)
+    importing = users.add_parser(
+        "import", help="Importer des membres d’un fichier CSV / import members from a CSV file (docs/import-format.md)"
+    )
+    importing.add_argument("file")
+    importing.add_argument("--dry-run", action="store_true", help="Ne rien changer / change nothing")
+    importing.add_argument(
+        "--send-invitations",
+        action="store_true",
+        help="Inviter les membres sans mot de passe à en choisir un / invite members without a password",
+    )
+    importing.add_argument("--invitations-per-minute", type=int, default=60)
+    importing.add_argument(
+        "--update-names", action="store_true", help="Mettre à jour le nom des membres existants / update names"
+    )
+    importing.add_argument("--json", action="store_true")
+    importing.set_defaults(handler=cmd_users_import)
 
     for register in _package_commands():
         register(sub)
