@@ -232,53 +232,11 @@ def cmd_users_import(args: argparse.Namespace, settings: Settings) -> int:
         return fail(bilingual(exc.message, **exc.params))
     finally:
         db.dispose()
-    print(json.dumps(import_report_json(report)) if args.json else import_report_text(report))
+    print(json.dumps(imports.report_json(report)) if args.json else imports.report_text(report))
     return 3 if report.refused else 0
 
 
 PROGRESS_EVERY = 5000
-
-
-def import_report_json(report: imports.Report) -> dict[str, Any]:
-    return {
-        "dry_run": report.dry_run,
-        "lines": report.lines,
-        "created": report.created,
-        "without_password": report.without_password,
-        "existing": [{"line": line, "email": email} for line, email in report.existing],
-        "updated": [{"line": line, "email": email} for line, email in report.updated],
-        "refused": [
-            {
-                "line": r.line,
-                "email": r.email,
-                "reason": translate("en", r.reason, **r.params),
-                "raison": translate("fr-CA", r.reason, **r.params),
-            }
-            for r in report.refused
-        ],
-        "invited": report.invited,
-    }
-
-
-def import_report_text(report: imports.Report, shown: int = 20) -> str:
-    out = [
-        f"Lignes lues / lines read: {report.lines}",
-        f"Membres créés / members created: {report.created} "
-        f"(sans mot de passe / without a password: {report.without_password})",
-        f"Déjà présents, laissés tels quels / already present, left as they are: {len(report.existing)}",
-    ]
-    out += [f"  ligne / line {line}: {email}" for line, email in report.existing[:shown]]
-    if len(report.existing) > shown:
-        out.append(f"  … (+{len(report.existing) - shown}, --json pour tout / for all)")
-    if report.updated:
-        out.append(f"Noms mis à jour / names updated: {len(report.updated)}")
-    out.append(f"Lignes refusées / lines refused: {len(report.refused)}")
-    out += [f"  ligne / line {r.line}: {bilingual(r.reason, **r.params)} ({r.email})" for r in report.refused]
-    if report.invited:
-        out.append(f"Invitations envoyées / invitations sent: {report.invited}")
-    if report.dry_run:
-        out.append("Essai : rien n’a été changé / dry run: nothing was changed")
-    return "\n".join(out)
 
 
 # ---------------------------------------------------------------- parser
@@ -346,7 +304,7 @@ def _package_commands() -> list[Callable[[Any], None]]:
     import importlib
 
     found = []
-    for package in ("oidc", "federation", "notifications", "dashboard", "consent"):
+    for package in ("oidc", "federation", "notifications", "dashboard", "consent", "keycloak"):
         try:
             module = importlib.import_module(f"portail.{package}.commands")
         except ModuleNotFoundError as exc:

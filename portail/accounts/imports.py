@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -33,7 +33,7 @@ from portail.accounts.models import Member, Membership, Organization
 from portail.accounts.passwords import legacy_scheme
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.web import N_
+from portail.web import N_, translate
 
 REQUIRED_COLUMNS = ("email", "name", "password_hash")
 OPTIONAL_COLUMNS = ("username", "locale", "verified", "created_at", "organizations")
@@ -58,6 +58,7 @@ class Candidate:
     verified: bool = True
     created_at: dt.datetime | None = None
     organizations: tuple[str, ...] = ()
+    enabled: bool = True
 
     @property
     def key(self) -> str:
@@ -71,7 +72,7 @@ class Refusal:
     line: int
     email: str
     reason: str
-    params: dict[str, object] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -303,6 +304,7 @@ def _new_member(candidate: Candidate, now: dt.datetime) -> Member:
         email_verified_at=(candidate.created_at or now) if candidate.verified else None,
         created_at=candidate.created_at or now,
         updated_at=now,
+        disabled_at=None if candidate.enabled else now,
     )
 
 
@@ -387,6 +389,55 @@ def import_file(
             update_names=update_names,
             progress=(lambda done: progress(done, total)) if progress else None,
         )
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def _bilingual(message: str, params: dict[str, Any]) -> str:
+    return f"{translate('fr-CA', message, **params)} / {translate('en', message, **params)}"
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run,
+        "lines": report.lines,
+        "created": report.created,
+        "without_password": report.without_password,
+        "existing": [{"line": line, "email": email} for line, email in report.existing],
+        "updated": [{"line": line, "email": email} for line, email in report.updated],
+        "refused": [
+            {
+                "line": r.line,
+                "email": r.email,
+                "reason": translate("en", r.reason, **r.params),
+                "raison": translate("fr-CA", r.reason, **r.params),
+            }
+            for r in report.refused
+        ],
+        "invited": report.invited,
+    }
+
+
+def report_text(report: Report, shown: int = 20) -> str:
+    out = [
+        f"Lignes lues / lines read: {report.lines}",
+        f"Membres créés / members created: {report.created} "
+        f"(sans mot de passe / without a password: {report.without_password})",
+        f"Déjà présents, laissés tels quels / already present, left as they are: {len(report.existing)}",
+    ]
+    out += [f"  ligne / line {line}: {email}" for line, email in report.existing[:shown]]
+    if len(report.existing) > shown:
+        out.append(f"  … (+{len(report.existing) - shown}, --json pour tout / for all)")
+    if report.updated:
+        out.append(f"Noms mis à jour / names updated: {len(report.updated)}")
+    out.append(f"Lignes refusées / lines refused: {len(report.refused)}")
+    out += [f"  ligne / line {r.line}: {_bilingual(r.reason, r.params)} ({r.email})" for r in report.refused]
+    if report.invited:
+        out.append(f"Invitations envoyées / invitations sent: {report.invited}")
+    if report.dry_run:
+        out.append("Essai : rien n’a été changé / dry run: nothing was changed")
+    return "\n".join(out)
 
 
 # ---------------------------------------------------------------- invitations
