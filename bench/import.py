@@ -46,9 +46,7 @@ def write_csv(path: Path, lines: int) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         handle.write("email,name,password_hash,locale,verified,created_at\n")
         for i in range(lines):
-            handle.write(
-                f"membre{i}@bench.example,Membre {i},{hashes[i % len(hashes)]},fr,true,2020-01-01T00:00:00Z\n"
-            )
+            handle.write(f"membre{i}@bench.example,Membre {i},{hashes[i % len(hashes)]},fr,true,2020-01-01T00:00:00Z\n")
 
 
 def run(env: dict[str, str], folder: Path, csv_path: Path) -> tuple[float, dict[str, object], int]:
