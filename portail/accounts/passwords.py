@@ -20,8 +20,10 @@ when that service cannot answer (the login then counts no failure).
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
+import hmac
 import unicodedata
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from passlib.context import CryptContext
@@ -82,9 +85,10 @@ class drupal7_sha512(phpass):  # type: ignore[misc]
         return str(h64.encode_bytes(digest).decode("ascii")[: self.checksum_size])
 
 
-# The formats an imported hash may come in (argon2 itself is verified by argon2-cffi, any parameters).
+# The formats an imported hash may come in (argon2 itself is verified by argon2-cffi, any parameters;
+# WordPress 6.8's "$wp$2y$…" is bcrypt of a pre-hash, see ``_wordpress_prehash``).
 LEGACY_SCHEMES: tuple[str, ...] = (
-    "bcrypt",  # $2a$ $2b$ $2y$: Discourse-like tools, WordPress 6.8+, Nextcloud (older), Laravel
+    "bcrypt",  # $2a$ $2b$ $2y$: PHP password_hash, Rails/Devise, Laravel, Nextcloud (version 1)
     "phpass",  # $P$ $H$: WordPress, phpBB, Drupal 7 accounts migrated from Drupal 6
     "drupal7_sha512",  # $S$
     "django_pbkdf2_sha256",  # pbkdf2_sha256$…
@@ -109,6 +113,8 @@ def legacy_scheme(stored_hash: str) -> str | None:
     when it is unknown, truncated or malformed."""
     if stored_hash.startswith(_ARGON2_PREFIXES):
         return "argon2" if _argon2_parses(stored_hash) else None
+    if stored_hash.startswith("$wp$2"):  # WordPress 6.8+: "$wp" + bcrypt of a pre-hash (see _wordpress_prehash)
+        return "wordpress_bcrypt" if legacy_scheme(stored_hash[3:]) == "bcrypt" else None
     if stored_hash.startswith("argon2$"):  # Django's argon2: its own prefix, then a whole argon2 hash
         return "django_argon2" if _argon2_parses(stored_hash.removeprefix("argon2")) else None
     try:
@@ -122,6 +128,11 @@ def legacy_scheme(stored_hash: str) -> str | None:
     if not getattr(parsed, "checksum", None) or len(stored_hash) != _EXACT_LENGTHS.get(name, len(stored_hash)):
         return None
     return name
+
+
+def _wordpress_prehash(password: str) -> bytes:
+    """WordPress 6.8's ``wp_check_password``: base64(HMAC-SHA-384(password, key "wp-sha384"))."""
+    return base64.b64encode(hmac.new(b"wp-sha384", password.encode("utf-8"), hashlib.sha384).digest())
 
 
 def _argon2_parses(stored_hash: str) -> bool:
@@ -176,10 +187,13 @@ class Passwords:
             return False
 
     def _verify_legacy(self, stored_hash: str, password: str) -> bool:
-        if legacy_scheme(stored_hash) is None:
+        scheme = legacy_scheme(stored_hash)
+        if scheme is None:
             self.verify(None, password)  # same cost as an unknown account
             return False
         try:
+            if scheme == "wordpress_bcrypt":
+                return bcrypt.checkpw(_wordpress_prehash(_normalize(password)), stored_hash[3:].encode("ascii"))
             return bool(_legacy_context().verify(_normalize(password), stored_hash))
         except (ValueError, TypeError):  # e.g. a password bcrypt cannot take
             return False

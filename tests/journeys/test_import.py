@@ -11,6 +11,9 @@ is only *read* (SQLite, read-only) to see that it became argon2id.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import sqlite3
 import subprocess
@@ -60,6 +63,12 @@ def _bcrypt(prefix: bytes) -> Callable[[str], str]:
     return make
 
 
+def _wordpress_68(password: str) -> str:
+    """``wp_hash_password`` of WordPress 6.8: "$wp" + PHP's bcrypt of base64(HMAC-SHA-384(password, "wp-sha384"))."""
+    prehash = base64.b64encode(hmac.new(b"wp-sha384", password.encode(), hashlib.sha384).digest())
+    return "$wp" + bcrypt.hashpw(prehash, bcrypt.gensalt(rounds=6)).decode().replace("$2b$", "$2y$", 1)
+
+
 def _openssl_sha512_crypt(password: str) -> str:
     return subprocess.run(
         ["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True
@@ -75,6 +84,7 @@ FORMATS: dict[str, Callable[[str], str] | tuple[str, str]] = {
     "bcrypt-2b": _bcrypt(b"2b"),
     "bcrypt-2a": _bcrypt(b"2a"),
     "bcrypt-2y": _bcrypt(b"2y"),
+    "wordpress-6.8": _wordpress_68,
     "phpass-P": lambda password: str(phpass.hash(password)),
     "phpass-H": lambda password: str(phpass.using(ident="H").hash(password)),
     "drupal7-S": ("$S$C33783772bRXEx1aCsvY.dqgaaSu76XmVlKrW9Qu8IQlvxHlmzLf", "hashcat"),

@@ -93,6 +93,8 @@ def test_legacy_hash_verifies_in_its_format_then_needs_rehash(unit_settings: Set
     assert not passwords.verify(drupal, "hashcaT")
     assert passwords.needs_rehash(drupal)
     assert not passwords.verify("", "anything") and not passwords.verify("$9$unknown", "anything")
+    wordpress = "$wp$2y$10$5CG2SwZGLrV7fWDFGAd5f.qTdZqcFKm4bgonkif2iuCXg4zTHTBUW"  # a WordPress 6.8 hash
+    assert passwords.verify(wordpress, "@ojisuperadminsolo") and not passwords.verify(wordpress, "@ojisuperadmin")
     passwords.close()
 
 
