@@ -94,20 +94,21 @@ class Report:
 def check_file(path: Path) -> int:
     """Check that ``path`` is UTF-8 text; returns its number of lines. Raises ``AccountError``."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = 1
+    newlines, last = 0, b"\n"
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                where = lines + chunk[: exc.start].count(b"\n")
+                where = newlines + 1 + chunk[: exc.start].count(b"\n")
                 raise AccountError("Le fichier n’est pas en UTF-8 (ligne %(line)s).", line=where) from exc
-            lines += chunk.count(b"\n")
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        raise AccountError("Le fichier n’est pas en UTF-8 (ligne %(line)s).", line=lines) from exc
-    return lines
+        raise AccountError("Le fichier n’est pas en UTF-8 (ligne %(line)s).", line=newlines + 1) from exc
+    return newlines + (0 if last == b"\n" else 1)
 
 
 def read_header(reader: Iterator[list[str]]) -> list[str]:
