@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from portail import db as database
-from portail.accounts import flows, imports, members
+from portail.accounts import flows, imports, members, newcomers
 from portail.accounts.members import AccountError
 from portail.accounts.models import Member
 from portail.accounts.passwords import Passwords, password_problem
@@ -225,14 +225,14 @@ def cmd_users_import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = imports.import_file(db, path, dry_run=args.dry_run, update_names=args.update_names, progress=progress)
         if args.send_invitations and not args.dry_run:
-            report.invited = imports.send_invitations(
+            report.invited = newcomers.send_invitations(
                 db, settings, report.to_invite, per_minute=args.invitations_per_minute
             )
     except AccountError as exc:
         return fail(bilingual(exc.message, **exc.params))
     finally:
         db.dispose()
-    print(json.dumps(imports.report_json(report)) if args.json else imports.report_text(report))
+    print(json.dumps(newcomers.report_json(report)) if args.json else newcomers.report_text(report))
     return 3 if report.refused else 0
 
 

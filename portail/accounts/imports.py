@@ -1,14 +1,12 @@
-"""Bringing members in from another tool: the CSV file of ``portail users import`` (format in
-``docs/import-format.md``) and the rows the Keycloak bridge builds.
+"""The CSV file of ``portail users import`` (format in ``docs/import-format.md``).
 
 The file is read twice: once to check that it is UTF-8 and count its lines (for the progress),
-then row by row. Each row is checked on its own (``read_rows``): a refused row is reported with its
-line number and reason, and never stops the others. Rows that pass go to the database in batches
-of ``BATCH_SIZE``, one transaction each (``apply_batch``): a member whose address already exists
-(compared case-insensitively) is reported and left alone (its name is updated only when asked), so
-importing the same file twice changes nothing. A password hash is stored only when
-``passwords.legacy_scheme`` knows its format; an empty one makes a member without a password, who
-can be mailed an invitation to choose one (``send_invitations``, paced under a per-minute limit).
+then row by row. A file that cannot be read at all (not UTF-8, semicolons, a missing, unknown or
+repeated column, a field too large for CSV) stops before anything is written. Otherwise each row is
+checked on its own (``read_rows``): a refused row is reported with its line number and reason, and
+never stops the others; the rest goes in through ``newcomers.apply_all``. A password hash is kept
+only when ``passwords.legacy_scheme`` knows its format; an empty one makes a member without a
+password.
 """
 
 from __future__ import annotations
@@ -16,76 +14,21 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import re
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
-
-from portail import mail
-from portail.accounts import links
-from portail.accounts.members import AccountError, audit, clean_name, email_key, normalize_email, touch
-from portail.accounts.models import Member, Membership, Organization
+from portail.accounts.members import AccountError, clean_name, normalize_email
+from portail.accounts.newcomers import SLUG_RE, Candidate, Refusal, Report, apply_all
 from portail.accounts.passwords import legacy_scheme
-from portail.config import Settings
-from portail.db import Database, utcnow
-from portail.web import N_, translate
+from portail.db import Database
+from portail.web import N_
 
 REQUIRED_COLUMNS = ("email", "name", "password_hash")
 OPTIONAL_COLUMNS = ("username", "locale", "verified", "created_at", "organizations")
-BATCH_SIZE = 500
 MAX_LINE_CHARS = 8192
-INVITATION_DAYS = 14
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 _TRUE = {"true", "1", "yes", "oui", "vrai", "t", "y"}
 _FALSE = {"false", "0", "no", "non", "faux", "f", "n"}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One member to bring in, checked on its own (organizations are checked against the database later)."""
-
-    line: int
-    email: str
-    name: str
-    password_hash: str = ""
-    username: str = ""
-    locale: str = "fr-CA"
-    verified: bool = True
-    created_at: dt.datetime | None = None
-    organizations: tuple[str, ...] = ()
-    enabled: bool = True
-
-    @property
-    def key(self) -> str:
-        return email_key(self.email)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A line left out: ``reason`` is a French source message, ``params`` fill it."""
-
-    line: int
-    email: str
-    reason: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Report:
-    dry_run: bool
-    lines: int = 0
-    created: int = 0
-    without_password: int = 0
-    existing: list[tuple[int, str]] = field(default_factory=list)
-    updated: list[tuple[int, str]] = field(default_factory=list)
-    refused: list[Refusal] = field(default_factory=list)
-    invited: int = 0
-    to_invite: list[int] = field(default_factory=list)  # ids of members created without a password
 
 
 # ---------------------------------------------------------------- reading the file
@@ -233,143 +176,6 @@ def _organizations(value: str) -> tuple[str, ...]:
     return slugs
 
 
-# ---------------------------------------------------------------- writing
-
-
-def apply_batch(
-    db: Session,
-    batch: list[Candidate],
-    report: Report,
-    *,
-    dry_run: bool,
-    update_names: bool = False,
-    refuse_unknown_organizations: bool = True,
-    source: str = "csv",
-) -> None:
-    """Bring one batch in (or, with ``dry_run``, only count what would happen) in the caller's transaction."""
-    keys = [candidate.key for candidate in batch]
-    existing = {m.email_key: m for m in db.exec(select(Member).where(col(Member.email_key).in_(keys)))}
-    slugs = {slug for candidate in batch for slug in candidate.organizations}
-    organizations = dict(
-        db.exec(select(Organization.slug, Organization.id).where(col(Organization.slug).in_(slugs))).all()
-        if slugs
-        else []
-    )
-    created: list[tuple[Candidate, Member]] = []
-    now = utcnow()
-    for candidate in batch:
-        unknown = [slug for slug in candidate.organizations if slug not in organizations]
-        if unknown and refuse_unknown_organizations:
-            reason = N_("Organisation inconnue : %(slug)s.")
-            report.refused.append(Refusal(candidate.line, candidate.email, reason, {"slug": ", ".join(unknown)}))
-            continue
-        member = existing.get(candidate.key)
-        if member is not None:
-            if update_names and member.name != candidate.name:
-                report.updated.append((candidate.line, member.email))
-                if not dry_run:
-                    member.name = candidate.name
-                    touch(member)
-                    db.add(member)
-                    audit(db, "member.import_renamed", member_id=member.id, subject_type="member", reason=source)
-            else:
-                report.existing.append((candidate.line, member.email))
-            continue
-        report.created += 1
-        report.without_password += 0 if candidate.password_hash else 1
-        if dry_run:
-            continue
-        created.append((candidate, _new_member(candidate, now)))
-    if not created:
-        return
-    db.add_all([member for _candidate, member in created])
-    db.flush()
-    for candidate, member in created:
-        audit(
-            db, "member.imported", member_id=member.id, subject_type="member", subject_id=str(member.id), reason=source
-        )
-        for slug in candidate.organizations:
-            if slug in organizations:
-                db.add(Membership(organization_id=organizations[slug] or 0, member_id=member.id or 0))
-        if not candidate.password_hash:
-            report.to_invite.append(member.id or 0)
-
-
-def _new_member(candidate: Candidate, now: dt.datetime) -> Member:
-    return Member(
-        email=candidate.email,
-        email_key=candidate.key,
-        name=candidate.name,
-        password_hash=candidate.password_hash,
-        locale=candidate.locale,
-        email_verified_at=(candidate.created_at or now) if candidate.verified else None,
-        created_at=candidate.created_at or now,
-        updated_at=now,
-        disabled_at=None if candidate.enabled else now,
-    )
-
-
-def apply_all(
-    database: Database,
-    rows: Iterable[Candidate | Refusal],
-    report: Report,
-    *,
-    update_names: bool = False,
-    refuse_unknown_organizations: bool = True,
-    source: str = "csv",
-    progress: Callable[[int], None] | None = None,
-) -> Report:
-    """Bring every row in, one transaction per batch; refusals are recorded as they come."""
-    batch: list[Candidate] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        for attempt in (1, 2):
-            # work on a copy: a batch that loses a race (the same address created meanwhile) is replayed
-            trial = Report(dry_run=report.dry_run)
-            try:
-                with database.session() as db:
-                    apply_batch(
-                        db,
-                        batch,
-                        trial,
-                        dry_run=report.dry_run,
-                        update_names=update_names,
-                        refuse_unknown_organizations=refuse_unknown_organizations,
-                        source=source,
-                    )
-                break
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        _merge(report, trial)
-        batch.clear()
-        if progress is not None:
-            progress(report.lines)
-
-    for row in rows:
-        report.lines += 1
-        if isinstance(row, Refusal):
-            report.refused.append(row)
-            continue
-        batch.append(row)
-        if len(batch) >= BATCH_SIZE:
-            flush()
-    flush()
-    report.refused.sort(key=lambda refusal: refusal.line)
-    return report
-
-
-def _merge(report: Report, part: Report) -> None:
-    report.created += part.created
-    report.without_password += part.without_password
-    report.existing += part.existing
-    report.updated += part.updated
-    report.refused += part.refused
-    report.to_invite += part.to_invite
-
-
 def import_file(
     database: Database,
     path: Path,
@@ -390,91 +196,3 @@ def import_file(
             update_names=update_names,
             progress=(lambda done: progress(done, total)) if progress else None,
         )
-
-
-# ---------------------------------------------------------------- reporting
-
-
-def _bilingual(message: str, params: dict[str, Any]) -> str:
-    return f"{translate('fr-CA', message, **params)} / {translate('en', message, **params)}"
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    return {
-        "dry_run": report.dry_run,
-        "lines": report.lines,
-        "created": report.created,
-        "without_password": report.without_password,
-        "existing": [{"line": line, "email": email} for line, email in report.existing],
-        "updated": [{"line": line, "email": email} for line, email in report.updated],
-        "refused": [
-            {
-                "line": r.line,
-                "email": r.email,
-                "reason": translate("en", r.reason, **r.params),
-                "raison": translate("fr-CA", r.reason, **r.params),
-            }
-            for r in report.refused
-        ],
-        "invited": report.invited,
-    }
-
-
-def report_text(report: Report, shown: int = 20) -> str:
-    out = [
-        f"Lignes lues / lines read: {report.lines}",
-        f"Membres créés / members created: {report.created} "
-        f"(sans mot de passe / without a password: {report.without_password})",
-        f"Déjà présents, laissés tels quels / already present, left as they are: {len(report.existing)}",
-    ]
-    out += [f"  ligne / line {line}: {email}" for line, email in report.existing[:shown]]
-    if len(report.existing) > shown:
-        out.append(f"  … (+{len(report.existing) - shown}, --json pour tout / for all)")
-    if report.updated:
-        out.append(f"Noms mis à jour / names updated: {len(report.updated)}")
-    out.append(f"Lignes refusées / lines refused: {len(report.refused)}")
-    out += [f"  ligne / line {r.line}: {_bilingual(r.reason, r.params)} ({r.email})" for r in report.refused]
-    if report.invited:
-        out.append(f"Invitations envoyées / invitations sent: {report.invited}")
-    if report.dry_run:
-        out.append("Essai : rien n’a été changé / dry run: nothing was changed")
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------- invitations
-
-
-def send_invitations(
-    database: Database,
-    settings: Settings,
-    member_ids: list[int],
-    *,
-    per_minute: int,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> int:
-    """Mail each member created without a password a link to choose one, at most ``per_minute`` a minute."""
-    sent = 0
-    for start in range(0, len(member_ids), per_minute):
-        began = clock()
-        with database.session() as db:
-            for member_id in member_ids[start : start + per_minute]:
-                member = db.get(Member, member_id)
-                if member is None or member.password_hash or not member.active:
-                    continue
-                lifetime = dt.timedelta(days=INVITATION_DAYS)
-                token = links.issue(db, settings.secret_key, member, "reset", lifetime)
-                mail.send(
-                    settings,
-                    member.email,
-                    "import_invitation",
-                    member.locale,
-                    subject=N_("Votre compte Portail vous attend"),
-                    name=member.name,
-                    link=f"{settings.issuer}/password/reset?token={token}",
-                    days=INVITATION_DAYS,
-                )
-                sent += 1
-        if start + per_minute < len(member_ids):
-            sleep(max(0.0, 60.0 - (clock() - began)))
-    return sent

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from portail import db as database
-from portail.accounts import imports
+from portail.accounts import newcomers
 from portail.config import Settings
 from portail.keycloak import realm_import, realm_link
 from portail.keycloak.errors import BridgeError
@@ -51,7 +51,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     except BridgeError as exc:
         print(_bilingual(exc.message, exc.params), file=sys.stderr)
         return 1
-    print(json.dumps(imports.report_json(report)) if args.json else imports.report_text(report))
+    print(json.dumps(newcomers.report_json(report)) if args.json else newcomers.report_text(report))
     return 3 if report.refused else 0
 
 

@@ -4,7 +4,7 @@ Users are read through the Admin REST API (``GET /admin/realms/{realm}/users``, 
 ``KeycloakAdmin.get_users``) page by page, each with its groups; a user listed twice by shifting
 pages is kept once, and when fewer users come back than ``users/count`` announced, nothing is
 imported (a realm changing under the import is imported again later, never half). Every user is
-read before anything is written. Each one becomes a ``Candidate`` of ``accounts.imports`` (email,
+read before anything is written. Each one becomes a ``Candidate`` of ``accounts.newcomers`` (email,
 first and last names, username, email verified, enabled, creation time) whose password stays in
 Keycloak (``bridge.password_marker``); groups named like an organization's slug become memberships,
 others are ignored. Users without an email address are reported, not imported.
@@ -19,9 +19,9 @@ from typing import Any
 from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakError
 
-from portail.accounts import imports
-from portail.accounts.imports import Candidate, Refusal, Report
+from portail.accounts import newcomers
 from portail.accounts.members import AccountError, clean_name, normalize_email
+from portail.accounts.newcomers import Candidate, Refusal, Report
 from portail.db import Database
 from portail.keycloak.bridge import password_marker
 from portail.keycloak.errors import BridgeError, explain
@@ -99,7 +99,7 @@ def candidates(users: list[dict[str, Any]]) -> Iterator[Candidate | Refusal]:
             enabled=user.get("enabled", True) is not False,
             created_at=dt.datetime.fromtimestamp(created / 1000, dt.UTC) if isinstance(created, int) else None,
             organizations=tuple(
-                slug for group in user.get("groups", []) if imports.SLUG_RE.match(slug := group.strip().lower())
+                slug for group in user.get("groups", []) if newcomers.SLUG_RE.match(slug := group.strip().lower())
             ),
         )
 
@@ -110,6 +110,6 @@ def import_realm(database: Database, admin: KeycloakAdmin, server_url: str, real
         users = read_users(admin)
     except KeycloakError as exc:
         raise explain(exc, server_url, realm) from exc
-    return imports.apply_all(
+    return newcomers.apply_all(
         database, candidates(users), Report(dry_run=dry_run), refuse_unknown_organizations=False, source="keycloak"
     )

@@ -10,7 +10,7 @@ import bcrypt
 from sqlmodel import Session, select
 
 from portail import db as database
-from portail.accounts import imports
+from portail.accounts import imports, newcomers
 from portail.accounts.models import Member, Membership, Organization
 from portail.config import Settings
 from tests.conftest import db_call, outbox
@@ -60,16 +60,16 @@ def test_dry_run_writes_nothing(settings: Settings, tmp_path: Path) -> None:
 
 def test_a_batch_that_loses_a_race_is_replayed(settings: Settings, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The same address is created by someone else between the batch's check and its insert."""
-    real = imports._new_member
+    real = newcomers._new_member
     raced: list[str] = []
 
-    def racing(candidate: imports.Candidate, now: dt.datetime) -> Member:
+    def racing(candidate: newcomers.Candidate, now: dt.datetime) -> Member:
         if not raced:
             raced.append(candidate.email)
             db_call(settings, lambda other: other.add(real(candidate, now)))
         return real(candidate, now)
 
-    monkeypatch.setattr(imports, "_new_member", racing)
+    monkeypatch.setattr(newcomers, "_new_member", racing)
     handle = database.Database(settings)
     try:
         report = imports.import_file(handle, _csv(tmp_path, ["a@example.org,A,,", "b@example.org,B,,"]))
@@ -85,7 +85,7 @@ def test_invitations_are_paced_per_minute(settings: Settings, tmp_path: Path) ->
     waits: list[float] = []
     try:
         report = imports.import_file(handle, _csv(tmp_path, [f"i{i}@example.org,I {i},," for i in range(5)]))
-        sent = imports.send_invitations(
+        sent = newcomers.send_invitations(
             handle, settings, report.to_invite, per_minute=2, sleep=waits.append, clock=lambda: 100.0
         )
     finally:
