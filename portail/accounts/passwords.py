@@ -100,6 +100,18 @@ LEGACY_SCHEMES: tuple[str, ...] = (
 )
 # Total lengths of formats whose parser accepts a shorter (truncated) checksum.
 _EXACT_LENGTHS = {"phpass": 34, "drupal7_sha512": 55}
+# The most work one login may cost: an imported hash asking for more (a login would hold a hashing
+# thread for minutes, or gigabytes of memory) is refused at import. Log2 rounds for bcrypt/phpass.
+_MAX_ROUNDS = {
+    "bcrypt": 16,
+    "django_bcrypt_sha256": 16,
+    "phpass": 20,
+    "drupal7_sha512": 20,
+    "django_pbkdf2_sha256": 5_000_000,
+    "sha512_crypt": 2_000_000,
+}
+_ARGON2_MAX_MEMORY_KIB = 1 << 20
+_ARGON2_MAX_TIME_COST = 64
 _ARGON2_PREFIXES = ("$argon2id$", "$argon2i$")
 
 
@@ -110,7 +122,7 @@ def _legacy_context() -> CryptContext:
 
 def legacy_scheme(stored_hash: str) -> str | None:
     """The name of the format of an importable hash (``argon2`` or one of ``LEGACY_SCHEMES``), or None
-    when it is unknown, truncated or malformed."""
+    when it is unknown, truncated, malformed, or costs more than a login can afford."""
     if stored_hash.startswith(_ARGON2_PREFIXES):
         return "argon2" if _argon2_parses(stored_hash) else None
     if stored_hash.startswith("$wp$2"):  # WordPress 6.8+: "$wp" + bcrypt of a pre-hash (see _wordpress_prehash)
@@ -127,6 +139,8 @@ def legacy_scheme(stored_hash: str) -> str | None:
     name = str(handler.name)
     if not getattr(parsed, "checksum", None) or len(stored_hash) != _EXACT_LENGTHS.get(name, len(stored_hash)):
         return None
+    if int(getattr(parsed, "rounds", 0) or 0) > _MAX_ROUNDS.get(name, 1 << 62):
+        return None
     return name
 
 
@@ -139,6 +153,8 @@ def _argon2_parses(stored_hash: str) -> bool:
     try:
         parameters = extract_parameters(stored_hash)
     except (InvalidHashError, ValueError):
+        return False
+    if parameters.memory_cost > _ARGON2_MAX_MEMORY_KIB or parameters.time_cost > _ARGON2_MAX_TIME_COST:
         return False
     # A truncated hash still parses (its tag is just shorter): accept only the tag lengths tools use.
     return parameters.hash_len in (16, 24, 32, 48, 64) and parameters.salt_len >= 8

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from argon2 import PasswordHasher
 
 from portail.accounts.passwords import CheckUnavailable, Passwords, legacy_scheme, password_problem
 from portail.config import Settings
@@ -82,6 +83,13 @@ def test_legacy_scheme_names_known_formats_and_refuses_truncated_or_unknown_ones
     assert legacy_scheme("{SSHA}CudZC+eE4D2PuUHTtMCt1mN+HnB9b01J") == "ldap_salted_sha1"
     for broken in (made[:-1], made[:20], drupal[:-2], "$P$H8d92tV9JxPFxdoR8Bpl8UwSN1Tdj8", "$2q$" + made[4:]):
         assert legacy_scheme(broken) is None, broken
+    cheap = PasswordHasher(memory_cost=1024, time_cost=1, parallelism=1).hash("x")
+    assert legacy_scheme(cheap) == "argon2"
+    assert legacy_scheme(cheap.replace("m=1024", "m=4194304")) is None  # 4 GiB at each login: refused
+    django = "pbkdf2_sha256$%d$salt$" + "A" * 43 + "="
+    assert legacy_scheme(django % 1_000_000) == "django_pbkdf2_sha256"
+    assert legacy_scheme(django % 900_000_000) is None
+    assert legacy_scheme(made.replace("$04$", "$31$", 1)) is None
     for unknown in ("5f4dcc3b5aa765d61d8327deb882cf99", "{MD5}X03MO1qnZdYdgyfeuILPmQ==", "{KEYCLOAK}alice", "x"):
         assert legacy_scheme(unknown) is None, unknown
 
