@@ -203,14 +203,20 @@ class Passwords:
             return False
 
     def _verify_legacy(self, stored_hash: str, password: str) -> bool:
+        """The old tool hashed the password as the browser sent it: try it as typed, then NFC-normalized."""
         scheme = legacy_scheme(stored_hash)
         if scheme is None:
             self.verify(None, password)  # same cost as an unknown account
             return False
+        forms = dict.fromkeys((password, _normalize(password)))
+        return any(self._legacy_matches(scheme, stored_hash, form) for form in forms)
+
+    @staticmethod
+    def _legacy_matches(scheme: str, stored_hash: str, password: str) -> bool:
         try:
             if scheme == "wordpress_bcrypt":
-                return bcrypt.checkpw(_wordpress_prehash(_normalize(password)), stored_hash[3:].encode("ascii"))
-            return bool(_legacy_context().verify(_normalize(password), stored_hash))
+                return bcrypt.checkpw(_wordpress_prehash(password), stored_hash[3:].encode("ascii"))
+            return bool(_legacy_context().verify(password, stored_hash))
         except (ValueError, TypeError):  # e.g. a password bcrypt cannot take
             return False
 
@@ -231,7 +237,7 @@ class Passwords:
         """``verify`` off the event loop; a remote hash asks its service (``CheckUnavailable`` when it is down)."""
         for prefix, verifier in self._remote.items():
             if stored_hash and stored_hash.startswith(prefix):
-                return await verifier(stored_hash.removeprefix(prefix), _normalize(password))
+                return await verifier(stored_hash.removeprefix(prefix), password)  # as the member typed it
         return await asyncio.get_running_loop().run_in_executor(self.pool, self.verify, stored_hash, password)
 
     def close(self) -> None:

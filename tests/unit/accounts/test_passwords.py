@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from argon2 import PasswordHasher
+from passlib.hash import phpass
 
 from portail.accounts.passwords import CheckUnavailable, Passwords, legacy_scheme, password_problem
 from portail.config import Settings
@@ -100,6 +101,9 @@ def test_legacy_hash_verifies_in_its_format_then_needs_rehash(unit_settings: Set
     assert passwords.verify(drupal, "hashcat")
     assert not passwords.verify(drupal, "hashcaT")
     assert passwords.needs_rehash(drupal)
+    decomposed = "e\u0301te\u0301"  # "été" typed as e + combining accent: the old tool hashed it so
+    assert passwords.verify(phpass.hash(decomposed), decomposed)
+    assert passwords.verify(phpass.hash("été"), decomposed)  # and a browser sending the other form
     assert not passwords.verify("", "anything") and not passwords.verify("$9$unknown", "anything")
     wordpress = "$wp$2y$10$5CG2SwZGLrV7fWDFGAd5f.qTdZqcFKm4bgonkif2iuCXg4zTHTBUW"  # a WordPress 6.8 hash
     assert passwords.verify(wordpress, "@ojisuperadminsolo") and not passwords.verify(wordpress, "@ojisuperadmin")
