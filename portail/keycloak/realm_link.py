@@ -11,7 +11,9 @@ slugs, into the multivalued attribute ``encommun_groups``). Run twice, it change
 lists the changes without making them; ``unlink`` removes the provider and its mappers.
 
 The instance (``instances.toml``) must be confidential, list the realm's broker endpoint
-``{server}/realms/{realm}/broker/encommun/endpoint`` among its redirect URIs, and its secret must be
+``{server}/realms/{realm}/broker/encommun/endpoint`` among its redirect URIs (its back-channel logout
+URI is the realm's ``…/protocol/openid-connect/logout/backchannel-logout``, where Keycloak takes
+logout tokens from its identity providers), and its secret must be
 given (its ``client_secret_env``, or ``--instance-secret-env``): Portail stores only a hash of it,
 and checks the one given against it before sending it to Keycloak. Keycloak answers a provider's
 secret masked, so a secret changed later is sent again only with ``--unlink`` then a new link.

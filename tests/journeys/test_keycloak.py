@@ -39,6 +39,7 @@ base_url = "{url}"
 hoster = "hebergeur"
 scope = "central"
 redirect_uris = ["{url}/realms/coop/broker/encommun/endpoint"]
+backchannel_logout_uri = "{url}/realms/coop/protocol/openid-connect/logout/backchannel-logout"
 client_secret_env = "HEBERGEUR_REALM_SECRET"
 """
 
