@@ -230,6 +230,8 @@ def cmd_users_import(args: argparse.Namespace, settings: Settings) -> int:
             )
     except AccountError as exc:
         return fail(bilingual(exc.message, **exc.params))
+    except OSError as exc:
+        return fail(f"Fichier illisible / unreadable file: {args.file} ({exc.strerror})")
     finally:
         db.dispose()
     print(json.dumps(newcomers.report_json(report)) if args.json else newcomers.report_text(report))
@@ -237,6 +239,13 @@ def cmd_users_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 PROGRESS_EVERY = 5000
+
+
+def positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("≥ 1")
+    return value
 
 
 # ---------------------------------------------------------------- parser
@@ -288,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Inviter les membres sans mot de passe à en choisir un / invite members without a password",
     )
-    importing.add_argument("--invitations-per-minute", type=int, default=60)
+    importing.add_argument("--invitations-per-minute", type=positive_int, default=60)
     importing.add_argument(
         "--update-names", action="store_true", help="Mettre à jour le nom des membres existants / update names"
     )
