@@ -26,6 +26,7 @@ from portail.consent.routes import routes as consent_routes
 from portail.dashboard.routes import routes as dashboard_routes
 from portail.federation import startup as federation
 from portail.federation.routes import routes as federation_routes
+from portail.keycloak import bridge as keycloak_bridge
 from portail.notifications import hub as notifications_hub
 from portail.notifications.api import routes as notifications_api_routes
 from portail.notifications.routes import UnreadBadge
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     settings = settings or load_settings()
     db = database.Database(settings)
     passwords = Passwords(settings)
+    keycloak_bridge.install(passwords, settings)  # members whose password a Keycloak realm still holds
     consent_hooks.install(settings)
     if migrate:
         database.check_connection(db.engine)

@@ -13,10 +13,11 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from portail import db as database
-from portail.accounts import flows, members
+from portail.accounts import flows, imports, members, newcomers
 from portail.accounts.members import AccountError
 from portail.accounts.models import Member
 from portail.accounts.passwords import Passwords, password_problem
@@ -218,6 +219,45 @@ def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_users_import(args: argparse.Namespace, settings: Settings) -> int:
+    """``portail users import FILE``: exit 0 when every line went through, 3 when some were refused."""
+    path = Path(args.file)
+    if not path.is_file():
+        return fail(f"Fichier introuvable / no such file: {args.file}")
+    shown = [0]
+
+    def progress(done: int, total: int) -> None:
+        if total >= PROGRESS_EVERY and (done - shown[0] >= PROGRESS_EVERY or done >= total):
+            shown[0] = done
+            print(f"… {done}/{total} lignes / lines", file=sys.stderr, flush=True)
+
+    db = open_db(settings)
+    try:
+        report = imports.import_file(db, path, dry_run=args.dry_run, update_names=args.update_names, progress=progress)
+        if args.send_invitations and not args.dry_run:
+            report.invited = newcomers.send_invitations(
+                db, settings, report.to_invite, per_minute=args.invitations_per_minute
+            )
+    except AccountError as exc:
+        return fail(bilingual(exc.message, **exc.params))
+    except OSError as exc:
+        return fail(f"Fichier illisible / unreadable file: {args.file} ({exc.strerror})")
+    finally:
+        db.dispose()
+    print(json.dumps(newcomers.report_json(report)) if args.json else newcomers.report_text(report))
+    return 3 if report.refused else 0
+
+
+PROGRESS_EVERY = 5000
+
+
+def positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("≥ 1")
+    return value
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -257,6 +297,22 @@ def build_parser() -> argparse.ArgumentParser:
     disable.add_argument("email")
     disable.add_argument("--reason", default="")
     disable.set_defaults(handler=cmd_users_disable)
+    importing = users.add_parser(
+        "import", help="Importer des membres d’un fichier CSV / import members from a CSV file (docs/import-format.md)"
+    )
+    importing.add_argument("file")
+    importing.add_argument("--dry-run", action="store_true", help="Ne rien changer / change nothing")
+    importing.add_argument(
+        "--send-invitations",
+        action="store_true",
+        help="Inviter les membres sans mot de passe à en choisir un / invite members without a password",
+    )
+    importing.add_argument("--invitations-per-minute", type=positive_int, default=60)
+    importing.add_argument(
+        "--update-names", action="store_true", help="Mettre à jour le nom des membres existants / update names"
+    )
+    importing.add_argument("--json", action="store_true")
+    importing.set_defaults(handler=cmd_users_import)
 
     for register in _package_commands():
         register(sub)
@@ -267,7 +323,7 @@ def _package_commands() -> list[Callable[[Any], None]]:
     import importlib
 
     found = []
-    for package in ("oidc", "federation", "notifications", "dashboard", "consent"):
+    for package in ("oidc", "federation", "notifications", "dashboard", "consent", "keycloak"):
         try:
             module = importlib.import_module(f"portail.{package}.commands")
         except ModuleNotFoundError as exc:

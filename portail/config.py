@@ -55,6 +55,12 @@ class Settings:
     terms_version: str = "2026-11"
     privacy_policy_version: str = "2026-11"
     create_admin_on_first_run: bool = True
+    # -- Keycloak bridge: passwords of members imported from a realm, checked there once (portail/keycloak)
+    keycloak_server_url: str | None = None
+    keycloak_realm: str = ""
+    keycloak_client_id: str = ""
+    keycloak_client_secret: str = ""
+    keycloak_timeout_seconds: float = 5.0
     # -- OpenID Connect provider
     access_token_minutes: int = 10
     id_token_minutes: int = 60
@@ -133,6 +139,11 @@ SETTINGS_DOC: dict[str, str] = {
     "terms_version": "Current terms-of-use version accepted at sign-up",
     "privacy_policy_version": "Current privacy-policy version accepted at sign-up and consent",
     "create_admin_on_first_run": "Create and print an administrator when the database has none",
+    "keycloak_server_url": "Keycloak bridge: base URL of the Keycloak holding imported members' passwords (unset: off)",
+    "keycloak_realm": "Keycloak bridge: realm of those members",
+    "keycloak_client_id": "Keycloak bridge: confidential client with direct access grants only",
+    "keycloak_client_secret": "Keycloak bridge: that client's secret",
+    "keycloak_timeout_seconds": "Keycloak bridge: longest wait for the realm's token endpoint at a login",
     "access_token_minutes": "Lifetime of JWT access tokens",
     "id_token_minutes": "Lifetime of ID tokens",
     "authorization_code_seconds": "Lifetime of authorization codes",

@@ -24,7 +24,7 @@ from portail.accounts.current import (
 )
 from portail.accounts.members import AccountError, email_key, get_by_email, normalize_email
 from portail.accounts.models import LoginSession, Member
-from portail.accounts.passwords import Passwords
+from portail.accounts.passwords import CheckUnavailable, Passwords
 from portail.config import Settings
 from portail.db import Database
 from portail.web import LANG_COOKIE, LOCALES, N_, FormError, _, field, flash, read_form, render, request_locale
@@ -149,7 +149,11 @@ async def login_page(request: Request) -> Response:
             429,
             headers={"Retry-After": str(wait)},
         )
-    valid = await passwords.verify_async(member.password_hash if member else None, password)
+    try:
+        valid = await passwords.verify_async(member.password_hash if member else None, password)
+    except CheckUnavailable:  # the service still holding this password is down: not the member's failure
+        message = _(request, CHECK_UNAVAILABLE)
+        return render(request, "accounts/login.html", {**context, "error": message}, 503)
     if not valid or member is None or not member.active:
         await db.run(throttle.record_failure, key, ip, settings)
         message = _(request, "Adresse courriel ou mot de passe incorrect.")
@@ -159,6 +163,12 @@ async def login_page(request: Request) -> Response:
     response = RedirectResponse(destination, status_code=303)
     set_session_cookie(response, settings, token)
     return response
+
+
+CHECK_UNAVAILABLE = N_(
+    "Votre mot de passe ne peut pas être vérifié pour le moment. "
+    "Réessayez dans quelques minutes ou choisissez-en un nouveau."
+)
 
 
 def _login_lookup(db: Session, key: str, ip: str, email: str) -> tuple[int, Member | None]:

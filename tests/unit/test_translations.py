@@ -29,6 +29,7 @@ LOCALE_EN = ROOT / "portail" / "locale" / "en"
 #   FederationError("…")      domain errors of the federation registry, translated by the routes
 #   Refused(code, "…")        refusals of the outbound guard (portail/outbound.py) and the challenge check
 #   ShowError("…")            error pages of the OIDC provider (oidc/authorization_request.py)
+#   BridgeError("…")          refusals of the Keycloak bridge (keycloak/errors.py), printed by its commands
 PYTHON_KEYWORDS: dict[str, tuple[int, ...]] = {
     "_": (2,),
     "translate": (2,),
@@ -40,6 +41,7 @@ PYTHON_KEYWORDS: dict[str, tuple[int, ...]] = {
     "FederationError": (1,),
     "Refused": (2,),
     "ShowError": (1,),
+    "BridgeError": (1,),
 }
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdifr]")
