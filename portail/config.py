@@ -55,6 +55,9 @@ class Settings:
     terms_version: str = "2026-11"
     privacy_policy_version: str = "2026-11"
     create_admin_on_first_run: bool = True
+    mfa_required_for_admins: bool = True
+    mfa_required_clients: str = ""  # space-separated client ids
+    reauth_minutes: int = 10
     # -- OpenID Connect provider
     access_token_minutes: int = 10
     id_token_minutes: int = 60
@@ -133,6 +136,9 @@ SETTINGS_DOC: dict[str, str] = {
     "terms_version": "Current terms-of-use version accepted at sign-up",
     "privacy_policy_version": "Current privacy-policy version accepted at sign-up and consent",
     "create_admin_on_first_run": "Create and print an administrator when the database has none",
+    "mfa_required_for_admins": "Administrators, privacy officers and hoster administrators must enrol a second factor",
+    "mfa_required_clients": "Space-separated client ids whose logins always need a second factor",
+    "reauth_minutes": "Sensitive account changes need an authentication at most this many minutes old",
     "access_token_minutes": "Lifetime of JWT access tokens",
     "id_token_minutes": "Lifetime of ID tokens",
     "authorization_code_seconds": "Lifetime of authorization codes",
