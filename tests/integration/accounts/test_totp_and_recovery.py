@@ -3,60 +3,17 @@ pyotp from the secret the page shows."""
 
 from __future__ import annotations
 
-import re
-import time
-
-import pyotp
 from starlette.testclient import TestClient
 
 from portail.accounts.models import Member
 from portail.config import Settings
-from tests.conftest import PASSWORD, csrf_from, login, mail_text, outbox
-
-SECRET_RE = re.compile(r"Clé : ([A-Z2-7]{16,})")
-CODE_RE = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
-
-
-def code_at(secret: str, steps_ahead: int = 0) -> str:
-    """The code of the current 30-second step, or of a later one (a fresh code, never a replay)."""
-    return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
-
-
-def post(client: TestClient, action: str, data: dict[str, str] | None = None, page: str = "/account/security"):  # type: ignore[no-untyped-def]
-    token = csrf_from(client.get(page).text)
-    return client.post(action, data={"csrf_token": token, **(data or {})})
-
-
-def enrol_totp(client: TestClient) -> tuple[str, list[str]]:
-    """Enrol an authenticator app from the account page; returns its secret and the recovery codes shown."""
-    assert post(client, "/account/security/totp-start").status_code == 303
-    page = client.get("/account/security")
-    assert "<svg" in page.text and "otpauth" not in page.text  # the QR code is drawn here, the URI not leaked
-    secret = SECRET_RE.search(page.text)
-    assert secret, page.text
-    confirmed = post(client, "/account/security/totp-confirm", {"code": code_at(secret.group(1))})
-    assert confirmed.status_code == 200, confirmed.text
-    codes = CODE_RE.findall(confirmed.text)
-    return secret.group(1), codes
-
-
-def password_step(client: TestClient, email: str = "alice@example.org", next_url: str = "/"):  # type: ignore[no-untyped-def]
-    page = client.get("/login")
-    return client.post(
-        "/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf_from(page.text), "next": next_url}
-    )
-
-
-def second_step(client: TestClient, code: str, next_url: str = "/"):  # type: ignore[no-untyped-def]
-    page = client.get(f"/login/second-step?next={next_url}")
-    return client.post(
-        f"/login/second-step?next={next_url}", data={"code": code, "csrf_token": csrf_from(page.text), "next": next_url}
-    )
+from tests.conftest import login, mail_text, outbox
+from tests.second_factor import CODE_RE, SECRET_RE, code_at, enrol_totp, password_step, post, second_step
 
 
 def test_enrolment_shows_a_qr_code_and_ten_recovery_codes_once(client: TestClient, member: Member) -> None:
     login(client)
-    secret, codes = enrol_totp(client)
+    secret, codes, _page = enrol_totp(client)
     assert len(codes) == 10 and len(set(codes)) == 10
     page = client.get("/account/security")
     assert "Codes inutilisés : 10 sur 10." in page.text
@@ -81,7 +38,7 @@ def test_login_asks_for_the_code_and_refuses_wrong_replayed_and_expired_ones(
     client: TestClient, settings: Settings, member: Member
 ) -> None:
     login(client)
-    secret, _codes = enrol_totp(client)
+    secret, _codes, _page = enrol_totp(client)
     fresh = TestClient(client.app, base_url=str(client.base_url), follow_redirects=False)
     first = password_step(fresh, next_url="/account")
     assert first.status_code == 303 and first.headers["location"].startswith("/login/second-step")
@@ -111,7 +68,7 @@ def test_the_second_step_needs_the_password_first(client: TestClient, member: Me
 
 def test_the_second_step_is_throttled_per_account(client: TestClient, settings: Settings, member: Member) -> None:
     login(client)
-    secret, _codes = enrol_totp(client)
+    secret, _codes, _page = enrol_totp(client)
     fresh = TestClient(client.app, base_url=str(client.base_url), follow_redirects=False)
     password_step(fresh)
     statuses = [second_step(fresh, "12345x").status_code for _ in range(settings.login_failures_before_delay)]
@@ -124,7 +81,7 @@ def test_a_recovery_code_logs_in_once_and_says_how_many_remain(
     client: TestClient, settings: Settings, member: Member
 ) -> None:
     login(client)
-    _secret, codes = enrol_totp(client)
+    _secret, codes, _page = enrol_totp(client)
     fresh = TestClient(client.app, base_url=str(client.base_url), follow_redirects=False)
     password_step(fresh)
     used = second_step(fresh, codes[3].upper().replace("-", " "))
@@ -140,7 +97,7 @@ def test_a_recovery_code_logs_in_once_and_says_how_many_remain(
 
 def test_regenerating_recovery_codes_voids_the_old_ones(client: TestClient, member: Member) -> None:
     login(client)
-    _secret, old = enrol_totp(client)
+    _secret, old, _page = enrol_totp(client)
     regenerated = post(client, "/account/security/recovery-codes")
     new = CODE_RE.findall(regenerated.text)
     assert regenerated.status_code == 200 and len(new) == 10 and not set(new) & set(old)
