@@ -25,6 +25,7 @@ from portail.accounts.current import (
     set_session_cookie,
 )
 from portail.accounts.members import AccountError, email_key, normalize_email
+from portail.accounts.mfa import factors, step_up
 from portail.accounts.mfa import routes as mfa_routes
 from portail.accounts.models import LoginSession, Member
 from portail.accounts.passwords import Passwords
@@ -287,6 +288,10 @@ async def _account_form(request: Request, which: str) -> Response:
     if isinstance(login, Response):
         return login
     member = login.member
+    if which == "email":  # a sensitive change: asks for a fresh authentication (the password form asks itself)
+        stale = await mfa_routes.require_fresh(request, login)
+        if stale is not None:
+            return stale
     try:
         form = await read_form(request)
         if which == "profile":
@@ -304,7 +309,7 @@ async def _account_form(request: Request, which: str) -> Response:
                 raise AccountError("Les deux mots de passe ne correspondent pas.")
             flows.check_password(new, settings)
             new_hash = await passwords.hash_async(new)
-            await db.run(_change_password, member.id or 0, new_hash, login.session.id)
+            await db.run(_change_password, settings, member.id or 0, new_hash, login.session.id)
             flash(
                 request,
                 _(request, "Votre mot de passe est changé. Vos autres sessions sont fermées."),
@@ -348,10 +353,12 @@ def _change_profile(db: Session, member_id: int, name: str, locale: str) -> None
     flows.change_profile(db, member, name=name, locale=locale)
 
 
-def _change_password(db: Session, member_id: int, new_hash: str, session_id: int | None) -> None:
+def _change_password(db: Session, settings: Settings, member_id: int, new_hash: str, session_id: int | None) -> None:
     member = db.get(Member, member_id)
     assert member is not None
     flows.change_password(db, member, new_hash, keep_session_id=session_id)
+    step_up.reauthenticated(db, session_id or 0)  # the current password was just given
+    factors.notify(db, settings, member, factors.PASSWORD_CHANGED)
 
 
 def _change_email(db: Session, settings: Settings, member_id: int, email: str, base_url: str) -> None:
