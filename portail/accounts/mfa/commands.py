@@ -71,8 +71,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print(f"Aucune méthode / no factor: {args.email}")
     for row in rows:
-        extra = f"\t{row['remaining']}/10" if "remaining" in row else ""
-        print(f"{KINDS[str(row['type'])]}\t{row['name'] or '-'}\t{row['created_at']}\t{row['last_used_at'] or '-'}{extra}")
+        columns = [KINDS[str(row["type"])], row["name"] or "-", row["created_at"], row["last_used_at"] or "-"]
+        if "remaining" in row:
+            columns.append(f"{row['remaining']}/10")
+        print("\t".join(str(c) for c in columns))
     return 0
 
 
