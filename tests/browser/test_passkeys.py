@@ -97,7 +97,26 @@ def test_register_a_passkey_log_in_without_password_and_as_second_step(live_serv
     expect(page.get_by_role("heading", level=1)).to_have_text("Bonjour Camille Roy")
     assert set(last_session_amr(live_server).split()) >= {"pwd", "hwk", "mfa"}
     page.goto(f"{live_server.url}/account")
-    expect(page.get_by_text("Connexion par mot de passe + clé d’accès")).to_be_visible()
+    expect(page.get_by_text("Connexion par mot de passe + clé d’accès").first).to_be_visible()
+
+
+def test_rename_and_remove_a_passkey_in_english(live_server: LiveServer, page: Page) -> None:
+    create_member(live_server.settings, email=EMAIL, name="Camille Roy", locale="en")
+    virtual_authenticator(page)
+    password_login(page, live_server)
+    page.goto(f"{live_server.url}/account/security")
+    page.get_by_label("Passkey name").fill("Laptop")
+    page.get_by_role("button", name="Add a passkey").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your recovery codes")
+    page.get_by_role("link", name="I wrote them down, continue").click()
+    page.get_by_label("New name").fill("Camille's laptop")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_role("status")).to_have_text("The passkey is renamed.")
+    expect(page.get_by_text("Camille's laptop", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Remove", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("The passkey is removed.")
+    expect(page.get_by_text("Camille's laptop", exact=True)).to_have_count(0)
+    axe_check(page)
 
 
 def test_a_cloned_authenticator_is_refused(live_server: LiveServer, page: Page) -> None:
