@@ -30,8 +30,9 @@ def post(
 
 def enrol_totp(client: TestClient, next_url: str = "") -> tuple[str, list[str], httpx.Response]:
     """Enrol an authenticator app; returns its secret, the recovery codes shown and the codes page."""
-    assert post(client, "/account/security/totp-start", {"next": next_url}).status_code == 303
-    page = client.get("/account/security")
+    started = post(client, "/account/security/totp-start", {"next": next_url})
+    assert started.status_code == 303
+    page = client.get(started.headers["location"])
     assert "<svg" in page.text and "otpauth" not in page.text  # the QR code is drawn here, the URI not leaked
     secret = SECRET_RE.search(page.text)
     assert secret, page.text

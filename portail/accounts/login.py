@@ -80,9 +80,8 @@ def open_session(
 
 def _new_device(db: Session, member_id: int, user_agent: str) -> bool:
     """True when the member has logged in before, but never with this browser and system."""
-    previous = list(
-        db.exec(select(LoginSession.user_agent).where(LoginSession.member_id == member_id).limit(200))  # type: ignore[call-overload]
-    )
+    query = select(LoginSession.user_agent).where(LoginSession.member_id == member_id).distinct().limit(50)
+    previous = list(db.exec(query))  # type: ignore[call-overload]
     if not previous:
         return False
     wanted = devices.describe(user_agent)

@@ -434,7 +434,9 @@ async def security_action(request: Request) -> Response:
     if codes:
         return _codes_page(request, codes, next_url)
     flash(request, _(request, DONE[action]), "success")
-    return RedirectResponse(next_url or "/account/security", status_code=303)
+    if action == "totp-start" or not next_url:  # the QR code is on the security page (``next`` carried on)
+        return RedirectResponse("/account/security" + (f"?next={quote(next_url, safe='')}" if next_url else ""), 303)
+    return RedirectResponse(next_url, status_code=303)
 
 
 def _member(db: Session, login: Login) -> Member:
