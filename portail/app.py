@@ -18,6 +18,7 @@ from portail.accounts.current import SessionLoader
 from portail.accounts.mfa import step_up
 from portail.accounts.mfa.gate import SecondFactorGate
 from portail.accounts.mfa.routes import routes as second_factor_routes
+from portail.accounts.mfa.security_routes import routes as security_routes
 from portail.accounts.organization_routes import routes as organization_routes
 from portail.accounts.passwords import Passwords
 from portail.accounts.routes import routes as account_routes
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         *dashboard_routes,
         *account_routes,
         *second_factor_routes,
+        *security_routes,
         *oidc_routes,
         *organization_routes,
         *federation_routes,

@@ -25,7 +25,7 @@ from portail.accounts.current import (
     set_session_cookie,
 )
 from portail.accounts.members import AccountError, email_key, normalize_email
-from portail.accounts.mfa import factors, step_up
+from portail.accounts.mfa import factors, security_routes, step_up
 from portail.accounts.mfa import routes as mfa_routes
 from portail.accounts.models import LoginSession, Member
 from portail.accounts.passwords import Passwords
@@ -289,7 +289,7 @@ async def _account_form(request: Request, which: str) -> Response:
         return login
     member = login.member
     if which == "email":  # a sensitive change: asks for a fresh authentication (the password form asks itself)
-        stale = await mfa_routes.require_fresh(request, login)
+        stale = await security_routes.require_fresh(request, login)
         if stale is not None:
             return stale
     try:
