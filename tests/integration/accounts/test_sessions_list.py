@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from portail.accounts.models import Member
 from portail.accounts.sessions import approximate_place
 from portail.config import Settings
-from tests.conftest import BASE_URL, csrf_from, login, outbox
+from tests.conftest import BASE_URL, PASSWORD, csrf_from, login, mail_text, outbox
 from tests.oidc_flow import Flow, decode, make_client
 from tests.stub_server import StubServer
 
@@ -92,3 +92,23 @@ def test_a_login_from_a_new_device_is_mailed(client: TestClient, settings: Setti
     again = TestClient(client.app, base_url=BASE_URL, follow_redirects=False, headers={"User-Agent": FIREFOX})
     login(again)
     assert len(outbox(settings)) == 1  # a known device is not mailed again
+
+
+def test_a_password_change_is_mailed_with_a_link_to_the_sessions(
+    client: TestClient, settings: Settings, member: Member
+) -> None:
+    login(client)
+    token = csrf_from(client.get("/account").text)
+    changed = client.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "current_password": PASSWORD,
+            "new_password": "une toute nouvelle phrase",
+            "new_password_confirm": "une toute nouvelle phrase",
+        },
+    )
+    assert changed.status_code == 303
+    [mail] = outbox(settings)
+    assert mail["Subject"] == "Le mot de passe de votre compte a été changé"
+    assert f"{settings.issuer}/account#sessions-h" in mail_text(mail)

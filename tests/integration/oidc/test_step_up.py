@@ -147,3 +147,18 @@ def test_the_mfa_required_clients_setting_requires_mfa_for_that_client(settings:
 def test_discovery_lists_the_acr_values_the_code_provides(client: TestClient) -> None:
     document = client.get("/.well-known/openid-configuration").json()
     assert document["acr_values_supported"] == [claims.ACR_PASSWORD, claims.ACR_MFA]
+
+
+def test_prompt_login_runs_the_whole_login_again_second_step_included(
+    client: TestClient, settings: Settings, member: Member
+) -> None:
+    login(client)
+    secret, _codes, _page = enrol_totp(client)
+    client_id, client_secret = make_client(settings)
+    flow = Flow(client, client_id, client_secret)
+    first = flow.authorize(prompt="login")
+    assert first.headers["location"].startswith("/login?")
+    to_second = flow.log_in(first.headers["location"])
+    assert to_second.headers["location"].startswith("/login/second-step")
+    token = id_token(flow, walk(flow, to_second, secret))
+    assert {"pwd", "otp", "mfa"} <= set(token["amr"]) and token["acr"] == MFA  # type: ignore[arg-type]
