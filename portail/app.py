@@ -53,6 +53,7 @@ ADMINISTERING_PAGES = (
     "/federation/instances",
     "/federation/links",
     "/federation/organizations",
+    "/account/api-tokens",  # personal API tokens can carry an administrator's scopes
 )
 
 
