@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any, cast
 
-from sqlalchemy import delete, func
+from sqlalchemy import CursorResult, delete, func, update
 from sqlmodel import Session, col, select
 
 from portail.accounts.mfa.models import RecoveryCode
@@ -58,9 +59,10 @@ def use(db: Session, member_id: int, code: str) -> int | None:
     ).first()
     if row is None or row.used_at is not None:
         return None
-    row.used_at = utcnow()
-    db.add(row)
-    db.flush()
+    claimed = update(RecoveryCode).where(col(RecoveryCode.id) == row.id, col(RecoveryCode.used_at).is_(None))
+    result = cast(CursorResult[Any], db.execute(claimed.values(used_at=utcnow())))  # type: ignore[call-overload]
+    if result.rowcount != 1:
+        return None  # used concurrently
     return remaining(db, member_id)
 
 

@@ -14,10 +14,13 @@ import base64
 import hashlib
 import hmac
 import io
+from typing import Any, cast
 
 import pyotp
 import segno
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import CursorResult, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from portail.accounts.members import AccountError
@@ -100,12 +103,17 @@ def _match(row: TotpSecret, secret: str, code: str) -> int | None:
 
 
 def _accept(db: Session, row: TotpSecret, secret: str, code: str) -> bool:
+    """Consume ``code``: one conditional UPDATE, so two concurrent submissions cannot both pass."""
     step = _match(row, secret, code)
     if step is None:
         return False
-    row.last_counter = step
-    row.last_used_at = utcnow()
-    db.add(row)
+    now = utcnow()
+    claimed = update(TotpSecret).where(col(TotpSecret.id) == row.id, col(TotpSecret.last_counter) < step)
+    result = cast(CursorResult[Any], db.execute(claimed.values(last_counter=step, last_used_at=now)))  # type: ignore[call-overload]
+    if result.rowcount != 1:
+        return False
+    set_committed_value(row, "last_counter", step)
+    set_committed_value(row, "last_used_at", now)
     return True
 
 
