@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import PASSWORD, csrf_from
 
-SECRET_RE = re.compile(r"Clé : ([A-Z2-7]{16,})")
+SECRET_RE = re.compile(r"Clé : ([A-Z2-7]{4}(?: [A-Z2-7]{1,4})+)")
 CODE_RE = re.compile(r"<code>([a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4})</code>")
 
 
@@ -34,11 +34,12 @@ def enrol_totp(client: TestClient, next_url: str = "") -> tuple[str, list[str], 
     assert started.status_code == 303
     page = client.get(started.headers["location"])
     assert "<svg" in page.text and "otpauth" not in page.text  # the QR code is drawn here, the URI not leaked
-    secret = SECRET_RE.search(page.text)
-    assert secret, page.text
-    confirmed = post(client, "/account/security/totp-confirm", {"code": code_at(secret.group(1)), "next": next_url})
+    shown = SECRET_RE.search(page.text)
+    assert shown, page.text
+    secret = shown.group(1).replace(" ", "")
+    confirmed = post(client, "/account/security/totp-confirm", {"code": code_at(secret), "next": next_url})
     assert confirmed.status_code == 200, confirmed.text
-    return secret.group(1), CODE_RE.findall(confirmed.text), confirmed
+    return secret, CODE_RE.findall(confirmed.text), confirmed
 
 
 def password_step(client: TestClient, email: str = "alice@example.org", next_url: str = "/") -> httpx.Response:

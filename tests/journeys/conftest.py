@@ -90,12 +90,13 @@ class Visitor:
         started = self.submit("/account/security", "/account/security/totp-start")
         assert started.status_code == 303, started.text[:500]
         page = self.http.get("/account/security")
-        secret = re.search(r"Clé : ([A-Z2-7]{16,})", page.text)
-        assert secret, page.text[:1000]
-        code = pyotp.TOTP(secret.group(1)).now()
+        shown = re.search(r"Clé : ([A-Z2-7 ]{16,})", page.text)
+        assert shown, page.text[:1000]
+        secret = shown.group(1).replace(" ", "")
+        code = pyotp.TOTP(secret).now()
         confirmed = self.submit("/account/security", "/account/security/totp-confirm", data={"code": code})
         assert confirmed.status_code == 200, confirmed.text[:1000]
-        return secret.group(1), re.findall(r"<code>([a-z0-9-]{19})</code>", confirmed.text)
+        return secret, re.findall(r"<code>([a-z0-9-]{19})</code>", confirmed.text)
 
     def second_step(self, code: str, next_url: str = "/") -> httpx.Response:
         """Answer the second step of a login with an authenticator or recovery code."""

@@ -124,6 +124,7 @@ async def _security_page(request: Request, login: Login, error: str = "", status
     context = {
         "view": view,
         "qr_svg": totp.qr_svg(uri) if uri else "",
+        "display_key": totp.display_key(view.pending_secret or ""),
         "next": safe_next(request.query_params.get("next"), ""),
         "error": error,
     }

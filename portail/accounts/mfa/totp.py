@@ -64,6 +64,11 @@ def provisioning_uri(secret: str, member: Member) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=member.email, issuer_name=ISSUER_NAME)
 
 
+def display_key(secret: str) -> str:
+    """The key as a person types it: groups of four (apps ignore the spaces)."""
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
 def qr_svg(uri: str) -> str:
     """The QR code of ``uri`` as an inline SVG document (no XML declaration)."""
     buffer = io.BytesIO()
