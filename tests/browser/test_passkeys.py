@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from portail.accounts.mfa import webauthn
 from portail.accounts.mfa.models import WebauthnChallenge
 from portail.accounts.models import LoginSession
-from tests.browser.conftest import LiveServer, axe_check, shot
+from tests.browser.conftest import LiveServer, axe_check, no_horizontal_overflow, shot
 from tests.conftest import PASSWORD, create_member, db_call
 
 pytestmark = pytest.mark.browser
@@ -109,6 +109,8 @@ def test_rename_and_remove_a_passkey_in_english(live_server: LiveServer, page: P
     page.get_by_role("button", name="Add a passkey").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Your recovery codes")
     page.get_by_role("link", name="I wrote them down, continue").click()
+    page.set_viewport_size({"width": 360, "height": 800})
+    assert no_horizontal_overflow(page)
     page.get_by_label("New name").fill("Camille's laptop")
     page.get_by_role("button", name="Rename").click()
     expect(page.get_by_role("status")).to_have_text("The passkey is renamed.")
