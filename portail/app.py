@@ -15,6 +15,10 @@ from starlette.staticfiles import StaticFiles
 from portail import db as database
 from portail.accounts import sessions
 from portail.accounts.current import SessionLoader
+from portail.accounts.mfa import step_up
+from portail.accounts.mfa.gate import SecondFactorGate
+from portail.accounts.mfa.routes import routes as second_factor_routes
+from portail.accounts.mfa.security_routes import routes as security_routes
 from portail.accounts.organization_routes import routes as organization_routes
 from portail.accounts.passwords import Passwords
 from portail.accounts.routes import routes as account_routes
@@ -24,6 +28,7 @@ from portail.consent.jobs import PrivacyJobs
 from portail.consent.officer_routes import routes as privacy_officer_routes
 from portail.consent.routes import routes as consent_routes
 from portail.dashboard.routes import routes as dashboard_routes
+from portail.federation import rules as federation_rules
 from portail.federation import startup as federation
 from portail.federation.routes import routes as federation_routes
 from portail.keycloak import bridge as keycloak_bridge
@@ -40,6 +45,19 @@ from portail.web import STATIC, WebShellMiddleware, http_exception_handler, serv
 log = logging.getLogger("portail")
 
 
+# Pages that administer others: their users must have a second factor (setting mfa_required_for_admins).
+ADMINISTERING_PAGES = (
+    "/admin",
+    "/privacy-officer",
+    "/federation/admin",
+    "/federation/hosters/{slug}",
+    "/federation/instances",
+    "/federation/links",
+    "/federation/organizations",
+    "/account/api-tokens",  # personal API tokens can carry an administrator's scopes
+)
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
     settings = settings or load_settings()
     db = database.Database(settings)
@@ -54,6 +72,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     backchannel.register_hook(settings)
     sender = backchannel.BackchannelSender(db, settings)
     federation.register_hooks()
+    step_up.guard_pages(*ADMINISTERING_PAGES)
+    step_up.register_administering_role(federation_rules.administers_a_hoster)
     prober = federation.prober(settings, db)
     notifications = notifications_hub.install(db, settings)
 
@@ -77,6 +97,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     routes = [
         *dashboard_routes,
         *account_routes,
+        *second_factor_routes,
+        *security_routes,
         *oidc_routes,
         *organization_routes,
         *federation_routes,
@@ -91,6 +113,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         middleware=[
             Middleware(WebShellMiddleware, settings=settings),
             Middleware(SessionLoader),
+            Middleware(SecondFactorGate),
             Middleware(UnreadBadge),
         ],
         exception_handlers={HTTPException: http_exception_handler, Exception: server_error_handler},

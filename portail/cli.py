@@ -19,6 +19,7 @@ from typing import Any
 from portail import db as database
 from portail.accounts import flows, imports, members, newcomers
 from portail.accounts.members import AccountError
+from portail.accounts.mfa import commands as mfa_commands
 from portail.accounts.models import Member
 from portail.accounts.passwords import Passwords, password_problem
 from portail.config import ConfigError, Settings, load_settings
@@ -109,6 +110,12 @@ def ensure_admin(settings: Settings, db: database.Database) -> None:
     print(f"    courriel / email     : {email}", flush=True)
     print(f"    mot de passe / password : {password}", flush=True)
     print("  Notez-le : il ne sera plus affiché. / Write it down: it will not be shown again.", flush=True)
+    if settings.mfa_required_for_admins:
+        print(
+            f"  Ajoutez ensuite une validation en deux étapes : {settings.issuer}/account/security\n"
+            "  Then add two-step verification (required before the administration pages).",
+            flush=True,
+        )
     print("", flush=True)
 
 
@@ -313,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importing.add_argument("--json", action="store_true")
     importing.set_defaults(handler=cmd_users_import)
+    mfa_commands.register(users)
 
     for register in _package_commands():
         register(sub)

@@ -61,6 +61,9 @@ class Settings:
     keycloak_client_id: str = ""
     keycloak_client_secret: str = ""
     keycloak_timeout_seconds: float = 5.0
+    mfa_required_for_admins: bool = True
+    mfa_required_clients: str = ""  # space-separated client ids
+    reauth_minutes: int = 10
     # -- OpenID Connect provider
     access_token_minutes: int = 10
     id_token_minutes: int = 60
@@ -144,6 +147,9 @@ SETTINGS_DOC: dict[str, str] = {
     "keycloak_client_id": "Keycloak bridge: confidential client with direct access grants only",
     "keycloak_client_secret": "Keycloak bridge: that client's secret",
     "keycloak_timeout_seconds": "Keycloak bridge: longest wait for the realm's token endpoint at a login",
+    "mfa_required_for_admins": "Administrators, privacy officers and hoster administrators must enrol a second factor",
+    "mfa_required_clients": "Space-separated client ids whose logins always need a second factor",
+    "reauth_minutes": "Sensitive account changes need an authentication at most this many minutes old",
     "access_token_minutes": "Lifetime of JWT access tokens",
     "id_token_minutes": "Lifetime of ID tokens",
     "authorization_code_seconds": "Lifetime of authorization codes",

@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from portail.accounts import models as accounts_models
+from portail.accounts.mfa import models as mfa_models
 from portail.consent import models as consent_models
 from portail.dashboard import models as dashboard_models
 from portail.federation import models as federation_models
@@ -15,6 +16,7 @@ __all__ = [
     "dashboard_models",
     "federation_models",
     "metadata",
+    "mfa_models",
     "notifications_models",
     "oidc_models",
 ]

@@ -52,6 +52,10 @@ def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings
         "allow_http_instances": True,
         "allow_private_addresses": True,
         "probe_interval_seconds": 0,
+        # Tests of the administration pages are about those pages, not about their second factor: the
+        # gate (on by default) is turned on explicitly by tests/integration/accounts/test_second_factor_policy.py
+        # and the journeys, where administrators enrol through the security page.
+        "mfa_required_for_admins": False,
     }
     values.update(overrides)
     return load_settings(environ={}, toml_path=tmp / "absent.toml", **values)

@@ -21,6 +21,7 @@ from portail.accounts.members import (
     normalize_email,
     touch,
 )
+from portail.accounts.mfa import factors
 from portail.accounts.models import Member
 from portail.accounts.passwords import password_problem
 from portail.config import Settings
@@ -145,6 +146,7 @@ def reset_password(db: Session, settings: Settings, token: str, new_hash: str) -
     db.add(member)
     sessions.end_member_sessions(db, member.id or 0, "password-reset")
     audit(db, "member.password_reset", member_id=member.id, subject_type="member", subject_id=str(member.id))
+    factors.notify(db, settings, member, factors.PASSWORD_CHANGED)
     return member
 
 

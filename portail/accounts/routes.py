@@ -7,6 +7,7 @@ renders; every refusal re-renders the form with a translated message and a 4xx s
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from sqlmodel import Session
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portail.accounts import devices, flows, links, organizations, policy, sessions, throttle
+from portail.accounts import login as authenticate
 from portail.accounts.current import (
     clear_session_cookie,
     load_login,
@@ -22,7 +24,9 @@ from portail.accounts.current import (
     safe_next,
     set_session_cookie,
 )
-from portail.accounts.members import AccountError, email_key, get_by_email, normalize_email
+from portail.accounts.members import AccountError, email_key, normalize_email
+from portail.accounts.mfa import factors, security_routes, step_up
+from portail.accounts.mfa import routes as mfa_routes
 from portail.accounts.models import LoginSession, Member
 from portail.accounts.passwords import CheckUnavailable, Passwords
 from portail.config import Settings
@@ -139,7 +143,7 @@ async def login_page(request: Request) -> Response:
     except AccountError:
         key = email.casefold()[:320]
     ip = _client_ip(request)
-    wait, member = await db.run(_login_lookup, key, ip, email)
+    wait, member = await db.run(authenticate.lookup, key, ip, email)
     if wait:
         message = _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
         return render(
@@ -159,9 +163,14 @@ async def login_page(request: Request) -> Response:
         message = _(request, "Adresse courriel ou mot de passe incorrect.")
         return render(request, "accounts/login.html", {**context, "error": message}, 401)
     new_hash = await passwords.hash_async(password) if passwords.needs_rehash(member.password_hash) else None
-    token, destination = await db.run(_open, member, key, new_hash, request.headers.get("user-agent", ""), ip, next_url)
-    response = RedirectResponse(destination, status_code=303)
-    set_session_cookie(response, settings, token)
+    user_agent = request.headers.get("user-agent", "")
+    outcome = await db.run(authenticate.finish_password, settings, member, key, new_hash, user_agent, ip, next_url)
+    if isinstance(outcome, authenticate.SecondStep):
+        response = RedirectResponse("/login/second-step?next=" + quote(next_url, safe=""), status_code=303)
+        mfa_routes.set_pending(response, settings, outcome.member_id)
+        return response
+    response = RedirectResponse(outcome.destination, status_code=303)
+    set_session_cookie(response, settings, outcome.token)
     return response
 
 
@@ -169,25 +178,6 @@ CHECK_UNAVAILABLE = N_(
     "Votre mot de passe ne peut pas être vérifié pour le moment. "
     "Réessayez dans quelques minutes ou choisissez-en un nouveau."
 )
-
-
-def _login_lookup(db: Session, key: str, ip: str, email: str) -> tuple[int, Member | None]:
-    """One unit of work before the password check: the throttle's verdict, then the member (if allowed)."""
-    wait = throttle.retry_after(db, key, ip)
-    return wait, None if wait else get_by_email(db, email)
-
-
-def _open(
-    db: Session, member: Member, key: str, new_hash: str | None, user_agent: str, ip: str, next_url: str
-) -> tuple[str, str]:
-    """Open the session of a member just authenticated (loaded by ``_login_lookup``, re-attached here)."""
-    db.add(member)
-    throttle.record_success(db, key)
-    if new_hash:
-        member.password_hash = new_hash
-        db.add(member)
-    token, _row = sessions.open_session(db, member, user_agent=user_agent, ip_address=ip)
-    return token, sessions.destination_after_login(db, member, next_url)
 
 
 async def logout(request: Request) -> Response:
@@ -308,6 +298,10 @@ async def _account_form(request: Request, which: str) -> Response:
     if isinstance(login, Response):
         return login
     member = login.member
+    if which == "email":  # a sensitive change: asks for a fresh authentication (the password form asks itself)
+        stale = await security_routes.require_fresh(request, login)
+        if stale is not None:
+            return stale
     try:
         form = await read_form(request)
         if which == "profile":
@@ -325,7 +319,7 @@ async def _account_form(request: Request, which: str) -> Response:
                 raise AccountError("Les deux mots de passe ne correspondent pas.")
             flows.check_password(new, settings)
             new_hash = await passwords.hash_async(new)
-            await db.run(_change_password, member.id or 0, new_hash, login.session.id)
+            await db.run(_change_password, settings, member.id or 0, new_hash, login.session.id)
             flash(
                 request,
                 _(request, "Votre mot de passe est changé. Vos autres sessions sont fermées."),
@@ -369,10 +363,12 @@ def _change_profile(db: Session, member_id: int, name: str, locale: str) -> None
     flows.change_profile(db, member, name=name, locale=locale)
 
 
-def _change_password(db: Session, member_id: int, new_hash: str, session_id: int | None) -> None:
+def _change_password(db: Session, settings: Settings, member_id: int, new_hash: str, session_id: int | None) -> None:
     member = db.get(Member, member_id)
     assert member is not None
     flows.change_password(db, member, new_hash, keep_session_id=session_id)
+    step_up.reauthenticated(db, session_id or 0)  # the current password was just given
+    factors.notify(db, settings, member, factors.PASSWORD_CHANGED)
 
 
 def _change_email(db: Session, settings: Settings, member_id: int, email: str, base_url: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import secrets
 from collections.abc import Callable
 from urllib.parse import quote
@@ -69,6 +70,16 @@ def destination_after_login(db: Session, member: Member, next_url: str) -> str:
         if path:
             return f"{path}{'&' if '?' in path else '?'}next={quote(next_url, safe='')}"
     return next_url
+
+
+def approximate_place(ip_address: str) -> str:
+    """The network a session came from, never the full address: IPv4 cut to /24, IPv6 to /48."""
+    try:
+        address = ipaddress.ip_address(ip_address)
+    except ValueError:
+        return ""
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 def hash_token(token: str) -> str:

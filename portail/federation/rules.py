@@ -102,6 +102,14 @@ def hoster_role(db: Session, member_id: int | None, hoster_id: int) -> str | Non
     return person.role if person else None
 
 
+def administers_a_hoster(db: Session, member: Member) -> bool:
+    """Is the member an administrator of some hoster (their role administers others: second factor)?"""
+    found = db.exec(
+        select(HosterPerson.id).where(HosterPerson.member_id == member.id, HosterPerson.role == "hoster-admin")
+    ).first()
+    return found is not None
+
+
 def can_run_hoster(db: Session, actor: Actor, hoster_id: int | None, *, admin: bool = False) -> bool:
     """May ``actor`` act for the hoster (its people, its API client, or a federation administrator)?"""
     if actor.federation_admin:

@@ -117,12 +117,8 @@ def released(scope: str, claims_request: Mapping[str, Any] | None, target: str) 
     return names
 
 
-def acr_requested(acr_values: str | None, claims_request: Mapping[str, Any] | None) -> bool:
-    return bool(acr_values) or "acr" in (claims_request or {}).get("id_token", {})
-
-
 def acr_for(amr: str) -> str:
-    return ACR_MFA if {"mfa", "otp", "hwk", "swk"} & set(amr.split()) else ACR_PASSWORD
+    return ACR_MFA if "mfa" in amr.split() else ACR_PASSWORD  # RFC 8176: "mfa" = more than one factor
 
 
 # ---------------------------------------------------------------- values

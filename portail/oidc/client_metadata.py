@@ -142,6 +142,11 @@ def spec_from_metadata(metadata: object, settings: Settings) -> tuple[ClientSpec
     extra["contacts"] = contacts
     extra["client_uri"] = _string(metadata, "client_uri")
     extra["logo_uri"] = _string(metadata, "logo_uri")
+    if "default_acr_values" in metadata:  # OIDC Registration §2; ACR_MFA makes every login of the tool MFA
+        acr_values = _strings(metadata, "default_acr_values", [])
+        if not set(acr_values) <= {claims.ACR_PASSWORD, claims.ACR_MFA}:
+            raise MetadataError("invalid_client_metadata", "default_acr_values has an unsupported value")
+        extra["default_acr_values"] = acr_values
     return spec, extra
 
 

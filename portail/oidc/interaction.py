@@ -17,6 +17,7 @@ State diagram of one interaction::
           ▼ (park: PARKED)
      ┌─ login needed ──► /login?next=/authorize/resume/{id} ──┐
      ├─ email unconfirmed ──► "confirm your email" page ──────┤ (member acts)
+     ├─ second factor needed ──► /login/second-step?next=… ───┤
      └─ consent needed ──► /authorize/consent/{id} ───────────┤
                               │ deny ──► access_denied to redirect_uri (DONE)
                               │ allow ─► consent recorded ────┤
@@ -114,6 +115,8 @@ def proceed(
         return GoTo(login_url(parked.id, force=login is not None))
     if step.kind == "verify":
         return AskVerification(resume_path(parked.id))
+    if step.kind == "mfa":
+        return GoTo("/login/second-step?next=" + quote(resume_path(parked.id), safe=""))
     return GoTo(consent_path(parked.id))
 
 

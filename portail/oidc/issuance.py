@@ -48,7 +48,7 @@ def for_code(
 def for_refresh(
     db: Session, settings: Settings, client: OAuthClient, member: Member, grant: Grant, scope: str
 ) -> dict[str, Any]:
-    acr = claims.acr_for(grant.amr) if claims.acr_requested(None, grant.claims_request) else None
+    acr = claims.acr_for(grant.amr)
     return _member_tokens(db, settings, client, member, grant, scope, nonce=None, acr=acr, with_refresh=True)
 
 

@@ -6,6 +6,9 @@ a login, a confirmed email, or the member's consent — or nothing.
   ``auth_time``. A request parked for a login records ``login_after``; on resume, an
   authentication at or after it satisfies every one of these (so ``max_age=0`` cannot loop).
 - A member whose email is not confirmed is asked to confirm it.
+- A second factor when the session has none and the request asks for ``claims.ACR_MFA`` (in
+  ``acr_values`` or as the ``acr`` of the ``claims`` parameter), the client's registered
+  ``default_acr_values`` hold it, or the client is listed in the ``mfa_required_clients`` setting.
 - Consent when this client lacks a scope or claim under the current privacy-policy version, or
   when ``prompt`` has ``consent``. A trusted client skips the page; its consent is recorded as
   implicit.
@@ -22,16 +25,17 @@ from typing import Literal
 from sqlmodel import Session
 
 from portail.accounts.current import Login
+from portail.accounts.mfa import step_up
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import consents
+from portail.oidc import claims, consents
 from portail.oidc.authorization_request import AuthzRequest
 from portail.oidc.models import ParkedRequest
 
 
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["login", "verify", "consent", "issue", "error"]
+    kind: Literal["login", "verify", "mfa", "consent", "issue", "error"]
     error: str = ""
     description: str = ""
 
@@ -47,6 +51,21 @@ def needs_login(req: AuthzRequest, login: Login | None, parked: ParkedRequest | 
     return req.max_age is not None and (now - auth_time).total_seconds() > req.max_age
 
 
+def needs_mfa(settings: Settings, req: AuthzRequest) -> bool:
+    """Does this request (or its client) demand a multi-factor authentication?"""
+    if claims.ACR_MFA in (req.acr_values or "").split():
+        return True
+    acr = ((req.claims_request or {}).get("id_token") or {}).get("acr")
+    if isinstance(acr, dict):
+        values = acr.get("values")
+        if claims.ACR_MFA in (values if isinstance(values, list) else [acr.get("value")]):
+            return True
+    defaults = req.client.extra_metadata.get("default_acr_values")
+    if isinstance(defaults, list) and claims.ACR_MFA in defaults:
+        return True
+    return req.client.client_id in settings.mfa_required_clients.split()
+
+
 def decide(
     db: Session, settings: Settings, req: AuthzRequest, login: Login | None, parked: ParkedRequest | None
 ) -> Step:
@@ -59,6 +78,10 @@ def decide(
         if silent:
             return Step("error", "interaction_required", "The member must confirm their email address")
         return Step("verify")
+    if needs_mfa(settings, req) and not step_up.is_mfa(login.session.amr):
+        if silent:
+            return Step("error", "interaction_required", "A second authentication factor is required")
+        return Step("mfa")
     forced = ("consent" in req.prompt) if parked is None else parked.consent_forced
     member_id = member.id or 0
     if not forced and not consents.needed(

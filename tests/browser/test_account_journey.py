@@ -40,7 +40,7 @@ def test_sign_up_verify_log_in_switch_language_and_log_out(live_server: LiveServ
 
     page.get_by_label("Adresse courriel").fill("beatrice@example.org")
     page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name="Se connecter", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Bonjour Béatrice Gagnon")
     shot(page, "accounts-02-home")
 
@@ -78,7 +78,7 @@ def test_forms_work_without_javascript(live_server: LiveServer, page: Page) -> N
         tab.goto(f"{live_server.url}/login")
         tab.get_by_label("Adresse courriel").fill("nobody@example.org")
         tab.get_by_label("Mot de passe").fill("not the password")
-        tab.get_by_role("button", name="Se connecter").click()
+        tab.get_by_role("button", name="Se connecter", exact=True).click()
         expect(tab.get_by_role("alert")).to_have_text("Adresse courriel ou mot de passe incorrect.")
     finally:
         context.close()
@@ -102,7 +102,7 @@ def test_member_pages_fit_360_px_and_pass_axe(live_server: LiveServer, page: Pag
     page.goto(f"{live_server.url}/login")
     page.get_by_label("Adresse courriel").fill("alice@example.org")
     page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name="Se connecter", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Bonjour")
     for path in ("/", "/account", "/logout"):
         page.goto(f"{live_server.url}{path}")

@@ -22,7 +22,7 @@ def log_in(page: Page, live: LiveServer, email: str) -> None:
     page.goto(f"{live.url}/login")
     page.get_by_label("Adresse courriel").fill(email)
     page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name="Se connecter", exact=True).click()
     expect(page.get_by_role("link", name="Mon compte")).to_be_visible()
 
 

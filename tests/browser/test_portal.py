@@ -140,7 +140,7 @@ def log_in(page: Page, server: LiveServer, email: str) -> None:
     page.goto(f"{server.url}/login")
     page.get_by_label("Adresse courriel").fill(email)
     page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name="Se connecter", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Bonjour")
 
 

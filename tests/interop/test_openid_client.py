@@ -13,15 +13,19 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 import pytest
 from sqlmodel import select
 
-from portail.accounts.models import LoginSession
+from portail.accounts.mfa import totp
+from portail.accounts.models import LoginSession, Member
+from portail.oidc import claims as claims_module
 from portail.oidc.clients import ClientSpec, create_client
 from tests.conftest import PASSWORD, create_member
 from tests.interop.conftest import LiveServer
@@ -109,3 +113,50 @@ def test_openid_client_logs_in_validates_refreshes_and_logs_out(live_portail: Li
     with live_portail.db.session() as s:
         session = s.exec(select(LoginSession).where(LoginSession.sid == claims["sid"])).one()
         assert session.ended_at is not None and session.end_reason == "rp-logout"
+
+
+def test_openid_client_asking_acr_values_mfa_gets_a_second_step_and_amr_acr(live_portail: LiveServer) -> None:
+    """RFC 8176 ``amr`` and OIDC Core §2 ``acr`` in an ID token validated by the independent library."""
+    node = _node()
+    member = create_member(live_portail.settings, "lea@example.org", "Léa Roy")
+    with live_portail.db.session() as s:
+        _client, secret = create_client(
+            s, ClientSpec(name="Outil exigeant", client_id="mfa-tool", redirect_uris=[REDIRECT_URI])
+        )
+        stored = s.get(Member, member.id)
+        assert stored is not None
+        shown = totp.start(s, live_portail.settings.secret_key, stored)  # what the security page shows
+        totp.confirm(s, live_portail.settings.secret_key, stored, pyotp.TOTP(shown).now())
+    base = {
+        "issuer": live_portail.issuer,
+        "client_id": "mfa-tool",
+        "client_secret": secret,
+        "redirect_uri": REDIRECT_URI,
+    }
+    started = _rp(node, {**base, "step": "start", "acr_values": claims_module.ACR_MFA})
+    with browser() as agent:
+        url, page = walk(agent, started["authorization_url"], REDIRECT_URI)
+        assert page is not None and urlsplit(url).path == "/login"
+        answer = submit(agent, url, page.text, email=member.email, password=PASSWORD)
+        url, page = walk(agent, str(httpx.URL(url).join(answer.headers["location"])), REDIRECT_URI)
+        assert page is not None and urlsplit(url).path == "/login/second-step"
+        fresh_code = pyotp.TOTP(shown).at(time.time() + 30)
+        answer = submit(agent, url, page.text, code=fresh_code)
+        url, page = walk(agent, str(httpx.URL(url).join(answer.headers["location"])), REDIRECT_URI)
+        if page is not None:
+            answer = submit(agent, url, page.text, button=("decision", "allow"))
+            url, page = walk(agent, str(httpx.URL(url).join(answer.headers["location"])), REDIRECT_URI)
+        assert page is None, url
+        finished = _rp(
+            node,
+            {
+                **base,
+                **{k: started[k] for k in ("state", "nonce", "verifier")},
+                "step": "finish",
+                "callback_url": url,
+                "post_logout_redirect_uri": POST_LOGOUT_URI,
+            },
+        )
+    token = finished["claims"]
+    assert token["acr"] == claims_module.ACR_MFA
+    assert {"pwd", "otp", "mfa"} <= set(token["amr"])

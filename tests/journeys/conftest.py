@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 
 from tests.conftest import PASSWORD, free_port
@@ -84,6 +85,26 @@ class Visitor:
         assert response.status_code == 303, response.text[:1000]
         return response
 
+    def enrol_authenticator_app(self) -> tuple[str, list[str]]:
+        """Enrol an authenticator app from the security page, as a member does (the code computed from
+        the secret the page shows); returns the secret and the ten recovery codes shown once."""
+        started = self.submit("/account/security", "/account/security/totp-start")
+        assert started.status_code == 303, started.text[:500]
+        page = self.http.get("/account/security")
+        shown = re.search(r"Clé : ([A-Z2-7 ]{16,})", page.text)
+        assert shown, page.text[:1000]
+        secret = shown.group(1).replace(" ", "")
+        code = pyotp.TOTP(secret).now()
+        confirmed = self.submit("/account/security", "/account/security/totp-confirm", data={"code": code})
+        assert confirmed.status_code == 200, confirmed.text[:1000]
+        return secret, re.findall(r"<code>([a-z0-9-]{19})</code>", confirmed.text)
+
+    def second_step(self, code: str, next_url: str = "/") -> httpx.Response:
+        """Answer the second step of a login with an authenticator or recovery code."""
+        response = self.submit(f"/login/second-step?next={next_url}", data={"code": code, "next": next_url})
+        assert response.status_code == 303, response.text[:1000]
+        return response
+
     def close(self) -> None:
         self.http.close()
 
@@ -118,6 +139,7 @@ class Deployment:
         self.server_log = root / "serve.log"
         self.admin_email = ""
         self.admin_password = ""
+        self.admin_recovery_codes: list[str] = []
         self.visitors: list[Visitor] = []
 
     # -------------------------------------------------------------- configuration and CLI
@@ -190,10 +212,18 @@ class Deployment:
         return visitor
 
     def admin(self) -> Visitor:
-        """The administrator printed at first start, logged in."""
+        """The administrator printed at first start, logged in with a second factor, as the setting
+        ``mfa_required_for_admins`` (on by default) requires: the first time, they enrol an
+        authenticator app from the security page; later logins answer the second step with one of
+        the recovery codes shown then."""
         assert self.admin_email, "no administrator was printed at first start"
         visitor = self.visitor()
-        visitor.login(self.admin_email, self.admin_password)
+        response = visitor.login(self.admin_email, self.admin_password)
+        if response.headers["location"].startswith("/login/second-step"):
+            assert self.admin_recovery_codes, "no recovery code left for the administrator"
+            visitor.second_step(self.admin_recovery_codes.pop())
+        elif not self.admin_recovery_codes:
+            _secret, self.admin_recovery_codes = visitor.enrol_authenticator_app()
         return visitor
 
     # -------------------------------------------------------------- mail

@@ -25,6 +25,7 @@ LOCALE_EN = ROOT / "portail" / "locale" / "en"
 #   translate(locale, "…")    translate for a given language
 #   N_("…")                   mark a message translated later (constants, mail subjects)
 #   AccountError("…")         domain errors of accounts, translated by the routes
+#   PasskeyRefused("…")       refused WebAuthn ceremonies (accounts/mfa/webauthn.py)
 #   ConsentError("…")         domain errors of consent, translated by the routes
 #   FederationError("…")      domain errors of the federation registry, translated by the routes
 #   Refused(code, "…")        refusals of the outbound guard (portail/outbound.py) and the challenge check
@@ -35,6 +36,7 @@ PYTHON_KEYWORDS: dict[str, tuple[int, ...]] = {
     "translate": (2,),
     "N_": (1,),
     "AccountError": (1,),
+    "PasskeyRefused": (1,),
     "ConsentError": (1,),
     "OrganizationNotFound": (1,),
     "OrganizationForbidden": (1,),

@@ -213,10 +213,10 @@ def test_an_expired_interaction_shows_a_page(client: TestClient, settings: Setti
     assert response.status_code == 400 and "expiré" in response.text
 
 
-def test_acr_is_in_the_id_token_when_requested(client: TestClient, settings: Settings, member: Member) -> None:
+def test_acr_is_always_in_the_id_token(client: TestClient, settings: Settings, member: Member) -> None:
     client_id, secret = make_client(settings)
     plain = Flow(client, client_id, secret).tokens()
-    assert "acr" not in decode(client, plain["id_token"])
+    assert decode(client, plain["id_token"])["acr"] == "urn:encommun:acr:password"
     asked = Flow(client, client_id, secret).tokens(acr_values="urn:encommun:acr:password")
     assert decode(client, asked["id_token"])["acr"] == "urn:encommun:acr:password"
 

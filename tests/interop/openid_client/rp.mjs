@@ -1,7 +1,7 @@
 // A relying party built on panva's openid-client (certified RP library), driven step by step by
 // tests/interop/test_openid_client.py. Reads one JSON command on stdin, prints one JSON answer.
 //
-//   {"step":"start", issuer, client_id, client_secret, redirect_uri}
+//   {"step":"start", issuer, client_id, client_secret, redirect_uri[, acr_values]}
 //      -> {authorization_url, state, nonce, verifier}           (discovery, PKCE S256)
 //   {"step":"finish", issuer, client_id, client_secret, redirect_uri, post_logout_redirect_uri,
 //    callback_url, state, nonce, verifier}
@@ -31,14 +31,18 @@ if (input.step === 'start') {
   const challenge = await client.calculatePKCECodeChallenge(verifier);
   const state = client.randomState();
   const nonce = client.randomNonce();
-  const url = client.buildAuthorizationUrl(config, {
+  const parameters = {
     redirect_uri: input.redirect_uri,
     scope: 'openid profile email',
     code_challenge: challenge,
     code_challenge_method: 'S256',
     state,
     nonce,
-  });
+  };
+  if (input.acr_values) {
+    parameters.acr_values = input.acr_values;
+  }
+  const url = client.buildAuthorizationUrl(config, parameters);
   answer = { authorization_url: url.href, state, nonce, verifier };
 } else if (input.step === 'finish') {
   const tokens = await client.authorizationCodeGrant(config, new URL(input.callback_url), {

@@ -172,6 +172,8 @@ def _fill_other_tables(session: Session, member_id: int, email: str, name: str) 
 
 def _sample(column: sa.Column[Any], email: str, name: str) -> Any:
     kind = column.type
+    if isinstance(kind, sa.types.TypeDecorator):  # e.g. SQLModel's UTCDateTime: sample what it stores
+        kind = kind.impl if isinstance(kind.impl, sa.types.TypeEngine) else kind
     if isinstance(kind, sa.Boolean):
         return False
     if isinstance(kind, sa.Integer):

@@ -37,12 +37,11 @@ def test_an_absent_claims_parameter_is_none() -> None:
     assert claims.parse_claims_request('{"id_token": null}') == {}
 
 
-def test_acr_is_requested_by_acr_values_or_the_claims_parameter() -> None:
-    assert not claims.acr_requested(None, None)
-    assert claims.acr_requested("urn:x", None)
-    assert claims.acr_requested(None, {"id_token": {"acr": None}})
+def test_acr_is_mfa_only_when_the_methods_say_mfa() -> None:
+    """RFC 8176 §2: ``mfa`` = multiple-factor authentication; one factor alone is the password level."""
     assert claims.acr_for("pwd") == claims.ACR_PASSWORD
-    assert claims.acr_for("pwd otp") == claims.ACR_MFA
+    assert claims.acr_for("hwk") == claims.ACR_PASSWORD
+    assert claims.acr_for("pwd otp mfa") == claims.ACR_MFA
 
 
 def test_at_hash_is_the_left_half_of_the_sha256() -> None:
