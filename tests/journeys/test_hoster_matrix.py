@@ -169,6 +169,10 @@ def test_a_hoster_brings_synapse_in_and_a_members_mention_reaches_the_inbox(
     accepted = admin.submit("/federation/admin", f"/federation/admin/hosters/{slug}", data={"decision": "approve"})
     assert accepted.status_code == 303, accepted.text[:1000]
 
+    # Now a hoster administrator, they must enrol a second factor before the hoster pages open.
+    assert hoster.get(f"/federation/hosters/{slug}/nodes/new").status_code == 303
+    hoster.enrol_authenticator_app()
+
     # The hoster registers its Synapse, served behind its front proxy, naming Portail "quartier" there.
     registered = hoster.submit(
         f"/federation/hosters/{slug}/nodes/new",
