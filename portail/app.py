@@ -14,7 +14,8 @@ from starlette.staticfiles import StaticFiles
 
 from portail import db as database
 from portail.accounts import sessions
-from portail.accounts.current import SessionLoader
+from portail.accounts.current import PendingStepGate, SessionLoader
+from portail.accounts.mail_limits import MailLimiter
 from portail.accounts.organization_routes import routes as organization_routes
 from portail.accounts.passwords import Passwords
 from portail.accounts.routes import routes as account_routes
@@ -37,6 +38,34 @@ from portail.oidc.routes import routes as oidc_routes
 from portail.web import STATIC, WebShellMiddleware, http_exception_handler, server_error_handler
 
 log = logging.getLogger("portail")
+
+# Pages that stay open while a member has a pending step (a changed privacy policy to accept): read,
+# accept or refuse the policy, log out, see, export or delete one's data, withdraw a consent, stop
+# mail, follow a mailed link, choose a language. ``/authorize`` asks for the step itself (prompts.py).
+OPEN_DURING_STEPS = (
+    "/privacy",
+    "/privacy/",
+    "/terms",
+    "/login",
+    "/logout",
+    "/end-session",
+    "/language",
+    "/verify",
+    "/password/",
+    "/account/data",
+    "/account/data/ledger",
+    "/account/data/access",
+    "/account/data/export",
+    "/account/data/export/",
+    "/account/data/delete",
+    "/account/data/delete/cancel",
+    "/account/data/tools/",
+    "/notifications/stream",
+    "/notifications/unsubscribe/",
+    "/widget/",
+    "/authorize",
+    "/authorize/resume/",
+)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
@@ -65,6 +94,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         try:
             yield
         finally:
+            await app.state.mail_limiter.aclose()
             await privacy_jobs.stop()
             await notifications.aclose()
             await prober.stop()
@@ -89,6 +119,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         middleware=[
             Middleware(WebShellMiddleware, settings=settings),
             Middleware(SessionLoader),
+            Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
             Middleware(UnreadBadge),
         ],
         exception_handlers={HTTPException: http_exception_handler, Exception: server_error_handler},
@@ -98,6 +129,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.db = db
     app.state.passwords = passwords
     app.state.notifications = notifications
+    app.state.mail_limiter = MailLimiter(settings, db)
     app.state.client_keys = client_keys.RemoteKeySets()  # private_key_jwt clients' jwks_uri
     return app
 

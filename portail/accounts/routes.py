@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import devices, flows, links, organizations, policy, sessions, throttle
+from portail.accounts import devices, flows, links, mail_limits, organizations, policy, sessions, throttle
 from portail.accounts.current import (
     clear_session_cookie,
     load_login,
@@ -47,6 +47,24 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+async def _mail_verdict(request: Request, address: str) -> mail_limits.Verdict:
+    """Count a request that mails ``address`` (``mail_limits``): send, stay silent, or refuse."""
+    limiter: mail_limits.MailLimiter = request.app.state.mail_limiter
+    return await limiter.check(address, _client_ip(request))
+
+
+def _too_many_mails(request: Request, verdict: mail_limits.Verdict) -> str:
+    return _(
+        request,
+        "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
+        minutes=verdict.retry_minutes,
+    )
+
+
+def _retry_headers(verdict: mail_limits.Verdict) -> dict[str, str]:
+    return {"Retry-After": str(verdict.retry_after)}
+
+
 # ---------------------------------------------------------------- sign up and verification
 
 
@@ -70,8 +88,13 @@ async def signup(request: Request) -> Response:
     )
     try:
         flows.validate_sign_up(signup_form, settings)
+        verdict = await _mail_verdict(request, signup_form.email)
+        if verdict.retry_after:
+            error = _too_many_mails(request, verdict)
+            context = {"values": values, "error": error}
+            return render(request, "accounts/signup.html", context, 429, headers=_retry_headers(verdict))
         password_hash = await passwords.hash_async(signup_form.password)
-        await db.run(flows.sign_up, settings, signup_form, password_hash, _base_url(request))
+        await db.run(flows.sign_up, settings, signup_form, password_hash, _base_url(request), send_mail=verdict.send)
     except AccountError as exc:
         return render(request, "accounts/signup.html", {"values": values, "error": _error(request, exc)}, 400)
     return render(request, "accounts/signup_sent.html", {"email": values["email"]})
@@ -100,13 +123,73 @@ async def resend_verification(request: Request) -> Response:
     if login is None:
         return login_redirect(request)
     try:
-        await read_form(request)
+        form = await read_form(request)
     except FormError as exc:
         return render(request, "accounts/unverified.html", {"error": exc.message}, 400)
-    if not login.member.verified:
-        await db.run(_resend, settings, login.member.id or 0, _base_url(request))
+    next_url = safe_next(field(form, "next"))
+    if login.member.verified:
+        return RedirectResponse(next_url, status_code=303)
+    verdict = await _mail_verdict(request, login.member.email)
+    if not verdict.send:
+        return _unverified_refusal(request, verdict, next_url)
+    await db.run(_resend, settings, login.member.id or 0, _base_url(request))
     flash(request, _(request, "Un nouveau courriel de confirmation vous a été envoyé."), "success")
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(next_url, status_code=303)
+
+
+def _unverified_refusal(
+    request: Request, verdict: mail_limits.Verdict, next_url: str, field_error: bool = False
+) -> Response:
+    """The "confirm your address" page again, saying why no mail was sent (a mail limit)."""
+    if verdict.retry_after:
+        message = _too_many_mails(request, verdict)
+    else:
+        message = _(
+            request,
+            "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. "
+            "Vérifiez vos courriels indésirables, ou réessayez dans %(minutes)s minutes.",
+            minutes=request.app.state.settings.mail_limit_window_minutes,
+        )
+    context = {
+        "next": next_url,
+        "error": None if field_error else message,
+        "address_error": message if field_error else None,
+    }
+    return render(
+        request,
+        "accounts/unverified.html",
+        context,
+        429,
+        headers=_retry_headers(verdict) if verdict.retry_after else None,
+    )
+
+
+async def correct_address(request: Request) -> Response:
+    """An unverified member corrects a mistyped address; the verification mail goes to the new one."""
+    settings, db, _p = _deps(request)
+    login = await load_login(request)
+    if login is None:
+        return login_redirect(request)
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return render(request, "accounts/unverified.html", {"error": exc.message}, 400)
+    next_url = safe_next(field(form, "next"))
+    if login.member.verified:
+        return RedirectResponse("/account", status_code=303)
+    email = field(form, "email")
+    try:
+        normalize_email(email)
+    except AccountError as exc:
+        context = {"next": next_url, "address_error": _error(request, exc)}
+        return render(request, "accounts/unverified.html", context, 400)
+    verdict = await _mail_verdict(request, email)
+    if not verdict.send:
+        return _unverified_refusal(request, verdict, next_url, field_error=True)
+    member_id = login.member.id or 0
+    await db.run(flows.correct_unverified_email, settings, member_id, email, _base_url(request), send_mail=True)
+    flash(request, _(request, "Un nouveau courriel de confirmation a été envoyé à %(email)s.", email=email), "success")
+    return RedirectResponse(next_url, status_code=303)
 
 
 def _resend(db: Session, settings: Settings, member_id: int, base_url: str) -> None:
@@ -155,7 +238,12 @@ async def login_page(request: Request) -> Response:
         message = _(request, "Adresse courriel ou mot de passe incorrect.")
         return render(request, "accounts/login.html", {**context, "error": message}, 401)
     new_hash = await passwords.hash_async(password) if passwords.needs_rehash(member.password_hash) else None
-    token, destination = await db.run(_open, member, key, new_hash, request.headers.get("user-agent", ""), ip, next_url)
+    notices: list[str] = []
+    user_agent = request.headers.get("user-agent", "")
+    token, destination = await db.run(_open, member, key, new_hash, user_agent, ip, next_url, notices)
+    request.state.locale = member.locale
+    for notice in notices:  # e.g. "your account's deletion is cancelled"
+        flash(request, _(request, notice), "success")
     response = RedirectResponse(destination, status_code=303)
     set_session_cookie(response, settings, token)
     return response
@@ -168,15 +256,23 @@ def _login_lookup(db: Session, key: str, ip: str, email: str) -> tuple[int, Memb
 
 
 def _open(
-    db: Session, member: Member, key: str, new_hash: str | None, user_agent: str, ip: str, next_url: str
+    db: Session,
+    member: Member,
+    key: str,
+    new_hash: str | None,
+    user_agent: str,
+    ip: str,
+    next_url: str,
+    notices: list[str],
 ) -> tuple[str, str]:
-    """Open the session of a member just authenticated (loaded by ``_login_lookup``, re-attached here)."""
+    """Open the session of a member just authenticated (loaded by ``_login_lookup``, re-attached here);
+    the login hooks' notices are appended to ``notices``."""
     db.add(member)
     throttle.record_success(db, key)
     if new_hash:
         member.password_hash = new_hash
         db.add(member)
-    token, _row = sessions.open_session(db, member, user_agent=user_agent, ip_address=ip)
+    token, _row = sessions.open_session(db, member, user_agent=user_agent, ip_address=ip, notices=notices)
     return token, sessions.destination_after_login(db, member, next_url)
 
 
@@ -222,7 +318,12 @@ async def forgot_password(request: Request) -> Response:
         normalize_email(email)
     except AccountError as exc:
         return render(request, "accounts/forgot.html", {"email": email, "error": _error(request, exc)}, 400)
-    await db.run(flows.request_reset, settings, email, _base_url(request))
+    verdict = await _mail_verdict(request, email)
+    if verdict.retry_after:
+        context = {"email": email, "error": _too_many_mails(request, verdict)}
+        return render(request, "accounts/forgot.html", context, 429, headers=_retry_headers(verdict))
+    if verdict.send:  # over the address's limit: the same page, no mail
+        await db.run(flows.request_reset, settings, email, _base_url(request))
     return render(request, "accounts/forgot_sent.html", {"email": email})
 
 
@@ -322,7 +423,14 @@ async def _account_form(request: Request, which: str) -> Response:
                 "success",
             )
         else:
-            await db.run(_change_email, settings, member.id or 0, field(form, "email"), _base_url(request))
+            verdict = await _mail_verdict(request, field(form, "email"))
+            if verdict.retry_after:
+                raise AccountError(
+                    "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
+                    minutes=verdict.retry_minutes,
+                )
+            if verdict.send:  # over the address's limit: the same confirmation, no mail
+                await db.run(_change_email, settings, member.id or 0, field(form, "email"), _base_url(request))
             flash(
                 request,
                 _(
@@ -511,6 +619,7 @@ routes = [
     Route("/signup", signup, methods=["GET", "POST"], name="signup"),
     Route("/verify", verify, methods=["GET"], name="verify"),
     Route("/verify/resend", resend_verification, methods=["POST"], name="verify_resend"),
+    Route("/verify/address", correct_address, methods=["POST"], name="verify_address"),
     Route("/login", login_page, methods=["GET", "POST"], name="login"),
     Route("/logout", logout, methods=["GET", "POST"], name="logout"),
     Route("/password/forgot", forgot_password, methods=["GET", "POST"], name="password_forgot"),

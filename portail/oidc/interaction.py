@@ -17,6 +17,7 @@ State diagram of one interaction::
           ▼ (park: PARKED)
      ┌─ login needed ──► /login?next=/authorize/resume/{id} ──┐
      ├─ email unconfirmed ──► "confirm your email" page ──────┤ (member acts)
+     ├─ policy changed ──► /privacy/review?next=resume ───────┤
      └─ consent needed ──► /authorize/consent/{id} ───────────┤
                               │ deny ──► access_denied to redirect_uri (DONE)
                               │ allow ─► consent recorded ────┤
@@ -37,7 +38,7 @@ from urllib.parse import quote
 from sqlalchemy import delete
 from sqlmodel import Session, col
 
-from portail.accounts import policy
+from portail.accounts import policy, sessions
 from portail.accounts.current import Login
 from portail.config import Settings
 from portail.db import utcnow
@@ -114,6 +115,9 @@ def proceed(
         return GoTo(login_url(parked.id, force=login is not None))
     if step.kind == "verify":
         return AskVerification(resume_path(parked.id))
+    if step.kind == "step":
+        assert login is not None and login.pending_step
+        return GoTo(sessions.step_url(login.pending_step, resume_path(parked.id)))
     return GoTo(consent_path(parked.id))
 
 

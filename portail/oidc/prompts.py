@@ -6,6 +6,8 @@ a login, a confirmed email, or the member's consent — or nothing.
   ``auth_time``. A request parked for a login records ``login_after``; on resume, an
   authentication at or after it satisfies every one of these (so ``max_age=0`` cannot loop).
 - A member whose email is not confirmed is asked to confirm it.
+- A member with a pending step (a privacy policy changed materially since they accepted it:
+  ``Login.pending_step``) takes it first: no code is issued to any tool before.
 - Consent when this client lacks a scope or claim under the current privacy-policy version, or
   when ``prompt`` has ``consent``. A trusted client skips the page; its consent is recorded as
   implicit.
@@ -31,7 +33,7 @@ from portail.oidc.models import ParkedRequest
 
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["login", "verify", "consent", "issue", "error"]
+    kind: Literal["login", "verify", "step", "consent", "issue", "error"]
     error: str = ""
     description: str = ""
 
@@ -59,6 +61,10 @@ def decide(
         if silent:
             return Step("error", "interaction_required", "The member must confirm their email address")
         return Step("verify")
+    if login.pending_step:
+        if silent:
+            return Step("error", "interaction_required", "The member must accept the updated privacy policy")
+        return Step("step")
     forced = ("consent" in req.prompt) if parked is None else parked.consent_forced
     member_id = member.id or 0
     if not forced and not consents.needed(
