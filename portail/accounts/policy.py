@@ -117,7 +117,10 @@ def review_needed(db: Session, settings: Settings, version: str) -> bool:
     and restarting makes every member accept again); a member who never accepted one (created by the
     command line) is not asked until a version is published.
     """
-    published = bool(_source and _source[0].current_version(db))
+    current = _source[0].current_version(db) if _source else None
+    if not current:
+        return bool(version) and version != settings.privacy_policy_version
     if not version:
-        return published
-    return not consent_is_current(db, settings, version)
+        return True
+    # The common case costs one query (the latest version): every member page asks.
+    return version != current and bool(_source[0].material_changes_since(db, version))
