@@ -155,8 +155,15 @@ async def organization_action(request: Request) -> Response:
     try:
         form = await read_form(request)
         values = {k: field(form, k) for k in ("member", "email", "role")}
-        if request.path_params["action"] == "invite":
-            await _check_invitation_mail(request, values["email"])
+        action = request.path_params["action"]
+        if action == "invite":
+            await _check_mail(request, values["email"])
+        elif action == "join":  # each request mails the organization's administrators
+            await _check_mail(
+                request,
+                f"join:{login.member.id}:{slug}",
+                N_("Votre demande a déjà été envoyée plusieurs fois récemment. Réessayez dans %(minutes)s minutes."),
+            )
         message, name = await _db(request).run(
             _act,
             login.member,
@@ -172,8 +179,16 @@ async def organization_action(request: Request) -> Response:
     return RedirectResponse(safe_next(field(form, "next"), f"/organizations/{slug}"), status_code=303)
 
 
-async def _check_invitation_mail(request: Request, address: str) -> None:
-    """Invitations mail any address: the mail limits apply (``mail_limits``); refusals are 4xx pages."""
+async def _check_mail(
+    request: Request,
+    address: str,
+    limited: str = N_(
+        "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. Réessayez dans %(minutes)s minutes."
+    ),
+) -> None:
+    """The mail limits (``mail_limits``) of an invitation (it mails any address) and of a join request
+    (it mails the administrators: counted per member and organization, so asking, cancelling and
+    asking again cannot flood them). Refusals are 4xx pages."""
     limiter: mail_limits.MailLimiter = request.app.state.mail_limiter
     verdict = await limiter.check(address, request.client.host if request.client else "")
     if verdict.retry_after:
@@ -182,10 +197,7 @@ async def _check_invitation_mail(request: Request, address: str) -> None:
             minutes=verdict.retry_minutes,
         )
     if verdict.address_limited:
-        raise AccountError(
-            "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. Réessayez dans %(minutes)s minutes.",
-            minutes=request.app.state.settings.mail_limit_window_minutes,
-        )
+        raise AccountError(limited, minutes=request.app.state.settings.mail_limit_window_minutes)
 
 
 # ---------------------------------------------------------------- invitation links

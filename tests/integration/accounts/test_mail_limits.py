@@ -11,10 +11,11 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from portail.accounts.mail_limits import MailLimiter, Verdict
-from portail.accounts.models import LoginThrottle
+from portail.accounts.models import LoginThrottle, Member
 from portail.config import Settings
 from portail.db import Database
-from tests.conftest import db_call, form_post, login, outbox
+from tests import seed
+from tests.conftest import create_member, db_call, form_post, login, outbox
 
 
 def _verdicts(settings: Settings, calls: list[tuple[str, str]], *, clock: float = 7200.0) -> list[Verdict]:
@@ -106,3 +107,43 @@ def test_changing_a_verified_address_counts_toward_the_limits(
         answer = form_post(client, "/account", "/account/email", {"email": "nouvelle@example.org"})
         assert answer.status_code == 303
     assert len([m for m in outbox(settings) if "nouvelle@example.org" in str(m["To"])]) == 3
+
+
+@pytest.fixture
+def centre(settings: Settings, member: Member) -> None:
+    """Alice (``member``) administers Centre Solidaire."""
+    db = Database(settings)
+    with db.session() as s:
+        seed.membership(s, seed.organization(s, "centre", "Centre Solidaire").id, member.id, role="admin")
+    db.dispose()
+
+
+def test_invitations_count_toward_the_limits_of_the_invited_address(
+    client: TestClient, settings: Settings, centre: None
+) -> None:
+    login(client)
+    answers = [
+        form_post(
+            client,
+            "/organizations/centre",
+            "/organizations/centre/invite",
+            {"email": "x@example.org", "role": "member"},
+        )
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in answers] == [303, 303, 303, 400]
+    assert "Plusieurs courriels ont déjà été envoyés à cette adresse" in answers[-1].text
+    assert len([m for m in outbox(settings) if "x@example.org" in str(m["To"])]) == 3
+
+
+def test_asking_to_join_again_and_again_does_not_flood_the_administrators(
+    client: TestClient, settings: Settings, centre: None
+) -> None:
+    create_member(settings, "bob@example.org", "Bob")
+    login(client, "bob@example.org")
+    for _ in range(3):
+        assert form_post(client, "/organizations/centre", "/organizations/centre/join", {}).status_code == 303
+        assert form_post(client, "/organizations/centre", "/organizations/centre/leave", {}).status_code == 303
+    refused = form_post(client, "/organizations/centre", "/organizations/centre/join", {})
+    assert refused.status_code == 400 and "Votre demande a déjà été envoyée plusieurs fois" in refused.text
+    assert len([m for m in outbox(settings) if "alice@example.org" in str(m["To"])]) == 3
