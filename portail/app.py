@@ -14,7 +14,8 @@ from starlette.staticfiles import StaticFiles
 
 from portail import db as database
 from portail.accounts import sessions
-from portail.accounts.current import SessionLoader
+from portail.accounts.current import PendingStepGate, SessionLoader
+from portail.accounts.mail_limits import MailLimiter
 from portail.accounts.mfa import step_up
 from portail.accounts.mfa.gate import SecondFactorGate
 from portail.accounts.mfa.routes import routes as second_factor_routes
@@ -43,6 +44,34 @@ from portail.oidc.routes import routes as oidc_routes
 from portail.web import STATIC, WebShellMiddleware, http_exception_handler, server_error_handler
 
 log = logging.getLogger("portail")
+
+# Pages that stay open while a member has a pending step (a changed privacy policy to accept): read,
+# accept or refuse the policy, log out, see, export or delete one's data, withdraw a consent, stop
+# mail, follow a mailed link, choose a language. ``/authorize`` asks for the step itself (prompts.py).
+OPEN_DURING_STEPS = (
+    "/privacy",
+    "/privacy/",
+    "/terms",
+    "/login",
+    "/logout",
+    "/end-session",
+    "/language",
+    "/verify",
+    "/password/",
+    "/account/data",
+    "/account/data/ledger",
+    "/account/data/access",
+    "/account/data/export",
+    "/account/data/export/",
+    "/account/data/delete",
+    "/account/data/delete/cancel",
+    "/account/data/tools/",
+    "/notifications/stream",
+    "/notifications/unsubscribe/",
+    "/widget/",
+    "/authorize",
+    "/authorize/resume/",
+)
 
 
 # Pages that administer others: their users must have a second factor (setting mfa_required_for_admins).
@@ -87,6 +116,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         try:
             yield
         finally:
+            await app.state.mail_limiter.aclose()
             await privacy_jobs.stop()
             await notifications.aclose()
             await prober.stop()
@@ -114,6 +144,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             Middleware(WebShellMiddleware, settings=settings),
             Middleware(SessionLoader),
             Middleware(SecondFactorGate),
+            Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
             Middleware(UnreadBadge),
         ],
         exception_handlers={HTTPException: http_exception_handler, Exception: server_error_handler},
@@ -123,6 +154,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.db = db
     app.state.passwords = passwords
     app.state.notifications = notifications
+    app.state.mail_limiter = MailLimiter(settings, db)
     app.state.client_keys = client_keys.RemoteKeySets()  # private_key_jwt clients' jwks_uri
     return app
 

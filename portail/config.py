@@ -52,6 +52,9 @@ class Settings:
     login_ip_failures_before_delay: int = 20
     verification_link_hours: int = 24
     reset_link_minutes: int = 60
+    mail_limit_per_address: int = 3
+    mail_limit_per_ip: int = 20
+    mail_limit_window_minutes: int = 60
     terms_version: str = "2026-11"
     privacy_policy_version: str = "2026-11"
     create_admin_on_first_run: bool = True
@@ -139,6 +142,11 @@ SETTINGS_DOC: dict[str, str] = {
     "login_ip_failures_before_delay": "Failed logins from one address before a growing delay applies",
     "verification_link_hours": "Lifetime of an email verification link",
     "reset_link_minutes": "Lifetime of a password reset link",
+    "mail_limit_per_address": "Mails a stranger can trigger to one address per window (reset, sign-up, "
+    "verification, invitation); further requests send nothing and the page is unchanged; 0 = off",
+    "mail_limit_per_ip": "Mail-sending requests (reset, sign-up, verification, invitation) one client address "
+    "may make per window; then HTTP 429; 0 = off",
+    "mail_limit_window_minutes": "Window of the mail limits, in minutes",
     "terms_version": "Current terms-of-use version accepted at sign-up",
     "privacy_policy_version": "Current privacy-policy version accepted at sign-up and consent",
     "create_admin_on_first_run": "Create and print an administrator when the database has none",

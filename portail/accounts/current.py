@@ -2,7 +2,17 @@
 
 The ``portail_session`` cookie holds an itsdangerous signature of the session token; a tampered
 cookie is ignored (the visitor is simply not logged in). ``SessionLoader`` resolves it once per
-request into ``request.state.login`` / ``request.state.member`` (and the member's language).
+request into ``request.state.login`` / ``request.state.member`` (and the member's language), with
+the member's pending step if any (``sessions.pending_step``: a changed privacy policy to accept).
+
+Two guards, so that no page loops or bounces:
+
+- ``require_verified`` is THE guard of a page that needs a member: a visitor goes to the login page
+  (``next`` back), an unverified member gets the "confirm your address" page in place (re-send,
+  correct the address) — never a redirect to the login page (which would send them straight back)
+  nor a silent bounce to the home page.
+- ``PendingStepGate`` sends a member with a pending step to that step (``next`` back) from every
+  page except those the step itself needs (read the policy, log out, export, delete…).
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,8 +30,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portail.accounts import sessions
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
+from portail.web import render
 
 if TYPE_CHECKING:
+    from portail.accounts.login import Opened
     from portail.db import Database
 
 SESSION_COOKIE = "portail_session"
@@ -42,6 +55,7 @@ SKIP_PREFIXES = (
 class Login:
     session: LoginSession
     member: Member
+    pending_step: str | None = None  # a page the member must visit first (e.g. "/privacy/review")
 
 
 def _signer(settings: Settings) -> URLSafeSerializer:
@@ -71,6 +85,19 @@ def set_session_cookie(response: Response, settings: Settings, token: str) -> No
     )
 
 
+def signed_in(request: Request, settings: Settings, opened: Opened) -> Response:
+    """The answer to a successful login: the session cookie, the login hooks' notices, then the destination."""
+    from portail.web import _, flash
+
+    if opened.locale:
+        request.state.locale = opened.locale
+    for notice in opened.notices:  # e.g. "your account's deletion is cancelled"
+        flash(request, _(request, notice), "success")
+    response = RedirectResponse(opened.destination, status_code=303)
+    set_session_cookie(response, settings, opened.token)
+    return response
+
+
 def clear_session_cookie(response: Response, settings: Settings) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.secure_cookies, httponly=True, samesite="lax")
 
@@ -83,7 +110,7 @@ async def load_login(request: Request) -> Login | None:
     token = cookie_token(request)
     if token:
         database: Database = request.app.state.db
-        found = await database.run(sessions.resolve, token, request.app.state.settings)
+        found = await database.run(_resolve, token, request.app.state.settings)
         if found is not None:
             login = Login(*found)
     request.state.login = login
@@ -91,6 +118,15 @@ async def load_login(request: Request) -> Login | None:
     if login:
         request.state.locale = login.member.locale
     return login
+
+
+def _resolve(db: Session, token: str, settings: Settings) -> tuple[LoginSession, Member, str | None] | None:
+    """One unit of work: the session, its member, and the member's pending step (verified members)."""
+    found = sessions.resolve(db, token, settings)
+    if found is None:
+        return None
+    row, member = found
+    return row, member, sessions.pending_step(db, member) if member.verified else None
 
 
 class SessionLoader:
@@ -105,14 +141,24 @@ class SessionLoader:
         await self.app(scope, receive, send)
 
 
+def request_target(request: Request) -> str:
+    """The local path and query of the request (what ``next`` carries back)."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def login_redirect(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    return RedirectResponse(f"/login?next={quote(request_target(request), safe='')}", status_code=303)
 
 
-async def require_verified(request: Request) -> Login | RedirectResponse:
-    """The login of a member whose address is verified, or the redirect to answer instead: the login
-    page for a visitor, the home page (which only offers to re-send the email) for an unverified member.
+def unverified_page(request: Request, status_code: int = 403) -> Response:
+    """The "confirm your address" page, shown in place of a page that needs a verified address."""
+    next_url = request_target(request) if request.method == "GET" else "/"
+    return render(request, "accounts/unverified.html", {"next": safe_next(next_url)}, status_code)
+
+
+async def require_verified(request: Request) -> Login | Response:
+    """The login of a member whose address is verified, or the response to answer instead: the login
+    page for a visitor (``next`` back), the "confirm your address" page for an unverified member.
 
     Usage in a route: ``login = await require_verified(request)``, then
     ``if isinstance(login, Response): return login``.
@@ -121,8 +167,36 @@ async def require_verified(request: Request) -> Login | RedirectResponse:
     if login is None:
         return login_redirect(request)
     if not login.member.verified:
-        return RedirectResponse("/", status_code=303)
+        return unverified_page(request)
     return login
+
+
+class PendingStepGate:
+    """Sends a member with a pending step (``Login.pending_step``) there from every page, ``next`` back.
+
+    ``allowed`` lists the path prefixes that stay open meanwhile: the pages the step needs (the
+    policy, its history, logging out, exporting, deleting the account), token links from mail, and
+    ``/authorize``, whose prompts handle the step themselves (``prompt=none`` must get an OAuth error,
+    not a page). An entry ending in ``/`` is a prefix; any other entry is an exact path.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.exact = frozenset(a for a in allowed if not a.endswith("/"))
+        self.prefixes = tuple(a for a in allowed if a.endswith("/"))
+
+    def open(self, path: str, step: str) -> bool:
+        return path == step or path in self.exact or path.startswith(self.prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        login = scope.get("state", {}).get("login") if scope["type"] == "http" else None
+        if login is not None and login.pending_step and not self.open(str(scope["path"]), login.pending_step):
+            request = Request(scope, receive)
+            target = request_target(request) if request.method == "GET" else "/"
+            response = RedirectResponse(sessions.step_url(login.pending_step, target), status_code=303)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def safe_next(value: str | None, default: str = "/") -> str:

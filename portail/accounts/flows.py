@@ -55,15 +55,20 @@ def validate_sign_up(form: SignUp, settings: Settings) -> str:
     return email
 
 
-def sign_up(db: Session, settings: Settings, form: SignUp, password_hash: str, base_url: str) -> Member | None:
-    """Create the member and send the verification mail.
+def sign_up(
+    db: Session, settings: Settings, form: SignUp, password_hash: str, base_url: str, *, send_mail: bool = True
+) -> Member | None:
+    """Create the member and send the verification mail (unless the mail limits said no: ``send_mail``).
 
     When the address already has an account, nothing is created and that account's owner is told
-    by mail instead, so that the page never reveals whether an address is registered.
+    by mail instead, so that the page never reveals whether an address is registered. The acceptance
+    of the terms and of the privacy policy is recorded with their versions (``create_member``).
     """
     email = validate_sign_up(form, settings)
     existing = get_by_email(db, email)
     if existing is not None:
+        if not send_mail:
+            return None
         mail.send(
             settings,
             existing.email,
@@ -84,7 +89,8 @@ def sign_up(db: Session, settings: Settings, form: SignUp, password_hash: str, b
         terms_version=settings.terms_version,
         privacy_version=policy.current_version(db, settings),
     )
-    send_verification(db, settings, member, base_url)
+    if send_mail:
+        send_verification(db, settings, member, base_url)
     return member
 
 
@@ -100,6 +106,39 @@ def send_verification(db: Session, settings: Settings, member: Member, base_url:
         link=f"{base_url}/verify?token={token}",
         hours=settings.verification_link_hours,
     )
+
+
+def correct_unverified_email(
+    db: Session, settings: Settings, member_id: int, new_email: str, base_url: str, *, send_mail: bool
+) -> None:
+    """An unverified member corrects a mistyped address: it is replaced at once (it was never proved)
+    and the verification link goes to the new one; links sent to the old one stop working.
+
+    An address that belongs to another account is left alone, silently (the page never reveals who
+    has an account).
+    """
+    member = db.get(Member, member_id)
+    if member is None or member.verified:
+        raise AccountError("Votre adresse est déjà confirmée.")
+    email = normalize_email(new_email)
+    if email_key(email) != member.email_key:
+        if email_taken(db, email, except_member=member.id):
+            return
+        member.email = email
+        member.email_key = email_key(email)
+        touch(member)
+        db.add(member)
+        audit(
+            db,
+            "member.email_corrected",
+            actor_id=member.id,
+            member_id=member.id,
+            subject_type="member",
+            subject_id=str(member.id),
+        )
+    links.void(db, member.id or 0, "verify")
+    if send_mail:
+        send_verification(db, settings, member, base_url)
 
 
 def verify_email(db: Session, settings: Settings, token: str) -> Member:

@@ -25,6 +25,19 @@ def _signer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=f"portail.link.{purpose}")
 
 
+def void(db: Session, member_id: int, purpose: str) -> None:
+    """Make every unused link of ``purpose`` sent to the member stop working."""
+    db.exec(
+        update(OneTimeLink)
+        .where(
+            col(OneTimeLink.member_id) == member_id,
+            col(OneTimeLink.purpose) == purpose,
+            col(OneTimeLink.used_at).is_(None),
+        )
+        .values(used_at=utcnow())
+    )
+
+
 def issue(
     db: Session,
     secret_key: str,
@@ -35,15 +48,7 @@ def issue(
 ) -> str:
     """Create a link token for ``member``; earlier unused links of the same purpose stop working."""
     assert purpose in PURPOSES
-    db.exec(
-        update(OneTimeLink)
-        .where(
-            col(OneTimeLink.member_id) == member.id,
-            col(OneTimeLink.purpose) == purpose,
-            col(OneTimeLink.used_at).is_(None),
-        )
-        .values(used_at=utcnow())
-    )
+    void(db, member.id or 0, purpose)
     raw = secrets.token_urlsafe(24)
     now = utcnow()
     db.add(

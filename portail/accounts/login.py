@@ -27,6 +27,8 @@ class Opened:
     token: str  # for the cookie only
     destination: str
     session: LoginSession
+    notices: tuple[str, ...] = ()  # French messages from the login hooks ("your deletion is cancelled")
+    locale: str | None = None  # the member's language, for those notices
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,13 @@ def open_session(
     """Open the session of a member just authenticated by ``amr``; mail them about a new device."""
     db.add(member)
     new_device = _new_device(db, member.id or 0, user_agent)
-    token, row = sessions.open_session(db, member, amr=amr, user_agent=user_agent, ip_address=ip)
+    notices: list[str] = []
+    token, row = sessions.open_session(db, member, amr=amr, user_agent=user_agent, ip_address=ip, notices=notices)
     if new_device:
         device = devices.describe(user_agent)
         label = " / ".join(part for part in (device.browser, device.system) if part) or user_agent[:80]
         factors.notify(db, settings, member, factors.NEW_DEVICE, detail=label)
-    return Opened(token, sessions.destination_after_login(db, member, next_url), row)
+    return Opened(token, sessions.destination_after_login(db, member, next_url), row, tuple(notices), member.locale)
 
 
 def _new_device(db: Session, member_id: int, user_agent: str) -> bool:

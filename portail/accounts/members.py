@@ -7,6 +7,7 @@ import unicodedata
 
 from sqlmodel import Session, select
 
+from portail.accounts import policy
 from portail.accounts.models import AuditEvent, Member
 from portail.db import utcnow
 
@@ -96,6 +97,10 @@ def create_member(
     db.add(member)
     db.flush()
     audit(db, "member.created", member_id=member.id, subject_type="member", subject_id=str(member.id))
+    if terms_version:
+        policy.record_acceptance(db, member.id or 0, "terms", terms_version, renewed=False)
+    if privacy_version:
+        policy.record_acceptance(db, member.id or 0, "privacy", privacy_version, renewed=False)
     return member
 
 

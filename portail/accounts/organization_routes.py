@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import memberships, organizations
-from portail.accounts.current import load_login, login_redirect, safe_next
+from portail.accounts import mail_limits, memberships, organizations
+from portail.accounts.current import require_verified, safe_next
 from portail.accounts.members import AccountError
 from portail.accounts.models import Member, Organization
 from portail.config import Settings
@@ -47,9 +47,9 @@ def _refusal(request: Request, exc: AccountError | FormError, title: str) -> Res
 
 
 async def my_organizations(request: Request) -> Response:
-    login = await load_login(request)
-    if login is None:
-        return login_redirect(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
     mine = await _db(request).run(organizations.memberships_of, login.member.id or 0)
     return render(request, "accounts/organizations.html", {"memberships": mine})
 
@@ -77,9 +77,9 @@ def _organization_page(db: Session, member: Member, slug: str, page: int) -> Org
 
 
 async def organization_page(request: Request) -> Response:
-    login = await load_login(request)
-    if login is None:
-        return login_redirect(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
     try:
         page = int(request.query_params.get("page", "1"))
     except ValueError:
@@ -147,14 +147,23 @@ def _apply(
 
 
 async def organization_action(request: Request) -> Response:
-    login = await load_login(request)
-    if login is None:
-        return login_redirect(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
     slug = request.path_params["slug"]
     title = _(request, "Organisation")
     try:
         form = await read_form(request)
         values = {k: field(form, k) for k in ("member", "email", "role")}
+        action = request.path_params["action"]
+        if action == "invite":
+            await _check_mail(request, values["email"])
+        elif action == "join":  # each request mails the organization's administrators
+            await _check_mail(
+                request,
+                f"join:{login.member.id}:{slug}",
+                N_("Votre demande a déjà été envoyée plusieurs fois récemment. Réessayez dans %(minutes)s minutes."),
+            )
         message, name = await _db(request).run(
             _act,
             login.member,
@@ -170,14 +179,35 @@ async def organization_action(request: Request) -> Response:
     return RedirectResponse(safe_next(field(form, "next"), f"/organizations/{slug}"), status_code=303)
 
 
+async def _check_mail(
+    request: Request,
+    address: str,
+    limited: str = N_(
+        "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. Réessayez dans %(minutes)s minutes."
+    ),
+) -> None:
+    """The mail limits (``mail_limits``) of an invitation (it mails any address) and of a join request
+    (it mails the administrators: counted per member and organization, so asking, cancelling and
+    asking again cannot flood them). Refusals are 4xx pages."""
+    limiter: mail_limits.MailLimiter = request.app.state.mail_limiter
+    verdict = await limiter.check(address, request.client.host if request.client else "")
+    if verdict.retry_after:
+        raise AccountError(
+            "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
+            minutes=verdict.retry_minutes,
+        )
+    if verdict.address_limited:
+        raise AccountError(limited, minutes=request.app.state.settings.mail_limit_window_minutes)
+
+
 # ---------------------------------------------------------------- invitation links
 
 
 async def invitation(request: Request) -> Response:
     """The mailed link: shows the invitation and accept/decline buttons (needs the invited account)."""
-    login = await load_login(request)
-    if login is None:
-        return login_redirect(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
     settings = request.app.state.settings
     token = request.query_params.get("token", "")
     title = _(request, "Invitation")
@@ -205,9 +235,9 @@ async def invitation(request: Request) -> Response:
 
 
 async def territory(request: Request) -> Response:
-    login = await load_login(request)
-    if login is None:
-        return login_redirect(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
     db = _db(request)
     if request.method == "POST":
         try:

@@ -9,14 +9,21 @@ table), which sits above ``accounts`` and ``oidc``; it registers a ``PolicySourc
 stale.
 
 Use ``current_version`` to record a new acceptance, ``consent_is_current`` to decide whether an
-earlier one still holds, and ``changes_since`` to show what changed.
+earlier one still holds, ``review_needed`` to decide whether a member must accept the policy again,
+and ``changes_since`` to show what changed.
+
+Every acceptance of Portail's own documents (the terms of use and the privacy policy, at sign-up and
+each time they are accepted again) goes through ``record_acceptance``; the consent package writes it
+to the member's consent ledger (``on_acceptance``), the one record both "Mes données" and the
+policy history read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlmodel import Session
 
@@ -46,6 +53,24 @@ class PolicySource(Protocol):
 
 
 _source: list[PolicySource] = []
+
+Document = Literal["terms", "privacy"]
+AcceptanceHook = Callable[[Session, int, Document, str, bool], None]
+_acceptance_hooks: list[AcceptanceHook] = []
+
+
+def on_acceptance(hook: AcceptanceHook) -> None:
+    """Register ``hook(db, member_id, document, version, renewed)``, run in the same transaction as
+    each acceptance (the latest registration of a function of the same name replaces earlier ones)."""
+    name = (hook.__module__, hook.__qualname__)
+    _acceptance_hooks[:] = [h for h in _acceptance_hooks if (h.__module__, h.__qualname__) != name]
+    _acceptance_hooks.append(hook)
+
+
+def record_acceptance(db: Session, member_id: int, document: Document, version: str, *, renewed: bool) -> None:
+    """The member accepted ``version`` of ``document`` (first time, or ``renewed`` after a change)."""
+    for hook in list(_acceptance_hooks):
+        hook(db, member_id, document, version, renewed)
 
 
 def set_source(source: PolicySource | None) -> None:
@@ -82,3 +107,20 @@ def consent_is_current(db: Session, settings: Settings, version: str) -> bool:
     if _source and _source[0].current_version(db):
         return not _source[0].material_changes_since(db, version)
     return version == settings.privacy_policy_version
+
+
+def review_needed(db: Session, settings: Settings, version: str) -> bool:
+    """Whether a member who accepted ``version`` (``""``: never) must accept the policy again.
+
+    With published versions: never accepted, or a material version was published since. Without any:
+    ``version`` differs from the ``privacy_policy_version`` setting (an operator changing the setting
+    and restarting makes every member accept again); a member who never accepted one (created by the
+    command line) is not asked until a version is published.
+    """
+    current = _source[0].current_version(db) if _source else None
+    if not current:
+        return bool(version) and version != settings.privacy_policy_version
+    if not version:
+        return True
+    # The common case costs one query (the latest version): every member page asks.
+    return version != current and bool(_source[0].material_changes_since(db, version))

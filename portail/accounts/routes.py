@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import devices, flows, links, organizations, policy, sessions, throttle
+from portail.accounts import devices, flows, links, mail_limits, organizations, policy, sessions, throttle
 from portail.accounts import login as authenticate
 from portail.accounts.current import (
     clear_session_cookie,
@@ -22,7 +22,7 @@ from portail.accounts.current import (
     login_redirect,
     require_verified,
     safe_next,
-    set_session_cookie,
+    signed_in,
 )
 from portail.accounts.members import AccountError, email_key, normalize_email
 from portail.accounts.mfa import factors, security_routes, step_up
@@ -51,6 +51,24 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+async def _mail_verdict(request: Request, address: str) -> mail_limits.Verdict:
+    """Count a request that mails ``address`` (``mail_limits``): send, stay silent, or refuse."""
+    limiter: mail_limits.MailLimiter = request.app.state.mail_limiter
+    return await limiter.check(address, _client_ip(request))
+
+
+def _too_many_mails(request: Request, verdict: mail_limits.Verdict) -> str:
+    return _(
+        request,
+        "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
+        minutes=verdict.retry_minutes,
+    )
+
+
+def _retry_headers(verdict: mail_limits.Verdict) -> dict[str, str]:
+    return {"Retry-After": str(verdict.retry_after)}
+
+
 # ---------------------------------------------------------------- sign up and verification
 
 
@@ -74,8 +92,13 @@ async def signup(request: Request) -> Response:
     )
     try:
         flows.validate_sign_up(signup_form, settings)
+        verdict = await _mail_verdict(request, signup_form.email)
+        if verdict.retry_after:
+            error = _too_many_mails(request, verdict)
+            context = {"values": values, "error": error}
+            return render(request, "accounts/signup.html", context, 429, headers=_retry_headers(verdict))
         password_hash = await passwords.hash_async(signup_form.password)
-        await db.run(flows.sign_up, settings, signup_form, password_hash, _base_url(request))
+        await db.run(flows.sign_up, settings, signup_form, password_hash, _base_url(request), send_mail=verdict.send)
     except AccountError as exc:
         return render(request, "accounts/signup.html", {"values": values, "error": _error(request, exc)}, 400)
     return render(request, "accounts/signup_sent.html", {"email": values["email"]})
@@ -104,13 +127,73 @@ async def resend_verification(request: Request) -> Response:
     if login is None:
         return login_redirect(request)
     try:
-        await read_form(request)
+        form = await read_form(request)
     except FormError as exc:
         return render(request, "accounts/unverified.html", {"error": exc.message}, 400)
-    if not login.member.verified:
-        await db.run(_resend, settings, login.member.id or 0, _base_url(request))
+    next_url = safe_next(field(form, "next"))
+    if login.member.verified:
+        return RedirectResponse(next_url, status_code=303)
+    verdict = await _mail_verdict(request, login.member.email)
+    if not verdict.send:
+        return _unverified_refusal(request, verdict, next_url)
+    await db.run(_resend, settings, login.member.id or 0, _base_url(request))
     flash(request, _(request, "Un nouveau courriel de confirmation vous a été envoyé."), "success")
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(next_url, status_code=303)
+
+
+def _unverified_refusal(
+    request: Request, verdict: mail_limits.Verdict, next_url: str, field_error: bool = False
+) -> Response:
+    """The "confirm your address" page again, saying why no mail was sent (a mail limit)."""
+    if verdict.retry_after:
+        message = _too_many_mails(request, verdict)
+    else:
+        message = _(
+            request,
+            "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. "
+            "Vérifiez vos courriels indésirables, ou réessayez dans %(minutes)s minutes.",
+            minutes=request.app.state.settings.mail_limit_window_minutes,
+        )
+    context = {
+        "next": next_url,
+        "error": None if field_error else message,
+        "address_error": message if field_error else None,
+    }
+    return render(
+        request,
+        "accounts/unverified.html",
+        context,
+        429,
+        headers=_retry_headers(verdict) if verdict.retry_after else None,
+    )
+
+
+async def correct_address(request: Request) -> Response:
+    """An unverified member corrects a mistyped address; the verification mail goes to the new one."""
+    settings, db, _p = _deps(request)
+    login = await load_login(request)
+    if login is None:
+        return login_redirect(request)
+    try:
+        form = await read_form(request)
+    except FormError as exc:
+        return render(request, "accounts/unverified.html", {"error": exc.message}, 400)
+    next_url = safe_next(field(form, "next"))
+    if login.member.verified:
+        return RedirectResponse("/account", status_code=303)
+    email = field(form, "email")
+    try:
+        normalize_email(email)
+    except AccountError as exc:
+        context = {"next": next_url, "address_error": _error(request, exc)}
+        return render(request, "accounts/unverified.html", context, 400)
+    verdict = await _mail_verdict(request, email)
+    if not verdict.send:
+        return _unverified_refusal(request, verdict, next_url, field_error=True)
+    member_id = login.member.id or 0
+    await db.run(flows.correct_unverified_email, settings, member_id, email, _base_url(request), send_mail=True)
+    flash(request, _(request, "Un nouveau courriel de confirmation a été envoyé à %(email)s.", email=email), "success")
+    return RedirectResponse(next_url, status_code=303)
 
 
 def _resend(db: Session, settings: Settings, member_id: int, base_url: str) -> None:
@@ -169,9 +252,7 @@ async def login_page(request: Request) -> Response:
         response = RedirectResponse("/login/second-step?next=" + quote(next_url, safe=""), status_code=303)
         mfa_routes.set_pending(response, settings, outcome.member_id)
         return response
-    response = RedirectResponse(outcome.destination, status_code=303)
-    set_session_cookie(response, settings, outcome.token)
-    return response
+    return signed_in(request, settings, outcome)
 
 
 CHECK_UNAVAILABLE = N_(
@@ -222,7 +303,12 @@ async def forgot_password(request: Request) -> Response:
         normalize_email(email)
     except AccountError as exc:
         return render(request, "accounts/forgot.html", {"email": email, "error": _error(request, exc)}, 400)
-    await db.run(flows.request_reset, settings, email, _base_url(request))
+    verdict = await _mail_verdict(request, email)
+    if verdict.retry_after:
+        context = {"email": email, "error": _too_many_mails(request, verdict)}
+        return render(request, "accounts/forgot.html", context, 429, headers=_retry_headers(verdict))
+    if verdict.send:  # over the address's limit: the same page, no mail
+        await db.run(flows.request_reset, settings, email, _base_url(request))
     return render(request, "accounts/forgot_sent.html", {"email": email})
 
 
@@ -326,7 +412,14 @@ async def _account_form(request: Request, which: str) -> Response:
                 "success",
             )
         else:
-            await db.run(_change_email, settings, member.id or 0, field(form, "email"), _base_url(request))
+            verdict = await _mail_verdict(request, field(form, "email"))
+            if verdict.retry_after:
+                raise AccountError(
+                    "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
+                    minutes=verdict.retry_minutes,
+                )
+            if verdict.send:  # over the address's limit: the same confirmation, no mail
+                await db.run(_change_email, settings, member.id or 0, field(form, "email"), _base_url(request))
             flash(
                 request,
                 _(
@@ -517,6 +610,7 @@ routes = [
     Route("/signup", signup, methods=["GET", "POST"], name="signup"),
     Route("/verify", verify, methods=["GET"], name="verify"),
     Route("/verify/resend", resend_verification, methods=["POST"], name="verify_resend"),
+    Route("/verify/address", correct_address, methods=["POST"], name="verify_address"),
     Route("/login", login_page, methods=["GET", "POST"], name="login"),
     Route("/logout", logout, methods=["GET", "POST"], name="logout"),
     Route("/password/forgot", forgot_password, methods=["GET", "POST"], name="password_forgot"),

@@ -5,8 +5,9 @@ keeps only its SHA-256 (``LoginSession.token_hash``) plus a separate public ``si
 provider puts in ID and logout tokens. A session ends on logout, idle or absolute expiry, password
 reset, administrator action or account disabling; packages above accounts (the OIDC provider's
 back-channel logout) subscribe to endings through ``on_session_end`` without accounts knowing them,
-and to logins through ``on_login`` (a deletion request is cancelled) and ``on_login_step`` (a
-changed privacy policy to review before going on).
+and to logins through ``on_login`` (a deletion request is cancelled; the hook may return a notice
+for the member) and ``on_login_step`` (a changed privacy policy to review before going on: a step
+stays pending, and every member page sends there, until it is done).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from portail.config import Settings
 from portail.db import utcnow
 
 SessionEndHook = Callable[[Session, list[LoginSession]], None]
-LoginHook = Callable[[Session, Member, LoginSession], None]
+LoginHook = Callable[[Session, Member, LoginSession], str | None]
 LoginStep = Callable[[Session, Member], str | None]
 _end_hooks: list[SessionEndHook] = []
 _login_hooks: list[LoginHook] = []
@@ -49,6 +50,9 @@ def _replace(registry: list[Callable[..., object]], hook: Callable[..., object])
 def on_login(hook: LoginHook) -> None:
     """Register a callback run, in the same transaction, each time a member logs in (a session opens).
 
+    The callback returns a notice to show the member (a French message, translated by the login
+    page), or ``None``.
+
     A hook with the same module and name as an earlier one replaces it, so that an application
     created again (tests, workers) does not run the hooks of the previous one.
     """
@@ -63,13 +67,24 @@ def on_login_step(step: LoginStep) -> None:
     _replace(_login_steps, step)  # type: ignore[arg-type]
 
 
-def destination_after_login(db: Session, member: Member, next_url: str) -> str:
-    """Where the browser goes after a login: the first pending step (carrying ``next``), else ``next``."""
+def pending_step(db: Session, member: Member) -> str | None:
+    """The first page the member still has to visit (e.g. ``/privacy/review``), or ``None``."""
     for step in list(_login_steps):
         path = step(db, member)
         if path:
-            return f"{path}{'&' if '?' in path else '?'}next={quote(next_url, safe='')}"
-    return next_url
+            return path
+    return None
+
+
+def step_url(path: str, next_url: str) -> str:
+    """``path`` carrying ``next`` back to where the member was going."""
+    return f"{path}{'&' if '?' in path else '?'}next={quote(next_url, safe='')}"
+
+
+def destination_after_login(db: Session, member: Member, next_url: str) -> str:
+    """Where the browser goes after a login: the first pending step (carrying ``next``), else ``next``."""
+    path = pending_step(db, member)
+    return step_url(path, next_url) if path else next_url
 
 
 def approximate_place(ip_address: str) -> str:
@@ -87,9 +102,18 @@ def hash_token(token: str) -> str:
 
 
 def open_session(
-    db: Session, member: Member, *, amr: str = "pwd", user_agent: str = "", ip_address: str = ""
+    db: Session,
+    member: Member,
+    *,
+    amr: str = "pwd",
+    user_agent: str = "",
+    ip_address: str = "",
+    notices: list[str] | None = None,
 ) -> tuple[str, LoginSession]:
-    """Create a session; returns the raw token (for the cookie only) and the row."""
+    """Create a session; returns the raw token (for the cookie only) and the row.
+
+    The login hooks' notices (French messages to show the member) are appended to ``notices``.
+    """
     token = secrets.token_urlsafe(32)
     now = utcnow()
     row = LoginSession(
@@ -106,7 +130,9 @@ def open_session(
     db.add(row)
     db.flush()
     for hook in list(_login_hooks):
-        hook(db, member, row)
+        notice = hook(db, member, row)
+        if notice and notices is not None:
+            notices.append(notice)
     return token, row
 
 

@@ -5,6 +5,12 @@ implicitly for a trusted instance) is the current state per member × tool; ever
 renewal, denial and withdrawal is also a ``ConsentEvent`` that is never changed afterwards (only its
 ``member_id`` and ``detail`` are emptied when the account is purged). Withdrawing is in
 ``withdrawal.py``; optional purposes in ``purposes.py``; policy versions in ``policy.py``.
+
+Portail's own documents are in the ledger too: accepting the terms of use or the privacy policy (at
+sign-up, then again after a change) is an event with ``client_id`` ``""`` and ``purpose``
+``portail:terms`` or ``portail:privacy`` (purpose keys cannot contain ``:``), written through
+``portail.accounts.policy.record_acceptance`` (``record_acceptance`` here). ``acceptances`` reads
+them back for "Mes données" and the policy history, so both pages say the same thing.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
+from portail.accounts.policy import Document
 from portail.consent.access_log import LastAccess, last_access, tool_names
 from portail.consent.errors import N_
 from portail.federation.models import Instance
@@ -35,6 +42,10 @@ CLAIM_TEXT: dict[str, str] = {
     "email": N_("adresse courriel"),
     "email_verified": N_("adresse courriel vérifiée"),
     "groups": N_("organisations"),
+}
+DOCUMENT_TEXT: dict[str, str] = {
+    "portail:terms": N_("Conditions d’utilisation de Portail"),
+    "portail:privacy": N_("Politique de confidentialité de Portail"),
 }
 ACTION_TEXT: dict[str, str] = {
     "granted": N_("Consentement donné"),
@@ -93,6 +104,11 @@ class LedgerEntry:
     def action_text(self) -> str:
         return ACTION_TEXT.get(self.action, self.action)
 
+    @property
+    def document_text(self) -> str:
+        """The Portail document this event accepts (``""`` for a tool or an optional purpose)."""
+        return DOCUMENT_TEXT.get(self.purpose, "")
+
 
 def tools(db: Session, member_id: int) -> list[ToolConsent]:
     """Every tool the member consented to (active first, then withdrawn), with what it received."""
@@ -129,6 +145,33 @@ def tools(db: Session, member_id: int) -> list[ToolConsent]:
     return result
 
 
+def record_acceptance(db: Session, member_id: int, document: Document, version: str, renewed: bool) -> None:
+    """The ``portail.accounts.policy.on_acceptance`` hook: one ledger event per acceptance."""
+    db.add(
+        ConsentEvent(
+            member_id=member_id,
+            client_id="",
+            purpose=f"portail:{document}",
+            action="renewed" if renewed else "granted",
+            policy_version=version,
+        )
+    )
+
+
+def acceptances(db: Session, member_id: int) -> dict[str, LedgerEntry]:
+    """The member's latest acceptance of each Portail document (``terms``, ``privacy``), from the ledger."""
+    rows = db.exec(
+        select(ConsentEvent)
+        .where(ConsentEvent.member_id == member_id, col(ConsentEvent.purpose).in_(DOCUMENT_TEXT))
+        .order_by(col(ConsentEvent.at).desc(), col(ConsentEvent.id).desc())
+        .limit(200)
+    )
+    latest: dict[str, LedgerEntry] = {}
+    for entry in _entries(db, list(rows)):
+        latest.setdefault(entry.purpose.removeprefix("portail:"), entry)
+    return latest
+
+
 def entries(db: Session, member_id: int, *, limit: int = 200, offset: int = 0) -> list[LedgerEntry]:
     """The member's consent ledger, newest first."""
     rows = list(
@@ -140,6 +183,10 @@ def entries(db: Session, member_id: int, *, limit: int = 200, offset: int = 0) -
             .limit(limit)
         )
     )
+    return _entries(db, rows)
+
+
+def _entries(db: Session, rows: list[ConsentEvent]) -> list[LedgerEntry]:
     names = tool_names(db, {r.client_id for r in rows})
     return [
         LedgerEntry(

@@ -4,9 +4,10 @@ An administrator publishes a version (``portail privacy publish`` or the admin p
 *material* or *minor*, with a summary of what changed in French and English. The latest published
 version is what new acceptances and consents record. A consent or acceptance given under an earlier
 version still holds unless a *material* version was published after it; otherwise the member reviews
-the changes (their summaries) and consents again at the next login, to Portail (``review_step``) and
-to each tool (the OpenID Connect consent prompt reads ``portail.accounts.policy``, which
-``PublishedVersions`` feeds; ``create_app`` registers it).
+the changes (their summaries) and accepts again before any other page opens, to Portail
+(``review_step``: a pending step that ``PendingStepGate`` enforces on every page) and to each tool
+(the OpenID Connect consent prompt reads ``portail.accounts.policy``, which ``PublishedVersions``
+feeds; ``create_app`` registers it). Each acceptance is written to the consent ledger.
 """
 
 from __future__ import annotations
@@ -136,13 +137,10 @@ def publish(
 # ---------------------------------------------------------------- Portail's own acceptance
 
 
-def review_step(db: Session, member: Member) -> str | None:
-    """Login step: a member whose accepted version predates a material change reviews it first."""
-    if not member.privacy_version:
-        return "/privacy/review" if latest(db) is not None else None
-    if latest(db) is None:
-        return None
-    return "/privacy/review" if material_changes_since(db, member.privacy_version) else None
+def review_step(db: Session, settings: Settings, member: Member) -> str | None:
+    """The pending step of a member who must accept the policy again (``accounts_policy.review_needed``):
+    after a material version is published, or after the operator changed ``privacy_policy_version``."""
+    return "/privacy/review" if accounts_policy.review_needed(db, settings, member.privacy_version) else None
 
 
 def pending_changes(db: Session, settings: Settings, member: Member) -> list[PolicyChange]:
@@ -158,10 +156,12 @@ def accept_current(db: Session, settings: Settings, member_id: int) -> str:
     if member is None:
         raise ConsentError("Ce compte n’existe plus.")
     version = accounts_policy.current_version(db, settings)
+    renewed = bool(member.privacy_version)
     member.privacy_version = version
     member.privacy_accepted_at = utcnow()
     member.updated_at = member.privacy_accepted_at
     db.add(member)
+    accounts_policy.record_acceptance(db, member_id, "privacy", version, renewed=renewed)
     audit(
         db,
         "privacy.policy_accepted",

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portail.accounts import policy as accounts_policy
 from portail.accounts import throttle
 from portail.accounts.current import Login, clear_session_cookie, load_login, login_redirect, safe_next
-from portail.accounts.models import Member
 from portail.config import Settings
 from portail.consent import access_log, deletion, export, ledger, policy, purposes, withdrawal
 from portail.consent.errors import ConsentError
@@ -45,8 +45,8 @@ def _wake_jobs(request: Request) -> None:
 
 
 def _overview(db: Session, settings: Settings, member_id: int) -> dict[str, Any]:
-    member = db.get(Member, member_id)
     latest = export.latest(db, member_id)
+    accepted = ledger.acceptances(db, member_id)
     return {
         "tools": ledger.tools(db, member_id),
         "purposes": purposes.states(db, settings, member_id),
@@ -54,8 +54,7 @@ def _overview(db: Session, settings: Settings, member_id: int) -> dict[str, Any]
         "export": latest,
         "export_link": export.link_for(db, settings, member_id, latest.id) if latest else None,
         "deletion": deletion.pending_for(db, member_id),
-        "policy_version": member.privacy_version if member else "",
-        "policy_accepted_at": member.privacy_accepted_at if member else None,
+        "accepted": accepted,
         "grace_days": settings.deletion_grace_days,
     }
 
@@ -195,13 +194,15 @@ async def request_deletion(request: Request) -> Response:
         )
     if not await request.app.state.passwords.verify_async(member.password_hash, str(form.get("password") or "")):
         await db.run(throttle.record_failure, key, ip, settings)
-        flash(request, _(request, "Mot de passe incorrect : la suppression n’a pas été demandée."), "error")
-        return RedirectResponse("/account/data#delete", status_code=303)
+        # The overview again, with the error at the password field (the form is at the bottom).
+        context = await db.run(_overview, settings, member.id or 0)
+        context["delete_error"] = _(request, "Mot de passe incorrect : la suppression n’a pas été demandée.")
+        return render(request, "consent/data.html", context, 400)
     try:
         row = await db.run(deletion.request_deletion, settings, member.id or 0, ip_address=ip)
     except ConsentError as exc:
         return _refused(request, exc)
-    # Every session has just ended: the page is drawn logged out (no "Se déconnecter", no admin menu).
+    request.state.login = request.state.member = None  # every session just ended: render logged out
     response = render(request, "consent/deletion_requested.html", {"due": row.due_at, "member": None})
     clear_session_cookie(response, settings)
     return response
@@ -241,15 +242,33 @@ async def _review_page(
     request: Request, settings: Settings, db: Database, login: Login, next_url: str, status: int
 ) -> Response:
     changes = await db.run(lambda s: policy.pending_changes(s, settings, login.member))
+    current = await db.run(accounts_policy.current_version, settings)
     error = _(request, "Cochez la case pour accepter ou déconnectez-vous.") if status == 400 else None
-    return render(
-        request, "consent/review.html", {"changes": changes, "next": next_url, "error": error}, status_code=status
-    )
+    context = {
+        "changes": changes,
+        "next": next_url,
+        "error": error,
+        "pending": bool(login.pending_step),
+        "current_version": current,
+        "accepted_version": login.member.privacy_version,
+    }
+    return render(request, "consent/review.html", context, status_code=status)
+
+
+def _history(db: Session, settings: Settings, member_id: int | None) -> dict[str, Any]:
+    return {
+        "versions": policy.history(db),
+        "current_version": accounts_policy.current_version(db, settings),
+        "accepted": ledger.acceptances(db, member_id) if member_id else {},
+    }
 
 
 async def policy_history(request: Request) -> Response:
-    _settings, db = _deps(request)
-    return render(request, "consent/history.html", {"versions": await db.run(policy.history)})
+    """Published versions, the version in force, and (for a member) their acceptances from the ledger."""
+    settings, db = _deps(request)
+    login = await load_login(request)
+    context = await db.run(_history, settings, login.member.id if login else None)
+    return render(request, "consent/history.html", context)
 
 
 routes = [

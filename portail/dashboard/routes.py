@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts.current import load_login, login_redirect
+from portail.accounts.current import load_login, require_verified, unverified_page
 from portail.accounts.models import Member, Organization
 from portail.dashboard import notices, tiles, widget
 from portail.dashboard.discover import Discovery, discover
@@ -46,7 +46,7 @@ async def home(request: Request) -> Response:
     if login is None:
         return render(request, "dashboard/welcome.html", {})
     if not login.member.verified:
-        return render(request, "accounts/unverified.html", {})
+        return unverified_page(request, 200)
     db: Database = request.app.state.db
     data = await db.run(_home, login.member)
     query = request.query_params.get("q", "").strip()[:200]
@@ -60,9 +60,9 @@ async def home(request: Request) -> Response:
 
 async def arrange_tile(request: Request) -> Response:
     """Pin, unpin or move a tile (a form with ``action``; works without JavaScript)."""
-    login = await load_login(request)
-    if login is None:
-        return login_redirect(request)
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
     try:
         form = await read_form(request)
     except FormError as exc:

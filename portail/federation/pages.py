@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portail.accounts.current import load_login, login_redirect
+from portail.accounts.current import load_login, login_redirect, unverified_page
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
@@ -57,7 +57,7 @@ def members_only(handler: Page) -> Callable[[Request], Awaitable[Response]]:
         if login is None:
             return login_redirect(request)
         if not login.member.verified:
-            return render(request, "accounts/unverified.html", {}, 403)
+            return unverified_page(request)
         return await handler(request, login.member, Actor.for_member(login.member, client_ip(request)))
 
     wrapped.__name__ = handler.__name__

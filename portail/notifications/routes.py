@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from portail.accounts.current import Login, load_login, login_redirect
+from portail.accounts.current import Login, load_login, require_verified
 from portail.db import Database
 from portail.federation.models import Instance
 from portail.notifications import digests, inbox, linking, read_state, user_api_keys
@@ -71,10 +71,7 @@ def _int(value: str | None) -> int | None:
 
 
 async def _member(request: Request) -> Login | Response:
-    login = await load_login(request)
-    if login is None or not login.member.verified:
-        return login_redirect(request)
-    return login
+    return await require_verified(request)
 
 
 async def inbox_page(request: Request) -> Response:

@@ -18,6 +18,7 @@ State diagram of one interaction::
      ┌─ login needed ──► /login?next=/authorize/resume/{id} ──┐
      ├─ email unconfirmed ──► "confirm your email" page ──────┤ (member acts)
      ├─ second factor needed ──► /login/second-step?next=… ───┤
+     ├─ policy changed ──► /privacy/review?next=resume ───────┤
      └─ consent needed ──► /authorize/consent/{id} ───────────┤
                               │ deny ──► access_denied to redirect_uri (DONE)
                               │ allow ─► consent recorded ────┤
@@ -38,7 +39,7 @@ from urllib.parse import quote
 from sqlalchemy import delete
 from sqlmodel import Session, col
 
-from portail.accounts import policy
+from portail.accounts import policy, sessions
 from portail.accounts.current import Login
 from portail.config import Settings
 from portail.db import utcnow
@@ -117,6 +118,9 @@ def proceed(
         return AskVerification(resume_path(parked.id))
     if step.kind == "mfa":
         return GoTo("/login/second-step?next=" + quote(resume_path(parked.id), safe=""))
+    if step.kind == "step":
+        assert login is not None and login.pending_step
+        return GoTo(sessions.step_url(login.pending_step, resume_path(parked.id)))
     return GoTo(consent_path(parked.id))
 
 

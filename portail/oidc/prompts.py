@@ -9,6 +9,8 @@ a login, a confirmed email, or the member's consent — or nothing.
 - A second factor when the session has none and the request asks for ``claims.ACR_MFA`` (in
   ``acr_values`` or as the ``acr`` of the ``claims`` parameter), the client's registered
   ``default_acr_values`` hold it, or the client is listed in the ``mfa_required_clients`` setting.
+- A member with a pending step (a privacy policy changed materially since they accepted it:
+  ``Login.pending_step``) takes it first: no code is issued to any tool before.
 - Consent when this client lacks a scope or claim under the current privacy-policy version, or
   when ``prompt`` has ``consent``. A trusted client skips the page; its consent is recorded as
   implicit.
@@ -35,7 +37,7 @@ from portail.oidc.models import ParkedRequest
 
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["login", "verify", "mfa", "consent", "issue", "error"]
+    kind: Literal["login", "verify", "mfa", "step", "consent", "issue", "error"]
     error: str = ""
     description: str = ""
 
@@ -82,6 +84,10 @@ def decide(
         if silent:
             return Step("error", "interaction_required", "A second authentication factor is required")
         return Step("mfa")
+    if login.pending_step:
+        if silent:
+            return Step("error", "interaction_required", "The member must accept the updated privacy policy")
+        return Step("step")
     forced = ("consent" in req.prompt) if parked is None else parked.consent_forced
     member_id = member.id or 0
     if not forced and not consents.needed(

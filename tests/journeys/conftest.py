@@ -164,12 +164,12 @@ class Deployment:
 
     # -------------------------------------------------------------- the server
 
-    def start(self) -> None:
-        """``portail serve`` on the deployment's port; waits until discovery answers."""
+    def start(self, workers: int = 1) -> None:
+        """``portail serve`` on the deployment's port (``--workers``); waits until discovery answers."""
         assert self.server is None
         log = self.server_log.open("a", encoding="utf-8")
         self.server = subprocess.Popen(
-            [*portail_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*portail_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
             cwd=self.root,
             env=self.env,
             stdout=log,

@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portail.accounts import login as authenticate
-from portail.accounts.current import Login, load_login, safe_next, set_session_cookie
+from portail.accounts.current import Login, load_login, safe_next, signed_in
 from portail.accounts.mfa import factors, webauthn
 from portail.accounts.models import Member
 from portail.config import Settings
@@ -148,8 +148,7 @@ async def second_step(request: Request) -> Response:
         flash(request, left, "warning")
     if outcome.opened is None:
         return RedirectResponse(next_url, status_code=303)
-    response = RedirectResponse(outcome.opened.destination, status_code=303)
-    set_session_cookie(response, settings, outcome.opened.token)
+    response = signed_in(request, settings, outcome.opened)
     response.delete_cookie(PENDING_COOKIE, path="/")
     return response
 
@@ -171,9 +170,7 @@ async def passkey_login(request: Request) -> Response:
     if isinstance(outcome, webauthn.PasskeyRefused):
         context = {"next": next_url, "email": "", "error": _(request, outcome.message)}
         return render(request, "accounts/login.html", context, 401)
-    response = RedirectResponse(outcome.destination, status_code=303)
-    set_session_cookie(response, settings, outcome.token)
-    return response
+    return signed_in(request, settings, outcome)
 
 
 # ---------------------------------------------------------------- WebAuthn options (JSON)

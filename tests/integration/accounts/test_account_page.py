@@ -33,9 +33,11 @@ def test_account_page_needs_a_login(client: TestClient) -> None:
 def test_unverified_member_cannot_use_the_account_page(client: TestClient, settings: Settings) -> None:
     create_member(settings, "bob@example.org", "Bob", verified=False)
     login(client, "bob@example.org")
-    assert client.get("/account").headers["location"] == "/"
+    page = client.get("/account")  # the "confirm your address" page in place: no bounce to "/"
+    assert page.status_code == 403 and "Confirmez votre adresse courriel" in page.text
+    assert 'action="/verify/address"' in page.text and 'name="next" value="/account"' in page.text
     response = client.post("/account/profile", data={"name": "Robert", "locale": "en"})
-    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert response.status_code == 403 and "Confirmez votre adresse courriel" in response.text
     assert _member(settings, "bob@example.org").name == "Bob"
 
 

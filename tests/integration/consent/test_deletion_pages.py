@@ -18,8 +18,10 @@ def _requests(settings: Settings) -> list[DeletionRequest]:
 def test_a_wrong_password_does_not_request_the_deletion(client: TestClient, settings: Settings, member: object) -> None:
     login(client)
     response = submit(client, "/account/data", "/account/data/delete", {"password": "pas le bon"})
-    assert response.status_code == 303
-    assert "Mot de passe incorrect" in client.get("/account/data").text
+    assert response.status_code == 400
+    # The error is at the field (the form is at the bottom of the page), not in a banner at the top.
+    assert 'aria-invalid="true" aria-describedby="e-delete-password" autofocus' in response.text
+    assert 'id="e-delete-password" role="alert">Mot de passe incorrect' in response.text
     assert _requests(settings) == []
 
 

@@ -23,6 +23,10 @@ def test_an_administrator_publishes_a_version_from_the_page(client: TestClient, 
     data = {"version": "2027-01", "kind": "material", "summary_fr": "Nouvel outil", "summary_en": "New tool"}
     response = submit(client, "/admin/privacy", "/admin/privacy", data)
     assert response.status_code == 303
+    # A material version: the administrator, too, accepts it before any other page opens.
+    assert client.get("/admin/privacy").headers["location"] == "/privacy/review?next=%2Fadmin%2Fprivacy"
+    accepted = submit(client, "/privacy/review", "/privacy/review", {"accept": "yes", "next": "/admin/privacy"})
+    assert accepted.headers["location"] == "/admin/privacy"
     page = client.get("/admin/privacy")
     assert "Version 2027-01" in page.text and "changement important" in page.text
     again = submit(client, "/admin/privacy", "/admin/privacy", data)

@@ -32,7 +32,7 @@ def test_erasure_keeps_the_ledger_and_the_audit_log_without_the_member(db: Datab
         erasure.erase(session, people.member_id)
     with db.session() as session:
         events = session.exec(select(ConsentEvent)).all()
-        assert len(events) == 2 and all(e.member_id is None and e.detail == "" for e in events)
+        assert len(events) == 3 and all(e.member_id is None and e.detail == "" for e in events)
         assert {e.action for e in events} == {"granted"}
         audit = session.exec(select(AuditEvent)).all()
         assert audit and all(people.member_id not in (a.member_id, a.actor_id) for a in audit)

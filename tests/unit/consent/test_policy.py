@@ -103,13 +103,13 @@ def test_members_review_only_after_a_material_change(db: Database, unit_settings
         member = members.create_member(
             session, email="a@example.org", name="A", password_hash="x", privacy_version="2026-11"
         )
-        assert policy.review_step(session, member) is None
+        assert policy.review_step(session, unit_settings, member) is None
         _publish(session, "2027-01", material=False)
-        assert policy.review_step(session, member) is None
+        assert policy.review_step(session, unit_settings, member) is None
         _publish(session, "2027-02", material=True)
-        assert policy.review_step(session, member) == "/privacy/review"
+        assert policy.review_step(session, unit_settings, member) == "/privacy/review"
         assert [c.version for c in policy.pending_changes(session, unit_settings, member)] == ["2027-02"]
         assert policy.accept_current(session, unit_settings, member.id or 0) == "2027-02"
         assert member.privacy_accepted_at is not None
         assert member.privacy_accepted_at > dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-        assert policy.review_step(session, member) is None
+        assert policy.review_step(session, unit_settings, member) is None
