@@ -13,13 +13,14 @@ are the same whether an account exists or not. Within one window of ``mail_limit
 
 A limit set to 0 is off. Counters are shared by every worker process: Redis keys (``INCR`` +
 ``EXPIRE``) when ``redis_url`` is set, else rows of the login throttle's table (``login_throttle``,
-keys ``mail-to:<window>:<address>`` and ``mail-ip:<window>:<ip>``) bumped by one atomic
+keys ``mail-to:<window>:<SHA-256 of the address>`` and ``mail-ip:<window>:<ip>``) bumped by one atomic
 ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,11 +54,15 @@ class Verdict:
 
 
 def address_key(address: str) -> str:
-    """The counter key of a target address (its normalized form, whatever the spelling)."""
+    """The counter key of a target address: a digest of its normalized form, whatever the spelling.
+
+    A digest, not the address: counters outlive an account's deletion (up to two windows), and
+    Portail keeps no personal information of a deleted member."""
     try:
-        return email_key(normalize_email(address))
+        normalized = email_key(normalize_email(address))
     except AccountError:
-        return address.strip().casefold()[:320]
+        normalized = address.strip().casefold()[:320]
+    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _bump(db: Session, keys: list[str], horizon: dt.datetime) -> list[int]:

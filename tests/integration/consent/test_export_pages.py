@@ -43,6 +43,10 @@ def _prepare(client: TestClient, settings: Settings) -> str:
     response = submit(client, "/account/data", "/account/data/export", {})
     assert response.status_code == 303
     _wait_ready(settings)
+    for _attempt in range(200):  # the mail goes out just after the commit that marks the export ready
+        if outbox(settings):
+            break
+        time.sleep(0.05)
     link = link_in(outbox(settings)[-1])
     parts = urlsplit(link)
     assert f"{parts.scheme}://{parts.netloc}" == settings.issuer

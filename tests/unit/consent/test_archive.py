@@ -7,12 +7,13 @@ import json
 from sqlmodel import SQLModel
 
 from portail.config import Settings
-from portail.consent import archive, export
+from portail.consent import archive, export, hooks
 from portail.db import Database
 from tests.unit.consent.population import EMAIL, NAME, populate
 
 
 def test_the_export_has_every_category_created_for_the_member(db: Database, unit_settings: Settings) -> None:
+    hooks.install(unit_settings)  # as create_app does: acceptances of Portail's policy go to the ledger
     with db.session() as session:
         people = populate(session)
         document = archive.build(session, unit_settings, people.member_id)
