@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portail import metrics
 from portail.accounts import devices, flows, links, organizations, policy, sessions, throttle
 from portail.accounts.current import (
     clear_session_cookie,
@@ -141,6 +142,7 @@ async def login_page(request: Request) -> Response:
     ip = _client_ip(request)
     wait, member = await db.run(_login_lookup, key, ip, email)
     if wait:
+        metrics.LOGINS.labels("password", "throttled").inc()
         message = _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
         return render(
             request,
@@ -152,10 +154,12 @@ async def login_page(request: Request) -> Response:
     valid = await passwords.verify_async(member.password_hash if member else None, password)
     if not valid or member is None or not member.active:
         await db.run(throttle.record_failure, key, ip, settings)
+        metrics.LOGINS.labels("password", "failure").inc()
         message = _(request, "Adresse courriel ou mot de passe incorrect.")
         return render(request, "accounts/login.html", {**context, "error": message}, 401)
     new_hash = await passwords.hash_async(password) if passwords.needs_rehash(member.password_hash) else None
     token, destination = await db.run(_open, member, key, new_hash, request.headers.get("user-agent", ""), ip, next_url)
+    metrics.LOGINS.labels("password", "success").inc()
     response = RedirectResponse(destination, status_code=303)
     set_session_cookie(response, settings, token)
     return response
