@@ -69,20 +69,25 @@ def test_logins_are_counted_by_result_and_sessions_are_seen_live(scraped: TestCl
     login(scraped, member.email, PASSWORD)
     after = samples(scraped)
     name = "portail_logins_total"
-    assert value(after, name, method="password", result="success") == value(
-        before, name, method="password", result="success"
-    ) + 1
+    assert (
+        value(after, name, method="password", result="success")
+        == value(before, name, method="password", result="success") + 1
+    )
     assert value(after, "portail_active_sessions") == value(before, "portail_active_sessions") + 1
 
 
-def test_token_requests_are_counted_by_grant_and_result(scraped: TestClient, settings: Settings, member: Member) -> None:
+def test_token_requests_are_counted_by_grant_and_result(
+    scraped: TestClient, settings: Settings, member: Member
+) -> None:
     client_id, secret = make_client(settings)
     assert secret is not None
     flow = Flow(scraped, client_id, secret)
     before = samples(scraped)
     tokens = flow.tokens()
     assert flow.refresh(tokens["refresh_token"]).status_code == 200
-    refused = scraped.post("/token", data={"grant_type": "authorization_code", "code": "nope"}, headers=basic(client_id, secret))
+    refused = scraped.post(
+        "/token", data={"grant_type": "authorization_code", "code": "nope"}, headers=basic(client_id, secret)
+    )
     assert refused.status_code == 400
     odd = scraped.post("/token", data={"grant_type": "x-made-up"}, headers=basic(client_id, secret))
     assert odd.status_code == 400
@@ -94,9 +99,10 @@ def test_token_requests_are_counted_by_grant_and_result(scraped: TestClient, set
         ("authorization_code", "invalid_grant"),
         ("other", "unsupported_grant_type"),
     ]:
-        assert value(after, name, grant_type=grant, result=result) == value(
-            before, name, grant_type=grant, result=result
-        ) + 1, (grant, result)
+        assert (
+            value(after, name, grant_type=grant, result=result)
+            == value(before, name, grant_type=grant, result=result) + 1
+        ), (grant, result)
 
 
 def test_http_requests_are_labelled_by_route_template_never_the_raw_path(scraped: TestClient) -> None:
@@ -109,9 +115,10 @@ def test_http_requests_are_labelled_by_route_template_never_the_raw_path(scraped
     assert not any("some-private-id-123" in (r or "") or "secret-looking" in (r or "") for r in routes)
     assert "<unmatched>" in routes
     histogram = "portail_http_request_duration_seconds_count"
-    assert value(after, histogram, method="GET", route="<unmatched>") == value(
-        before, histogram, method="GET", route="<unmatched>"
-    ) + 1
+    assert (
+        value(after, histogram, method="GET", route="<unmatched>")
+        == value(before, histogram, method="GET", route="<unmatched>") + 1
+    )
 
 
 def test_queue_depths_and_breakers_are_read_at_scrape(scraped: TestClient) -> None:

@@ -84,6 +84,8 @@ def test_no_secret_reaches_any_log_after_a_login_and_a_token_exchange(
     assert request_lines(caplog), "the requests were logged"
     for value in secrets_seen:
         assert value and value not in text
-    assert "code=" not in text and "token=" not in text and "?" not in "".join(
-        str(line["route"]) for line in request_lines(caplog)
+    assert (
+        "code=" not in text
+        and "token=" not in text
+        and "?" not in "".join(str(line["route"]) for line in request_lines(caplog))
     )
