@@ -141,12 +141,12 @@ class Deployment:
 
     # -------------------------------------------------------------- the server
 
-    def start(self) -> None:
-        """``portail serve`` on the deployment's port; waits until discovery answers."""
+    def start(self, *serve_args: str) -> None:
+        """``portail serve`` on the deployment's port (plus ``serve_args``); waits until discovery answers."""
         assert self.server is None
         log = self.server_log.open("a", encoding="utf-8")
         self.server = subprocess.Popen(
-            [*portail_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*portail_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *serve_args],
             cwd=self.root,
             env=self.env,
             stdout=log,
@@ -168,6 +168,13 @@ class Deployment:
         match = ADMIN_RE.search(self.server_log.read_text(encoding="utf-8"))
         if match and not self.admin_email:
             self.admin_email, self.admin_password = match.group(1), match.group(2)
+
+    def kill(self) -> None:
+        """Stop the server as a crash would (SIGKILL: no shutdown, no lock released)."""
+        if self.server is not None:
+            self.server.kill()
+            self.server.wait()
+            self.server = None
 
     def stop(self) -> None:
         if self.server is not None:

@@ -1,0 +1,237 @@
+"""Journey: an operator runs Portail as two identical nodes on one PostgreSQL database and one Redis,
+and members, tools and background work see one Portail.
+
+Each node is a real ``portail serve`` with its own folder (``var/``), sharing only what a deployment
+shares: ``PORTAIL_DATABASE_URL``, ``PORTAIL_REDIS_URL``, ``PORTAIL_SECRET_KEY`` and the same
+``instances.toml``. Everything is done through the pages, the CLI and the public endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from portail.oidc import keys
+from tests.conftest import PASSWORD, PG_ADMIN_URL
+from tests.journeys.conftest import Deployment, Visitor, sign_up
+from tests.journeys.test_member_tools import EMAIL, Receiver, Tool, _receiver, log_in_to
+
+INSTANCES = """
+[[hosters]]
+slug = "projet-collectif"
+name = "Projet collectif"
+website = "https://projetcollectif.ca"
+contact_email = "technique@projetcollectif.example"
+charter_version = "2026-11"
+
+[[instances]]
+slug = "passerelles"
+name = "Passerelles"
+software = "passerelles"
+base_url = "{base_url}"
+hoster = "projet-collectif"
+scope = "central"
+trusted = true
+redirect_uris = ["{base_url}/auth/callback"]
+backchannel_logout_uri = "{base_url}/auth/backchannel-logout"
+client_secret_env = "ENCOMMUN_SECRET_PASSERELLES"
+"""
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database (the nodes create the tables themselves)."""
+    name = f"portail_nodes_{secrets.token_hex(4)}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Cluster:
+    """Two deployments of one Portail, and the tool that logs members in through it."""
+
+    def __init__(self, root: Path, database_url: str, redis_url: str, tool: Receiver, **settings: str) -> None:
+        self.tool = Tool(
+            "passerelles",
+            secrets.token_urlsafe(32),
+            f"{tool.base_url}/auth/callback",
+            "/auth/backchannel-logout",
+            "",
+            tool,
+        )
+        shared = {
+            "PORTAIL_REDIS_URL": redis_url,  # empty: no Redis (PostgreSQL coordinates)
+            "PORTAIL_SECRET_KEY": secrets.token_urlsafe(48),
+            "ENCOMMUN_SECRET_PASSERELLES": self.tool.secret,
+            **{f"PORTAIL_{k.upper()}": v for k, v in settings.items()},
+        }
+        self.nodes = [Deployment(root / name, database_url) for name in ("a", "b")]
+        for node in self.nodes:
+            node.root.mkdir()
+            node.env.update(shared)
+            node.write_instances(INSTANCES.format(base_url=tool.base_url))
+
+    def start(self) -> None:
+        for node in self.nodes:  # one after the other, as an operator's rolling start does
+            node.start()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, fresh_postgres: str, redis_url: str) -> Iterator[Cluster]:
+    tool = _receiver()
+    nodes = Cluster(tmp_path, fresh_postgres, redis_url, tool, probe_interval_seconds="1")
+    try:
+        yield nodes
+    finally:
+        nodes.close()
+        tool.server.shutdown()
+        tool.server.server_close()
+
+
+def as_visitor_of(node: Deployment, browser: Visitor) -> Visitor:
+    """The same browser (same cookies) talking to another node, as behind a load balancer."""
+    moved = node.visitor()
+    moved.http.cookies.update(browser.http.cookies)
+    return moved
+
+
+def header_kid(token: str) -> str:
+    header = token.split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+
+
+def service_client(node: Deployment) -> tuple[str, str]:
+    """A machine client registered from the CLI (client-credentials grant)."""
+    created = node.cli("clients", "create", "--name", "Robot", "--grant-type", "client_credentials", "--json")
+    data = json.loads(created.stdout)
+    return data["client_id"], data["client_secret"]
+
+
+def client_credentials_kid(node: Deployment, client: tuple[str, str]) -> str:
+    """The ``kid`` a node signs a client-credentials access token with (ES256)."""
+    answer = httpx.post(f"{node.base_url}/token", data={"grant_type": "client_credentials"}, auth=client)
+    assert answer.status_code == 200, answer.text
+    return header_kid(answer.json()["access_token"])
+
+
+def test_two_nodes_on_one_database_serve_as_one_portail(cluster: Cluster) -> None:
+    """Journey: sessions, login throttling, key rotation and logout everywhere across two nodes."""
+    a, b = cluster.nodes
+    cluster.start()
+    assert a.admin_email and not b.admin_email, "one administrator, printed once, by the first node"
+
+    # A session opened on A is a session on B.
+    browser_a = sign_up(a, EMAIL)
+    assert browser_a.login(EMAIL).status_code == 303
+    browser_b = as_visitor_of(b, browser_a)
+    account = browser_b.get("/account")
+    assert account.status_code == 200, account.text[:500]
+    assert EMAIL in account.text
+
+    # Failed logins are counted across both nodes: 5 failures (3 on A, 2 on B) reach the threshold.
+    for node in (a, b, a, b, a):
+        failed = node.visitor().submit("/login", data={"email": EMAIL, "password": "not-the-password"})
+        assert failed.status_code == 401, failed.text[:300]
+    throttled = b.visitor().submit("/login", data={"email": EMAIL, "password": PASSWORD})
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) > 0
+
+    # A key rotated from the CLI is published at once by both nodes and signs on both.
+    robot = service_client(a)
+    before = client_credentials_kid(b, robot)
+    a.cli("keys", "rotate", "--now")
+    rotated_at = time.monotonic()
+    new_kids = {k["kid"] for k in json.loads(a.cli("keys", "list", "--json").stdout) if k["alg"] == "ES256"} - {before}
+    assert len(new_kids) == 1
+
+    # The member logs in to the tool through A; logging out on B sends exactly one back-channel logout.
+    signed_in = log_in_to(cluster.tool, a, browser_a)
+    assert signed_in.claims["sub"]
+    out = browser_b.submit("/logout")
+    assert out.status_code == 303
+    [logout_token] = cluster.tool.receiver.wait_for("/auth/backchannel-logout")
+    time.sleep(12)  # both nodes poll the queue every 5 s: give the other one two chances to send it again
+    assert len([p for p, _t, _b in cluster.tool.receiver.posts if p == "/auth/backchannel-logout"]) == 1
+    assert b"logout_token=" in logout_token
+    assert browser_a.get("/account").status_code in (302, 303), "the session ended on every node"
+
+    # Each node signs with the new key once its key ring reloads (at most keys.RELOAD_SECONDS).
+    for node in (a, b):
+        while client_credentials_kid(node, robot) not in new_kids:
+            assert time.monotonic() - rotated_at < keys.RELOAD_SECONDS + 15, (
+                f"{node.base_url} still signs with {before}"
+            )
+            time.sleep(1)
+
+
+def leaders(node: Deployment) -> dict[str, float]:
+    """``portail_background_leader`` of a node, by task, read from its /metrics (loopback)."""
+    text = httpx.get(f"{node.base_url}/metrics").text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "portail_background_leader":
+            for sample in family.samples:
+                found[sample.labels["task"]] = sample.value
+    return found
+
+
+def wait_for_leaders(nodes: list[Deployment], tasks: tuple[str, ...], timeout: float) -> dict[str, list[str]]:
+    """Wait until each task has a leader among ``nodes``; which nodes lead each task."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {node.base_url: leaders(node) for node in nodes}
+        leading = {task: [url for url, found in seen.items() if found.get(task) == 1] for task in tasks}
+        if all(leading.values()) or time.monotonic() > deadline:
+            return leading
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("coordination", ["redis", "postgres"])
+def test_one_node_runs_each_background_task_and_another_takes_over_when_it_dies(
+    tmp_path: Path, fresh_postgres: str, coordination: str, request: pytest.FixtureRequest
+) -> None:
+    """Journey: an operator watches leadership on /metrics, kills the leading node, and the other one
+    takes every background task over within a bounded time: with Redis, the leader's lease (3 probe
+    intervals, 3 notification periods); without it, PostgreSQL advisory locks, freed when the dead
+    node's connection closes."""
+    redis_url = request.getfixturevalue("redis_url") if coordination == "redis" else ""
+    tool = _receiver()
+    cluster = Cluster(
+        tmp_path, fresh_postgres, redis_url, tool, probe_interval_seconds="1", notification_refresh_seconds="1"
+    )
+    try:
+        cluster.start()
+        tasks = ("probes", "notifications")
+        leading = wait_for_leaders(cluster.nodes, tasks, timeout=30)
+        for task in tasks:
+            assert len(leading[task]) == 1, f"{task}: exactly one leader expected, found {leading[task]}"
+        leader = next(n for n in cluster.nodes if n.base_url == leading["probes"][0])
+        other = next(n for n in cluster.nodes if n is not leader)
+        leader.kill()
+        # Redis leases: probes 3 × 1 s, notifications 3 × 5 s; plus one loop period each.
+        taken = wait_for_leaders([other], tasks, timeout=40)
+        for task in tasks:
+            assert taken[task] == [other.base_url], f"{task} was not taken over: {leaders(other)}"
+    finally:
+        cluster.close()
+        tool.server.shutdown()
+        tool.server.server_close()
