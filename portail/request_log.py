@@ -116,12 +116,13 @@ class _NoQueryString(logging.Filter):
 
 
 def configure_logging() -> None:
-    """For ``portail serve`` workers: request lines (already JSON) go to stderr as they are, and
-    uvicorn's access log, when asked for, drops query strings."""
+    """For ``portail serve`` workers: request lines (already JSON) go to stderr as they are, at the
+    level of ``serve --log-level`` (``warning`` silences them), and uvicorn's access log, when asked
+    for, drops query strings."""
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
-        log.setLevel(logging.INFO)
+        log.setLevel(logging.getLogger("uvicorn.error").getEffectiveLevel())
         log.propagate = False
     logging.getLogger("uvicorn.access").addFilter(_NoQueryString())
