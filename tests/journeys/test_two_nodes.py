@@ -17,11 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from portail.oidc import keys
-from tests.conftest import PASSWORD, PG_ADMIN_URL
+from tests.conftest import PASSWORD
 from tests.journeys.conftest import Deployment, Visitor, sign_up
 from tests.journeys.test_member_tools import EMAIL, Receiver, Tool, _receiver, log_in_to
 
@@ -45,21 +44,6 @@ redirect_uris = ["{base_url}/auth/callback"]
 backchannel_logout_uri = "{base_url}/auth/backchannel-logout"
 client_secret_env = "ENCOMMUN_SECRET_PASSERELLES"
 """
-
-
-@pytest.fixture
-def fresh_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database (the nodes create the tables themselves)."""
-    name = f"portail_nodes_{secrets.token_hex(4)}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class Cluster:
