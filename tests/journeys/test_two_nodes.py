@@ -9,10 +9,15 @@ shares: ``PORTAIL_DATABASE_URL``, ``PORTAIL_REDIS_URL``, ``PORTAIL_SECRET_KEY`` 
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime as dt
 import json
+import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from portail.oidc import keys
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, free_port
 from tests.journeys.conftest import Deployment, Visitor, sign_up
 from tests.journeys.test_member_tools import EMAIL, Receiver, Tool, _receiver, log_in_to
 
@@ -43,13 +48,53 @@ trusted = true
 redirect_uris = ["{base_url}/auth/callback"]
 backchannel_logout_uri = "{base_url}/auth/backchannel-logout"
 client_secret_env = "ENCOMMUN_SECRET_PASSERELLES"
+
+[[instances]]
+slug = "nouvelles"
+name = "Nouvelles du collectif"
+software = "other"
+base_url = "{feed_url}"
+hoster = "projet-collectif"
+scope = "central"
+redirect_uris = ["{feed_url}/callback"]
+feed_url = "{feed_url}/feed.xml"
 """
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Nouvelles du collectif</title><id>urn:nouvelles</id><updated>{now}</updated>
+  <entry><title>Assemblée générale jeudi</title><id>urn:nouvelles:ag</id><updated>{now}</updated>
+    <link href="{base}/ag"/><summary>Ordre du jour en ligne</summary></entry>
+</feed>
+"""
+
+
+def feed_server() -> ThreadingHTTPServer:
+    """A news site's Atom feed on loopback, one fresh entry."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = ATOM.format(now=now, base=f"http://127.0.0.1:{self.server.server_port}").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/atom+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 class Cluster:
     """Two deployments of one Portail, and the tool that logs members in through it."""
 
     def __init__(self, root: Path, database_url: str, redis_url: str, tool: Receiver, **settings: str) -> None:
+        self.feed = feed_server()
         self.tool = Tool(
             "passerelles",
             secrets.token_urlsafe(32),
@@ -68,7 +113,8 @@ class Cluster:
         for node in self.nodes:
             node.root.mkdir()
             node.env.update(shared)
-            node.write_instances(INSTANCES.format(base_url=tool.base_url))
+            feed_url = f"http://127.0.0.1:{self.feed.server_port}"
+            node.write_instances(INSTANCES.format(base_url=tool.base_url, feed_url=feed_url))
 
     def start(self) -> None:
         for node in self.nodes:  # one after the other, as an operator's rolling start does
@@ -77,6 +123,8 @@ class Cluster:
     def close(self) -> None:
         for node in self.nodes:
             node.close()
+        self.feed.shutdown()
+        self.feed.server_close()
 
 
 @pytest.fixture
@@ -165,6 +213,41 @@ def test_two_nodes_on_one_database_serve_as_one_portail(cluster: Cluster) -> Non
                 f"{node.base_url} still signs with {before}"
             )
             time.sleep(1)
+
+
+def test_a_notification_pulled_on_one_node_reaches_a_stream_open_on_the_other(cluster: Cluster) -> None:
+    """Journey: a member subscribes to a news feed; their inbox opened on node A pulls it, and the
+    live stream their other tab holds on node B shows the new notification (Redis pub/sub)."""
+    a, b = cluster.nodes
+    cluster.start()
+    browser_a = sign_up(a, EMAIL)
+    assert browser_a.login(EMAIL).status_code == 303
+    preferences = browser_a.get("/notifications/preferences")
+    assert preferences.status_code == 200
+    forms = re.findall(
+        r'<form method="post" action="(/notifications/preferences/\d+)">(.*?)</form>', preferences.text, re.S
+    )
+    [action] = [action for action, body in forms if "Suivre les publications" in body]
+    saved = browser_a.submit("/notifications/preferences", action, data={"enabled": "1", "digest": "none"})
+    assert saved.status_code == 303, saved.text[:500]
+
+    tab_b = as_visitor_of(b, browser_a)
+    with contextlib.closing(tab_b.http), tab_b.http.stream("GET", "/notifications/stream") as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines) == "retry: 5000"  # subscribed on B
+        inbox = browser_a.get("/notifications")  # node A pulls the feed within the page's budget
+        assert inbox.status_code == 200
+        event: dict[str, str] = {}
+        for line in lines:
+            if line.startswith(":") or not line:
+                if "data" in event:
+                    break
+                continue
+            field, _, value = line.partition(": ")
+            event[field] = value
+    assert event.get("event") == "notification", event
+    assert "Assemblée générale jeudi" in json.loads(event["data"])["title"]
 
 
 def leaders(node: Deployment) -> dict[str, float]:
