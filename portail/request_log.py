@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Any
 
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -41,7 +42,7 @@ def route_template(scope: Scope) -> str:
     template = getattr(route, "path", None)
     if not isinstance(template, str):
         return UNMATCHED
-    return str(scope.get("root_path", "")) + template if template.startswith("/") else template
+    return f"{template}/{{path}}" if isinstance(route, Mount) else template
 
 
 class RequestLog:

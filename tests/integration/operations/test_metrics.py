@@ -109,11 +109,13 @@ def test_http_requests_are_labelled_by_route_template_never_the_raw_path(scraped
     before = samples(scraped)
     scraped.get("/authorize/resume/some-private-id-123")
     scraped.get("/no/such/page/secret-looking-path")
+    scraped.get("/static/portail.css")
     after = samples(scraped)
     routes = {dict(labels).get("route") for (name, labels) in after if name == "portail_http_requests_total"}
     assert "/authorize/resume/{parked_id}" in routes
     assert not any("some-private-id-123" in (r or "") or "secret-looking" in (r or "") for r in routes)
     assert "<unmatched>" in routes
+    assert "/static/{path}" in routes
     histogram = "portail_http_request_duration_seconds_count"
     assert (
         value(after, histogram, method="GET", route="<unmatched>")
