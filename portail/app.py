@@ -13,7 +13,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from portail import db as database
-from portail import monitoring
+from portail import metrics, monitoring
 from portail.accounts import sessions
 from portail.accounts.current import SessionLoader
 from portail.accounts.organization_routes import routes as organization_routes
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             await sender.stop()
             passwords.close()
             db.dispose()
+            metrics.process_stopped()
 
     routes = [
         *dashboard_routes,

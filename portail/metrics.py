@@ -23,7 +23,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import REGISTRY, Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -86,6 +86,12 @@ def prepare_multiprocess(var_dir: Path) -> Path:
 def multiprocess() -> bool:
     """Whether this process writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` (decided at import)."""
     return values.ValueClass is not values.MutexValue and bool(os.environ.get(MULTIPROC_ENV))
+
+
+def process_stopped() -> None:
+    """At a worker's shutdown: drop its live gauges (a stopped leader must not look like one)."""
+    if multiprocess():
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def gauge(name: str, documentation: str, samples: Iterable[tuple[dict[str, str], float]]) -> GaugeMetricFamily:
