@@ -204,6 +204,8 @@ def test_two_nodes_on_one_database_serve_as_one_portail(cluster: Cluster) -> Non
     time.sleep(12)  # both nodes poll the queue every 5 s: give the other one two chances to send it again
     assert len([p for p, _t, _b in cluster.tool.receiver.posts if p == "/auth/backchannel-logout"]) == 1
     assert b"logout_token=" in logout_token
+    sent = [metric(node, "portail_backchannel_deliveries_total", "result").get("sent", 0) for node in (a, b)]
+    assert sorted(sent) == [0, 1], f"one node sent it, once: {sent}"
     assert browser_a.get("/account").status_code in (302, 303), "the session ended on every node"
 
     # Each node signs with the new key once its key ring reloads (at most keys.RELOAD_SECONDS).
@@ -250,15 +252,20 @@ def test_a_notification_pulled_on_one_node_reaches_a_stream_open_on_the_other(cl
     assert "Assemblée générale jeudi" in json.loads(event["data"])["title"]
 
 
-def leaders(node: Deployment) -> dict[str, float]:
-    """``portail_background_leader`` of a node, by task, read from its /metrics (loopback)."""
+def metric(node: Deployment, name: str, label: str) -> dict[str, float]:
+    """One series of a node's /metrics (read from loopback), by the value of one label."""
     text = httpx.get(f"{node.base_url}/metrics").text
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name == "portail_background_leader":
-            for sample in family.samples:
-                found[sample.labels["task"]] = sample.value
-    return found
+    return {
+        sample.labels[label]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def leaders(node: Deployment) -> dict[str, float]:
+    """``portail_background_leader`` of a node, by task."""
+    return metric(node, "portail_background_leader", "task")
 
 
 def wait_for_leaders(nodes: list[Deployment], tasks: tuple[str, ...], timeout: float) -> dict[str, list[str]]:
@@ -283,7 +290,7 @@ def test_one_node_runs_each_background_task_and_another_takes_over_when_it_dies(
     redis_url = request.getfixturevalue("redis_url") if coordination == "redis" else ""
     tool = _receiver()
     cluster = Cluster(
-        tmp_path, fresh_postgres, redis_url, tool, probe_interval_seconds="1", notification_refresh_seconds="1"
+        tmp_path, fresh_postgres, redis_url, tool, probe_interval_seconds="2", notification_refresh_seconds="1"
     )
     try:
         cluster.start()
@@ -293,8 +300,13 @@ def test_one_node_runs_each_background_task_and_another_takes_over_when_it_dies(
             assert len(leading[task]) == 1, f"{task}: exactly one leader expected, found {leading[task]}"
         leader = next(n for n in cluster.nodes if n.base_url == leading["probes"][0])
         other = next(n for n in cluster.nodes if n is not leader)
+        deadline = time.monotonic() + 30
+        while not metric(leader, "portail_probes_total", "result"):  # its first round is under way
+            assert time.monotonic() < deadline, "the leader never probed"
+            time.sleep(0.5)
+        assert not metric(other, "portail_probes_total", "result"), "only the leader probes"
         leader.kill()
-        # Redis leases: probes 3 × 1 s, notifications 3 × 5 s; plus one loop period each.
+        # Redis leases: probes 3 × 2 s, notifications 3 × 5 s; plus one loop period each.
         taken = wait_for_leaders([other], tasks, timeout=40)
         for task in tasks:
             assert taken[task] == [other.base_url], f"{task} was not taken over: {leaders(other)}"
