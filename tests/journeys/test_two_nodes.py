@@ -24,7 +24,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from portail.oidc import keys
+from portail.oidc import backchannel, keys
 from tests.conftest import PASSWORD, free_port
 from tests.journeys.conftest import Deployment, Visitor, sign_up
 from tests.journeys.test_member_tools import EMAIL, Receiver, Tool, _receiver, log_in_to
@@ -314,3 +314,88 @@ def test_one_node_runs_each_background_task_and_another_takes_over_when_it_dies(
         cluster.close()
         tool.server.shutdown()
         tool.server.server_close()
+
+
+class HangingTool:
+    """A tool whose back-channel endpoint holds the first logout without answering (the node sending
+    it dies meanwhile), then answers the next ones at once."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.arrived = threading.Condition()
+        self.release = threading.Event()
+        tool = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with tool.arrived:
+                    tool.bodies.append(body)
+                    first = len(tool.bodies) == 1
+                    tool.arrived.notify_all()
+                if first:
+                    tool.release.wait(120)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *_args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float) -> list[bytes]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.bodies) >= count, timeout)
+        assert len(self.bodies) >= count, f"{count} back-channel POST(s) expected, got {len(self.bodies)}"
+        return list(self.bodies)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sid_of(body: bytes) -> str:
+    token = dict(pair.split("=", 1) for pair in body.decode().split("&"))["logout_token"]
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"])
+
+
+def test_a_node_killed_while_sending_a_logout_leaves_it_to_another_node_which_sends_it_once(
+    tmp_path: Path, fresh_postgres: str, redis_url: str
+) -> None:
+    """Journey: node A dies in the middle of a back-channel delivery; the delivery's lease expires and
+    node B delivers it, once."""
+    hanging = HangingTool()
+    receiver = Receiver(hanging.base_url, hanging.server)  # the Tool's description only
+    cluster = Cluster(tmp_path, fresh_postgres, redis_url, receiver)
+    a, b = cluster.nodes
+    try:
+        cluster.start()
+        browser = sign_up(a, EMAIL)
+        log_in_to(cluster.tool, a, browser)
+        b.stop()  # so that A, where the member logs out, is the one sending
+        assert browser.submit("/logout").status_code == 303
+        [first] = hanging.wait_for(1, timeout=30)
+        a.kill()  # mid-delivery: the tool has the request, A never learns the answer
+        b.start()
+        bodies = hanging.wait_for(2, timeout=backchannel.LEASE_SECONDS + 45)
+        assert sid_of(bodies[1]) == sid_of(first), "the same logout, delivered by B"
+        deadline = time.monotonic() + 15
+        while metric(b, "portail_backchannel_deliveries_total", "result").get("sent") != 1:
+            assert time.monotonic() < deadline, metric(b, "portail_backchannel_deliveries_total", "result")
+            time.sleep(0.5)
+        time.sleep(12)  # B polls every 5 s: two more chances to send it again
+        assert len(hanging.bodies) == 2
+    finally:
+        cluster.close()
+        hanging.close()
