@@ -13,6 +13,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from portail import db as database
+from portail import metrics, monitoring
 from portail.accounts import sessions
 from portail.accounts.current import PendingStepGate, SessionLoader
 from portail.accounts.mail_limits import MailLimiter
@@ -41,6 +42,7 @@ from portail.oidc import backchannel, client_keys
 from portail.oidc import keys as oidc_keys
 from portail.oidc import tokens as oidc_tokens
 from portail.oidc.routes import routes as oidc_routes
+from portail.request_log import RequestLog, configure_logging
 from portail.web import STATIC, WebShellMiddleware, http_exception_handler, server_error_handler
 
 log = logging.getLogger("portail")
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             await sender.stop()
             passwords.close()
             db.dispose()
+            metrics.process_stopped()
 
     routes = [
         *dashboard_routes,
@@ -136,11 +139,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         *notifications_api_routes,
         *consent_routes,
         *privacy_officer_routes,
+        *monitoring.routes,
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestLog, forwarded_allow_ips=settings.forwarded_allow_ips),
             Middleware(WebShellMiddleware, settings=settings),
             Middleware(SessionLoader),
             Middleware(SecondFactorGate),
@@ -161,4 +166,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
 
 def create_app_from_env() -> Starlette:
     """Factory used by ``portail serve`` workers: settings from the environment, migrations done."""
+    configure_logging()
     return create_app(load_settings(), migrate=False)

@@ -35,6 +35,9 @@ class Settings:
     mail_from: str = "Portail En commun <portail@localhost>"
     instances_file: str = "./instances.toml"
     var_dir: str = "./var"
+    # -- operations
+    forwarded_allow_ips: str = "127.0.0.1"  # reverse proxies whose X-Forwarded-* headers are trusted
+    metrics_token: str | None = None  # bearer token of /metrics; unset: loopback clients only
     # -- languages
     default_locale: str = "fr-CA"
     timezone: str = "America/Toronto"  # times on pages (stored in UTC)
@@ -127,6 +130,8 @@ SETTINGS_DOC: dict[str, str] = {
     "mail_from": "From header of the mail Portail sends",
     "instances_file": "TOML file declaring the En commun instances known at start",
     "var_dir": "Folder for the SQLite database, secret key, signing keys and outbox",
+    "forwarded_allow_ips": "Reverse proxies (comma-separated addresses, or *) whose X-Forwarded-* are trusted",
+    "metrics_token": "Bearer token required on /metrics; when unset, /metrics answers loopback clients only",
     "timezone": "Time zone of the times shown on pages (IANA name; stored times are UTC)",
     "default_locale": "Language of visitors without a preference (fr-CA or en)",
     "session_idle_minutes": "A session unused this long ends",

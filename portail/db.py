@@ -26,7 +26,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
@@ -186,10 +186,17 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+MIGRATION_LOCK_KEY = 0x504F5254_4D4947  # "PORT" "MIG": a constant advisory-lock key
+
+
 def upgrade(engine: Engine) -> None:
-    """Apply every pending migration of every package branch."""
+    """Apply every pending migration of every package branch. On PostgreSQL, nodes starting at once
+    queue on an advisory lock held until the migrating transaction commits: one migrates, the
+    others then find the database current."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
 

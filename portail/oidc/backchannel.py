@@ -48,7 +48,7 @@ from sqlalchemy import delete, event, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from portail import outbound
+from portail import metrics, outbound
 from portail.accounts import sessions
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
@@ -425,7 +425,8 @@ async def deliver_due(
             outcome = await send_one(settings, client, row, is_guarded)
         if not outcome.ok:
             log.info("back-channel logout to %s failed: %s", row.client_id, outcome.error)
-        await db.run(record, outcome)
+        stored = await db.run(record, outcome)
+        metrics.BACKCHANNEL_DELIVERIES.labels(stored.status if stored else "gone").inc()
 
     try:
         await asyncio.gather(*(attempt(row) for row in claimed))

@@ -17,6 +17,7 @@ from the Host header), so the decision belongs to the deployment and is not re-m
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from portail.config import Settings
 from portail.oidc import clients as client_store
 from portail.oidc.models import OAuthClient
+
+# authlib logs every issued token (access, refresh, ID) at DEBUG: never let debug logging show them.
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_PARAMS = 60
