@@ -33,8 +33,11 @@ from portail.notifications.routes import routes as notifications_routes
 from portail.oidc import backchannel, client_keys
 from portail.oidc import keys as oidc_keys
 from portail.oidc import tokens as oidc_tokens
+from portail.oidc.routes import MACHINE_PATHS
 from portail.oidc.routes import routes as oidc_routes
 from portail.web import STATIC, WebShellMiddleware, http_exception_handler, server_error_handler
+from portail.web.health import routes as health_routes
+from portail.web.outage import DatabaseOutage
 
 log = logging.getLogger("portail")
 
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             db.dispose()
 
     routes = [
+        *health_routes,
         *dashboard_routes,
         *account_routes,
         *oidc_routes,
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         routes=routes,
         middleware=[
             Middleware(WebShellMiddleware, settings=settings),
+            Middleware(DatabaseOutage),
             Middleware(SessionLoader),
             Middleware(UnreadBadge),
         ],
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.json_paths = ("/api/", *MACHINE_PATHS)  # error pages answer JSON there (web.wants_json)
     app.state.db = db
     app.state.passwords = passwords
     app.state.notifications = notifications

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlmodel import Session
@@ -25,7 +24,7 @@ from portail.notifications import inbox, push, read_state
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS, Notification
 from portail.oidc.tokens import InvalidToken, verify_access_token
-from portail.web import json_error
+from portail.web import json_body, json_error
 
 MAX_BODY = 1_000_000
 
@@ -47,19 +46,14 @@ def _bearer_error(error: str, description: str, status: int) -> Response:
     return json_error(error, description, status, headers={"WWW-Authenticate": challenge})
 
 
-async def _json_body(request: Request) -> Any:
-    if "application/json" not in request.headers.get("content-type", ""):
-        raise push.PushRejected("invalid_request", "Content-Type must be application/json", 415)
-    length = request.headers.get("content-length")
-    if length and (not length.isdigit() or int(length) > MAX_BODY):
-        raise push.PushRejected("invalid_request", "Request body too large", 413)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise push.PushRejected("invalid_request", "Request body too large", 413)
+async def _json_body(request: Request, *, batch: bool = False) -> Any:
+    """The body, read by the one JSON body reader; a batch's items are inspected one by one later."""
     try:
-        return json.loads(body) if body else None
-    except ValueError as exc:
-        raise push.PushRejected("invalid_request", "The body is not valid JSON", 400) from exc
+        if batch:
+            return await json_body.read_json(request, max_bytes=MAX_BODY, inspect=False)
+        return await json_body.read_json(request, allow_empty=True)
+    except json_body.JsonBodyError as exc:
+        raise push.PushRejected("invalid_request", exc.description, exc.status) from exc
 
 
 async def push_notifications(request: Request) -> Response:
@@ -72,7 +66,7 @@ async def push_notifications(request: Request) -> Response:
             verify_access_token, hub.settings, authorization[7:].strip(), required_scope=push.SCOPE
         )
         pusher = await _db(request).run(push.pusher_for, str(claims.get("client_id")))
-        items = push.parse_batch(await _json_body(request), hub.settings.notification_push_batch_max)
+        items = push.parse_batch(await _json_body(request, batch=True), hub.settings.notification_push_batch_max)
     except InvalidToken as exc:
         status = 403 if exc.error == "insufficient_scope" else 401
         return _bearer_error(exc.error, exc.description, status)

@@ -40,10 +40,10 @@ from portail.config import Settings
 
 log = logging.getLogger("portail.web")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 TEMPLATES = ROOT / "templates"
 STATIC = ROOT / "static"
-LOCALE_DIR = Path(__file__).parent / "locale"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LOCALES = ("fr-CA", "en")
 CSRF_COOKIE = "portail_csrf"
 FLASH_COOKIE = "portail_flash"
@@ -393,9 +393,19 @@ def security_headers(secure: bool, csp: str | None = None) -> dict[str, str]:
 # ---------------------------------------------------------------- error pages
 
 
+JSON_PATHS: tuple[str, ...] = ("/api/",)  # the default; ``app.state.json_paths`` lists the app's own
+
+
 def wants_json(request: Request) -> bool:
+    """JSON for programs: the ``/api/`` paths and the protocol endpoints (``app.state.json_paths``,
+    e.g. ``/token``: an OAuth client reads JSON errors), or a client that asks for JSON only."""
+    app = request.scope.get("app")
+    paths: tuple[str, ...] = getattr(app.state, "json_paths", JSON_PATHS) if app is not None else JSON_PATHS
+    path = request.url.path
+    if any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in paths):
+        return True
     accept = request.headers.get("accept", "")
-    return request.url.path.startswith("/api/") or ("application/json" in accept and "text/html" not in accept)
+    return "application/json" in accept and "text/html" not in accept
 
 
 def json_error(
@@ -415,8 +425,12 @@ _HTTP_MESSAGES = {
     403: ("forbidden", N_("Vous n’avez pas accès à cette page.")),
     404: ("not_found", N_("Cette page n’existe pas.")),
     405: ("method_not_allowed", N_("Cette méthode n’est pas permise ici.")),
-    413: ("too_large", N_("La demande est trop volumineuse.")),
+    413: ("invalid_request", N_("La demande est trop volumineuse.")),
     429: ("too_many_requests", N_("Trop de demandes. Veuillez patienter un moment.")),
+    503: (
+        "temporarily_unavailable",
+        N_("Portail est momentanément indisponible. Veuillez réessayer dans quelques instants."),
+    ),
 }
 
 
@@ -447,5 +461,9 @@ def _default_phrase(status_code: int) -> str:
 
 
 async def server_error_handler(request: Request, exc: Exception) -> Response:
+    from portail.web.outage import is_database_outage, unavailable
+
+    if is_database_outage(exc):
+        return unavailable(request)
     log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_page(request, 500)
