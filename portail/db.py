@@ -46,6 +46,21 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+MAX_ROW_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL's BIGINT accept
+
+
+def row_id(value: object) -> int | None:
+    """``value`` (an int, or its decimal text from a path, query or JSON body) as a row id, or None when
+    no row can have it: a client's number then never reaches the driver (SQLite overflows at 2**63)."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdecimal()) or len(value) > 19:
+            return None
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ROW_ID:
+        return None
+    return value
+
+
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 
 
@@ -199,11 +214,21 @@ def upgrade(engine: Engine) -> None:
 
 
 @functools.cache
-def migration_heads() -> frozenset[str]:
-    """The head revision of every package branch (read once per process)."""
+def _scripts() -> Any:
+    """Alembic's view of the migration files (read once per process)."""
     from alembic.script import ScriptDirectory
 
-    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def pending_migrations(applied: set[str]) -> list[str]:
+    """The head revisions not yet reached from ``applied`` (the ``alembic_version`` rows; a revision
+    that another branch depends on is reached without a row of its own)."""
+    scripts = _scripts()
+    reached = (
+        {revision.revision for revision in scripts.iterate_revisions(tuple(applied), "base")} if applied else set()
+    )
+    return sorted(set(scripts.get_heads()) - reached)
 
 
 def readiness(engine: Engine) -> dict[str, str]:
@@ -216,7 +241,10 @@ def readiness(engine: Engine) -> dict[str, str]:
         return {"database": f"unreachable: {reason[0] if reason else type(exc).__name__}", "migrations": "unknown"}
     except DBAPIError:
         return {"database": "ok", "migrations": "not applied (run: portail db upgrade)"}
-    pending = sorted(migration_heads() - applied)
+    try:
+        pending = pending_migrations(applied)
+    except Exception as exc:  # a revision these files do not know: the database is newer than the code
+        return {"database": "ok", "migrations": f"unknown revision in the database: {exc}"}
     if pending:
         return {"database": "ok", "migrations": f"pending: {', '.join(pending)} (run: portail db upgrade)"}
     return {"database": "ok", "migrations": "ok"}

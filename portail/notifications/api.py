@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from portail.accounts.current import load_login
-from portail.db import Database
+from portail.db import Database, row_id
 from portail.federation.models import Instance
 from portail.notifications import inbox, push, read_state
 from portail.notifications.hub import Hub
@@ -120,11 +120,11 @@ async def my_notifications(request: Request) -> Response:
     params = request.query_params
     tool, before, limit = params.get("tool", ""), params.get("before", ""), params.get("limit", "")
     filters = inbox.Filters(
-        instance_id=int(tool) if tool.isdigit() else None,
+        instance_id=row_id(tool),
         kind=params.get("type") or None,
         unread_only=params.get("unread") in ("1", "true"),
-        before_id=int(before) if before.isdigit() else None,
-        limit=int(limit) if limit.isdigit() and len(limit) < 4 else inbox.PAGE,
+        before_id=row_id(before),
+        limit=int(limit) if limit.isascii() and limit.isdecimal() and len(limit) < 4 else inbox.PAGE,
     )
 
     def load(session: Session) -> dict[str, Any]:
@@ -172,8 +172,10 @@ async def my_read_all(request: Request) -> Response:
     found = await _mutation(request)
     if isinstance(found, Response):
         return found
-    tool = found[1].get("tool") if isinstance(found[1], dict) else None
-    hub, member_id, instance_id = _hub(request), found[0], tool if isinstance(tool, int) else None
+    hub, member_id, tool = _hub(request), found[0], found[1].get("tool")
+    instance_id = row_id(tool) if isinstance(tool, int) else None
+    if tool is not None and instance_id is None:
+        return json_error("invalid_request", '"tool" must be the id of a tool', 400)
     receipts = await _db(request).run(read_state.for_all, hub.settings, member_id, instance_id)
     count = await _db(request).run(inbox.mark_all_read, member_id, instance_id)
     await read_state.propagate(hub.aggregator.fetcher, receipts)
@@ -207,9 +209,11 @@ async def my_preferences(request: Request) -> Response:
             or body.get("digest", "none") not in DIGESTS
         ):
             return json_error("invalid_request", 'Expected {"tool": int, "enabled": bool, "digest": ...}', 400)
-        await _db(request).run(
+        saved = await _db(request).run(
             inbox.set_preference, member_id, body["tool"], enabled=body["enabled"], digest=body.get("digest", "none")
         )
+        if not saved:
+            return json_error("not_found", "No such tool", 404)
     prefs = await _db(request).run(inbox.preferences, member_id)
     return JSONResponse(
         {"preferences": [{"tool": p.instance_id, "enabled": p.enabled, "digest": p.digest} for p in prefs.values()]}

@@ -105,6 +105,8 @@ async def read_input(request: Request) -> HttpInput:
                 raise InputError("malformed form body") from exc
             if len(form) > MAX_PARAMS:
                 raise InputError("too many parameters")
+            if any("\x00" in key or "\x00" in value for key, value in form):
+                raise InputError("a parameter contains a NUL character")
     return HttpInput(request.method, request.url.path, headers, query, form)
 
 

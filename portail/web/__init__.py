@@ -30,6 +30,7 @@ from babel.messages.pofile import read_po
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -51,6 +52,17 @@ LANG_COOKIE = "lang"
 MAX_FORM_FIELDS = 100
 MAX_FIELD_LENGTH = 10_000
 MAX_BODY_BYTES = 1_048_576  # a request body larger than this is refused with 413
+
+
+class RowIdConvertor(IntegerConvertor):
+    """Every ``{name:int}`` path parameter: at most 18 digits, so a number that no row can have
+    (SQLite overflows past 2**63) does not match the route (404) instead of crashing the query.
+    Registered when this module is imported, before any package builds its routes."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("int", RowIdConvertor())
 
 
 # ---------------------------------------------------------------- languages
@@ -268,9 +280,11 @@ async def read_form(request: Request, *, check_csrf: bool = True) -> FormData:
         raise  # e.g. 413 from the body limit of WebShellMiddleware
     except Exception as exc:  # multipart/urlencoded parser errors are all bad input
         raise FormError(_(request, "Le formulaire envoyé est illisible.")) from exc
-    for _key, value in form.multi_items():
+    for key, value in form.multi_items():
         if isinstance(value, str) and len(value) > MAX_FIELD_LENGTH:
             raise FormError(_(request, "Un des champs est trop long."))
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise FormError(_(request, "Le formulaire envoyé est illisible."))
     if check_csrf and not csrf_valid(request, str(form.get("csrf_token") or "")):
         raise FormError(
             _(
@@ -320,8 +334,8 @@ def pop_flashes(request: Request) -> list[tuple[str, str]]:
 
 
 class WebShellMiddleware:
-    """Sets security headers, the CSRF seed cookie and the flash cookie on every response, and
-    refuses request bodies larger than ``MAX_BODY_BYTES`` (413)."""
+    """Sets security headers, the CSRF seed cookie and the flash cookie on every response, refuses
+    request bodies larger than ``MAX_BODY_BYTES`` (413) and query strings carrying NUL (400)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -356,8 +370,11 @@ class WebShellMiddleware:
             await send(message)
 
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared.isascii() and declared.isdecimal() and int(declared) > MAX_BODY_BYTES:
             await error_page(request, 413)(scope, receive, send_wrapper)
+            return
+        if b"%00" in scope.get("query_string", b""):  # NUL: no parameter has it, PostgreSQL cannot store it
+            await error_page(request, 400)(scope, receive, send_wrapper)
             return
         received = 0
 
