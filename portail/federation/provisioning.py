@@ -100,6 +100,9 @@ def derive(
     return Uris(given, logouts, backchannel_logout_uri or None)
 
 
+INSTANCE_API_SCOPES = "notifications:push"  # what an instance may ask with client_credentials
+
+
 def spec_for(settings: Settings, instance: Instance, *, administrator: bool = False) -> ClientSpec:
     """The client an instance needs; ``administrator`` (instances.toml) allows http on loopback."""
     return ClientSpec(
@@ -111,6 +114,10 @@ def spec_for(settings: Settings, instance: Instance, *, administrator: bool = Fa
         subject_type=str(instance.extra.get("subject_type") or settings.default_subject_type),
         trusted=instance.trusted,
         allow_loopback_http=administrator or settings.allow_http_instances,
+        # client_credentials with scope notifications:push: how an instance pushes notifications
+        # (docs/notifications-api.md); an instance's client is always confidential.
+        grant_types=["authorization_code", "refresh_token", "client_credentials"],
+        scope=f"{ClientSpec.scope} {INSTANCE_API_SCOPES}",
     )
 
 
