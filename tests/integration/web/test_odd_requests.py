@@ -175,3 +175,11 @@ def test_a_seeded_fuzz_of_json_and_form_endpoints_gets_only_4xx_json(
         response.json()
         answered[response.status_code] = answered.get(response.status_code, 0) + 1
     assert {400, 415} <= set(answered), answered  # the fuzz reached the reader's refusals
+
+
+def test_digits_that_are_not_ascii_and_huge_pages_are_not_crashes(client: TestClient, member: Member) -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` fails: numbers from a query are read with care."""
+    login(client)
+    assert client.get("/account/data/ledger?page=²").status_code == 200
+    assert client.get("/account/data/ledger?page=" + "9" * 5000).status_code == 200
+    assert client.get("/notifications?tool=²&before=" + "9" * 30).status_code == 200
