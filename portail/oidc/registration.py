@@ -23,7 +23,6 @@ from portail.oidc import client_metadata, clients, initial_tokens
 from portail.oidc.client_metadata import MetadataError, Registered
 from portail.web import json_body, json_error
 
-MAX_BODY = 64_000
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -47,7 +46,7 @@ def _unauthorized(description: str, *, invalid: bool = True) -> Response:
 async def _json_body(request: Request) -> Any:
     """The metadata document, read by the one JSON body reader (size, type, depth, Unicode, object)."""
     try:
-        return await json_body.read_json(request, max_bytes=MAX_BODY)
+        return await json_body.read_json(request)
     except json_body.JsonBodyError as exc:  # RFC 7591 §3.2.2: 400 invalid_client_metadata; too large: 413
         if exc.status == 413:
             raise MetadataError("invalid_request", exc.description, 413) from exc

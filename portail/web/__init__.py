@@ -8,6 +8,9 @@ and security headers.
 - CSRF: double-submit token. A random per-browser value lives in the ``portail_csrf`` cookie; forms
   carry an itsdangerous signature of it (``csrf_token``), checked by ``read_form``.
 - Flash: one-shot messages in a signed cookie.
+
+Beside this module: ``json_body`` (the one reader of JSON request bodies), ``outage`` (503 with
+``Retry-After`` while the database cannot be reached) and ``health`` (``/healthz``, ``/readyz``).
 """
 
 from __future__ import annotations

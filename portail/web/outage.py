@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portail.web import error_page
+
 log = logging.getLogger("portail.web")
 
 RETRY_AFTER_SECONDS = 5
@@ -60,8 +62,6 @@ def outage_reason(exc: BaseException) -> str:
 
 def unavailable(request: Request) -> Response:
     """The 503 answer, in the endpoint's format (``error_page``), with ``Retry-After``."""
-    from portail.web import error_page
-
     response = error_page(request, 503)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response.headers["Cache-Control"] = "no-store"
