@@ -46,14 +46,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-MAX_ROW_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL's BIGINT accept
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL (SQLite overflows only past 2**63)
 
 
 def row_id(value: object) -> int | None:
     """``value`` (an int, or its decimal text from a path, query or JSON body) as a row id, or None when
-    no row can have it: a client's number then never reaches the driver (SQLite overflows at 2**63)."""
+    no row can have it: a client's number then never reaches the driver, where PostgreSQL would answer
+    "integer out of range"."""
     if isinstance(value, str):
-        if not (value.isascii() and value.isdecimal()) or len(value) > 19:
+        if not (value.isascii() and value.isdecimal()) or len(value) > 10:
             return None
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ROW_ID:

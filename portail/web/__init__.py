@@ -57,12 +57,24 @@ MAX_FIELD_LENGTH = 10_000
 MAX_BODY_BYTES = 1_048_576  # a request body larger than this is refused with 413
 
 
-class RowIdConvertor(IntegerConvertor):
-    """Every ``{name:int}`` path parameter: at most 18 digits, so a number that no row can have
-    (SQLite overflows past 2**63) does not match the route (404) instead of crashing the query.
-    Registered when this module is imported, before any package builds its routes."""
+def _at_most(limit: int) -> str:
+    """A regular expression matching the decimal numbers from 0 to ``limit`` (no leading zeros)."""
+    text = str(limit)
+    parts = [f"[0-9]{{1,{len(text) - 1}}}"] if len(text) > 1 else []
+    for index, digit in enumerate(text):
+        lowest = 1 if index == 0 else 0
+        if int(digit) > lowest:
+            rest = len(text) - index - 1
+            parts.append(text[:index] + f"[{lowest}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "(?:" + "|".join([*parts, text]) + ")"
 
-    regex = "[0-9]{1,18}"
+
+class RowIdConvertor(IntegerConvertor):
+    """Every ``{name:int}`` path parameter: at most 2**31 - 1 (ids are 32-bit INTEGER columns on
+    PostgreSQL), so a number no row can have does not match the route (404) instead of making the
+    query fail. Registered when this module is imported, before any package builds its routes."""
+
+    regex = _at_most(2**31 - 1)
 
 
 register_url_convertor("int", RowIdConvertor())
@@ -338,7 +350,8 @@ def pop_flashes(request: Request) -> list[tuple[str, str]]:
 
 class WebShellMiddleware:
     """Sets security headers, the CSRF seed cookie and the flash cookie on every response, refuses
-    request bodies larger than ``MAX_BODY_BYTES`` (413) and query strings carrying NUL (400)."""
+    request bodies larger than ``MAX_BODY_BYTES`` (413), query strings carrying NUL (400) and paths
+    carrying NUL (404)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -378,6 +391,9 @@ class WebShellMiddleware:
             return
         if b"%00" in scope.get("query_string", b""):  # NUL: no parameter has it, PostgreSQL cannot store it
             await error_page(request, 400)(scope, receive, send_wrapper)
+            return
+        if "\x00" in scope.get("path", ""):  # no page's address has it either
+            await error_page(request, 404)(scope, receive, send_wrapper)
             return
         received = 0
 

@@ -74,11 +74,15 @@ def test_nul_in_a_protocol_form_is_invalid_request(client: TestClient, path: str
 
 
 def test_ids_no_row_can_have_are_not_found(client: TestClient, member: Member) -> None:
-    """SQLite overflows past 2**63: such numbers never reach the database."""
+    """Ids are 32-bit on PostgreSQL ("integer out of range") and SQLite overflows past 2**63: such
+    numbers never reach the database."""
     login(client)
     huge = "9" * 25
-    assert client.post(f"/api/v1/me/notifications/{huge}/read", json={}).status_code == 404
-    assert client.post(f"/api/v1/me/notifications/{huge}/dismiss", json={}).status_code == 404
+    for too_big in (huge, str(2**31), "999999999999999999"):
+        assert client.post(f"/api/v1/me/notifications/{too_big}/read", json={}).status_code == 404
+        assert client.post(f"/api/v1/me/notifications/{too_big}/dismiss", json={}).status_code == 404
+        assert client.post(f"/account/api-tokens/{too_big}/revoke", data={}).status_code == 404
+    assert client.post(f"/api/v1/me/notifications/{2**31 - 1}/read", json={}).status_code == 404  # no such row
     assert client.post("/api/v1/me/notifications/read-all", json={"tool": int(huge)}).status_code == 400
     preference = client.put("/api/v1/me/notifications/preferences", json={"tool": int(huge), "enabled": True})
     assert preference.status_code == 404
@@ -175,6 +179,15 @@ def test_a_seeded_fuzz_of_json_and_form_endpoints_gets_only_4xx_json(
         response.json()
         answered[response.status_code] = answered.get(response.status_code, 0) + 1
     assert {400, 415} <= set(answered), answered  # the fuzz reached the reader's refusals
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/organizations/%00", "/authorize/resume/%00", "/api/v1/federation/hosters/a%00b", "/account/data/tools/%00"],
+)
+def test_nul_in_a_path_is_not_found(client: TestClient, member: Member, url: str) -> None:
+    login(client)
+    assert client.get(url).status_code == 404
 
 
 def test_digits_that_are_not_ascii_and_huge_pages_are_not_crashes(client: TestClient, member: Member) -> None:
