@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from starlette.testclient import TestClient
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.oidc import initial_tokens
-from tests.conftest import db_call, login
+from tests.conftest import csrf_from, db_call, login
 from tests.integration.notifications.conftest import make_pusher, sub_of
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -196,3 +197,35 @@ def test_digits_that_are_not_ascii_and_huge_pages_are_not_crashes(client: TestCl
     assert client.get("/account/data/ledger?page=²").status_code == 200
     assert client.get("/account/data/ledger?page=" + "9" * 5000).status_code == 200
     assert client.get("/notifications?tool=²&before=" + "9" * 30).status_code == 200
+
+
+NASTY_PARTS = ["", "%00", "%ff%fe", "²", "9" * 30, str(2**31), "-1", "<script>", "%ED%A0%80", "a" * 3000, "é", "1"]
+QUERY_NAMES = ["page", "tool", "next", "q", "client_id", "redirect_uri", "before", "limit", "hoster", "type", "max_age"]
+FORM_NAMES = ["email", "name", "tool", "enabled", "digest", "days", "remove", "territory", "decision", "slug", "token"]
+
+
+def test_a_seeded_fuzz_of_every_route_s_path_query_and_form_never_gets_a_500(
+    client: TestClient, settings: Settings, member: Member
+) -> None:
+    """Every route of the application, with odd path parameters, query strings and form fields."""
+    from starlette.routing import Route
+
+    rng = random.Random(2026)
+    login(client)
+    csrf = csrf_from(client.get("/account").text)
+    routes = [
+        (route.path, sorted(m for m in route.methods or {"GET"} if m != "HEAD"))
+        for route in client.app.routes  # type: ignore[attr-defined]
+        if isinstance(route, Route) and not any(word in route.path for word in ("stream", "logout", "delete", "end"))
+    ]
+    for _ in range(300):
+        path, methods = rng.choice(routes)
+        target = re.sub(r"\{[^}]+\}", lambda _m: rng.choice(["1", "abc", str(2**31), "%00", "x%2Fy"]), path)
+        query = "&".join(f"{rng.choice(QUERY_NAMES)}={rng.choice(NASTY_PARTS)}" for _ in range(rng.randint(0, 3)))
+        url = f"{target}?{query}" if query else target
+        method = rng.choice(methods)
+        fields = {rng.choice(FORM_NAMES): rng.choice(NASTY_PARTS) for _ in range(rng.randint(0, 3))}
+        response = (
+            client.get(url) if method == "GET" else client.request(method, url, data={"csrf_token": csrf, **fields})
+        )
+        assert response.status_code < 500, (method, url, fields, response.status_code)
