@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from portail.config import Settings
 from portail.web.outage import RETRY_AFTER_SECONDS
 
 CHECK_TIMEOUT_SECONDS = 5.0
@@ -52,7 +52,7 @@ async def _database(request: Request) -> dict[str, str]:
 
 
 async def readyz(request: Request) -> Response:
-    settings: Any = request.app.state.settings
+    settings: Settings = request.app.state.settings
     checks = await _database(request)
     if settings.redis_url:
         checks["redis"] = await _redis(settings.redis_url)
