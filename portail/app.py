@@ -41,9 +41,12 @@ from portail.notifications.routes import routes as notifications_routes
 from portail.oidc import backchannel, client_keys
 from portail.oidc import keys as oidc_keys
 from portail.oidc import tokens as oidc_tokens
+from portail.oidc.routes import MACHINE_PATHS
 from portail.oidc.routes import routes as oidc_routes
 from portail.request_log import RequestLog, configure_logging
 from portail.web import STATIC, WebShellMiddleware, http_exception_handler, server_error_handler
+from portail.web.health import routes as health_routes
+from portail.web.outage import DatabaseOutage
 
 log = logging.getLogger("portail")
 
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             metrics.process_stopped()
 
     routes = [
+        *health_routes,
         *dashboard_routes,
         *account_routes,
         *second_factor_routes,
@@ -147,6 +151,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         middleware=[
             Middleware(RequestLog, forwarded_allow_ips=settings.forwarded_allow_ips),
             Middleware(WebShellMiddleware, settings=settings),
+            Middleware(DatabaseOutage),
             Middleware(SessionLoader),
             Middleware(SecondFactorGate),
             Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
@@ -156,6 +161,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.json_paths = ("/api/", *MACHINE_PATHS)  # error pages answer JSON there (web.wants_json)
     app.state.db = db
     app.state.passwords = passwords
     app.state.notifications = notifications

@@ -373,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except ConfigError as exc:
         return fail(str(exc), 2)
+    except OSError as exc:  # a folder or file of the settings that cannot be created or read
+        return fail(f"Erreur système / system error: {exc}", 2)
     except KeyboardInterrupt:
         return 130
 

@@ -53,7 +53,7 @@ from portail.accounts import sessions
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.oidc import keys, subjects
+from portail.oidc import assertions, keys, subjects
 from portail.oidc.models import BackchannelDelivery, OAuthClient, SessionClient
 
 log = logging.getLogger("portail.oidc.backchannel")
@@ -499,6 +499,7 @@ class BackchannelSender:
                     if loop.time() - swept_at >= SWEEP_SECONDS:
                         swept_at = loop.time()
                         await self.db.run(end_expired_sessions, self.settings, utcnow())
+                        await self.db.run(assertions.purge_expired, utcnow())
                     while await deliver_due(self.db, self.settings, http, guarded_http=guarded_http) == BATCH:
                         pass
                 except Exception:  # a database hiccup must not kill the sender
