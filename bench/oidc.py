@@ -105,6 +105,7 @@ def _prepare_portail(database_url: str, var_dir: Path, issuer: str) -> None:
                 scope=SCOPE,
                 trusted=True,
                 subject_type="public",
+                grant_types=["authorization_code", "refresh_token", "client_credentials"],  # bench/sizing.py
             ),
         )
         client.client_secret_hash = hash_secret(CLIENT_SECRET)

@@ -13,6 +13,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from portail import db as database
+from portail import metrics, monitoring
 from portail.accounts import sessions
 from portail.accounts.current import PendingStepGate, SessionLoader
 from portail.accounts.mail_limits import MailLimiter
@@ -40,8 +41,12 @@ from portail.notifications.routes import routes as notifications_routes
 from portail.oidc import backchannel, client_keys
 from portail.oidc import keys as oidc_keys
 from portail.oidc import tokens as oidc_tokens
+from portail.oidc.routes import MACHINE_PATHS
 from portail.oidc.routes import routes as oidc_routes
+from portail.request_log import RequestLog, configure_logging
 from portail.web import STATIC, WebShellMiddleware, http_exception_handler, server_error_handler
+from portail.web.health import routes as health_routes
+from portail.web.outage import DatabaseOutage
 
 log = logging.getLogger("portail")
 
@@ -123,8 +128,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             await sender.stop()
             passwords.close()
             db.dispose()
+            metrics.process_stopped()
 
     routes = [
+        *health_routes,
         *dashboard_routes,
         *account_routes,
         *second_factor_routes,
@@ -136,12 +143,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         *notifications_api_routes,
         *consent_routes,
         *privacy_officer_routes,
+        *monitoring.routes,
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestLog, forwarded_allow_ips=settings.forwarded_allow_ips),
             Middleware(WebShellMiddleware, settings=settings),
+            Middleware(DatabaseOutage),
             Middleware(SessionLoader),
             Middleware(SecondFactorGate),
             Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
@@ -151,6 +161,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.json_paths = ("/api/", *MACHINE_PATHS)  # error pages answer JSON there (web.wants_json)
     app.state.db = db
     app.state.passwords = passwords
     app.state.notifications = notifications
@@ -161,4 +172,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
 
 def create_app_from_env() -> Starlette:
     """Factory used by ``portail serve`` workers: settings from the environment, migrations done."""
+    configure_logging()
     return create_app(load_settings(), migrate=False)

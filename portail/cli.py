@@ -51,6 +51,11 @@ def open_db(settings: Settings) -> database.Database:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from portail import metrics
+
+    if args.forwarded_allow_ips is not None:  # the workers read it from their settings
+        os.environ["PORTAIL_FORWARDED_ALLOW_IPS"] = args.forwarded_allow_ips
+    metrics.prepare_multiprocess(settings.var_path)  # before the workers start: they inherit it
     db = open_db(settings)
     ensure_admin(settings, db)
     load_instances(settings, db)
@@ -68,8 +73,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         http="httptools",
         loop="uvloop",
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        proxy_headers=False,  # handled by portail.request_log with the forwarded_allow_ips setting
         log_level=args.log_level,
         access_log=args.access_log,
         **patience,  # type: ignore[arg-type]
@@ -278,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true")
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="Mandataires inverses de confiance / trusted reverse proxies (setting forwarded_allow_ips)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     db_parser = sub.add_parser("db", help="Base de données / database").add_subparsers(dest="db_command", required=True)
@@ -365,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except ConfigError as exc:
         return fail(str(exc), 2)
+    except OSError as exc:  # a folder or file of the settings that cannot be created or read
+        return fail(f"Erreur système / system error: {exc}", 2)
     except KeyboardInterrupt:
         return 130
 

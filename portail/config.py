@@ -15,8 +15,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class ConfigError(Exception):
@@ -35,6 +38,9 @@ class Settings:
     mail_from: str = "Portail En commun <portail@localhost>"
     instances_file: str = "./instances.toml"
     var_dir: str = "./var"
+    # -- operations
+    forwarded_allow_ips: str = "127.0.0.1"  # reverse proxies whose X-Forwarded-* headers are trusted
+    metrics_token: str | None = None  # bearer token of /metrics; unset: loopback clients only
     # -- languages
     default_locale: str = "fr-CA"
     timezone: str = "America/Toronto"  # times on pages (stored in UTC)
@@ -127,6 +133,8 @@ SETTINGS_DOC: dict[str, str] = {
     "mail_from": "From header of the mail Portail sends",
     "instances_file": "TOML file declaring the En commun instances known at start",
     "var_dir": "Folder for the SQLite database, secret key, signing keys and outbox",
+    "forwarded_allow_ips": "Reverse proxies (comma-separated addresses, or *) whose X-Forwarded-* are trusted",
+    "metrics_token": "Bearer token required on /metrics; when unset, /metrics answers loopback clients only",
     "timezone": "Time zone of the times shown on pages (IANA name; stored times are UTC)",
     "default_locale": "Language of visitors without a preference (fr-CA or en)",
     "session_idle_minutes": "A session unused this long ends",
@@ -215,10 +223,18 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
         raise ConfigError(f"Réglage {name} invalide ({raw!r}) / invalid setting {name}: expected {kind}") from exc
 
 
+def _split_url(name: str, value: str) -> SplitResult:
+    """``urlsplit``, with its ValueError (e.g. an unclosed ``[`` IPv6 host) as a one-line ConfigError."""
+    try:
+        return urlsplit(value)
+    except ValueError as exc:
+        raise ConfigError(f"Réglage {name} invalide ({value!r}) / invalid setting {name}: {exc}") from None
+
+
 def _validate(settings: Settings) -> None:
     for name, schemes in _URL_SETTINGS.items():
         value = getattr(settings, name)
-        parts = urlsplit(value)
+        parts = _split_url(name, value)
         if parts.scheme not in schemes or not parts.netloc or parts.query or parts.fragment:
             raise ConfigError(
                 f"Réglage {name} invalide ({value!r}) : URL http(s) absolue attendue / "
@@ -231,13 +247,19 @@ def _validate(settings: Settings) -> None:
             )
     for name in ("redis_url", "smtp_url"):
         value = getattr(settings, name)
-        if value is not None and not urlsplit(value).scheme:
+        if value is not None and not _split_url(name, value).scheme:
             raise ConfigError(f"Réglage {name} invalide ({value!r}) / invalid setting {name}: URL expected")
     if not settings.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
         raise ConfigError(
             f"Réglage database_url invalide ({settings.database_url!r}) : sqlite ou postgresql / "
             "invalid setting database_url: sqlite or postgresql expected"
         )
+    try:
+        _ = make_url(settings.database_url).port  # the port is parsed lazily
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(
+            f"Réglage database_url invalide / invalid setting database_url: {str(exc).splitlines()[0]}"
+        ) from None
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):

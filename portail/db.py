@@ -26,9 +26,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session, create_engine
 
 from portail.config import ConfigError, Settings
@@ -37,11 +38,28 @@ P = ParamSpec("P")
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("portail.db")
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def utcnow() -> dt.datetime:
     """Aware UTC timestamp: what every table stores (SQLModel's UTCDateTime columns)."""
     return dt.datetime.now(dt.UTC)
+
+
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL (SQLite overflows only past 2**63)
+
+
+def row_id(value: object) -> int | None:
+    """``value`` (an int, or its decimal text from a path, query or JSON body) as a row id, or None when
+    no row can have it: a client's number then never reaches the driver, where PostgreSQL would answer
+    "integer out of range"."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdecimal()) or len(value) > 10:
+            return None
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ROW_ID:
+        return None
+    return value
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
@@ -162,7 +180,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # A bounded connect: when the network to PostgreSQL is cut, a request fails (503) instead of hanging.
+    connect_args = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
 
 
 def check_connection(engine: Engine) -> None:
@@ -186,12 +206,56 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+MIGRATION_LOCK_KEY = 0x504F5254_4D4947  # "PORT" "MIG": a constant advisory-lock key
+
+
 def upgrade(engine: Engine) -> None:
-    """Apply every pending migration of every package branch."""
+    """Apply every pending migration of every package branch. On PostgreSQL, nodes starting at once
+    queue on an advisory lock held until the migrating transaction commits: one migrates, the
+    others then find the database current."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
+
+
+@functools.cache
+def _scripts() -> Any:
+    """Alembic's view of the migration files (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def pending_migrations(applied: set[str]) -> list[str]:
+    """The head revisions not yet reached from ``applied`` (the ``alembic_version`` rows; a revision
+    that another branch depends on is reached without a row of its own)."""
+    scripts = _scripts()
+    reached = (
+        {revision.revision for revision in scripts.iterate_revisions(tuple(applied), "base")} if applied else set()
+    )
+    return sorted(set(scripts.get_heads()) - reached)
+
+
+def readiness(engine: Engine) -> dict[str, str]:
+    """``/readyz``'s database checks: ``{"database": …, "migrations": …}``, each ``"ok"`` or what is wrong."""
+    try:
+        with engine.connect() as connection:
+            applied = set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except (OperationalError, InterfaceError, sa_exc.TimeoutError) as exc:
+        reason = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()
+        return {"database": f"unreachable: {reason[0] if reason else type(exc).__name__}", "migrations": "unknown"}
+    except DBAPIError:
+        return {"database": "ok", "migrations": "not applied (run: portail db upgrade)"}
+    try:
+        pending = pending_migrations(applied)
+    except Exception as exc:  # a revision these files do not know: the database is newer than the code
+        return {"database": "ok", "migrations": f"unknown revision in the database: {exc}"}
+    if pending:
+        return {"database": "ok", "migrations": f"pending: {', '.join(pending)} (run: portail db upgrade)"}
+    return {"database": "ok", "migrations": "ok"}
 
 
 def database_threads(settings: Settings) -> int:
@@ -267,6 +331,10 @@ class Database:
         call = functools.partial(self.call, fn, *args, **kwargs)
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(self._threads(), context.run, call)
+
+    def readiness(self) -> dict[str, str]:
+        """The database checks of ``/readyz`` (see ``readiness``); blocking."""
+        return readiness(self.engine)
 
     def dispose(self) -> None:
         if self._executor is not None:

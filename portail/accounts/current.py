@@ -48,6 +48,8 @@ SKIP_PREFIXES = (
     "/revoke",
     "/register",
     "/widget/menu.js",
+    "/healthz",  # a load balancer's probes: never the database for liveness
+    "/readyz",
 )
 
 

@@ -19,7 +19,7 @@ from portail.accounts.current import require_verified, safe_next
 from portail.accounts.members import AccountError
 from portail.accounts.models import Member, Organization
 from portail.config import Settings
-from portail.db import Database
+from portail.db import Database, row_id
 from portail.web import N_, FormError, _, field, flash, read_form, render
 
 
@@ -80,10 +80,8 @@ async def organization_page(request: Request) -> Response:
     login = await require_verified(request)
     if isinstance(login, Response):
         return login
-    try:
-        page = int(request.query_params.get("page", "1"))
-    except ValueError:
-        page = 1
+    raw = request.query_params.get("page", "1")
+    page = int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 7 else 1
     try:
         data = await _db(request).run(_organization_page, login.member, request.path_params["slug"], page)
     except AccountError as exc:
@@ -243,7 +241,7 @@ async def territory(request: Request) -> Response:
         try:
             form = await read_form(request)
             raw = field(form, "territory")
-            chosen = int(raw) if raw.isdigit() else None
+            chosen = row_id(raw)
             if raw and chosen is None:
                 raise AccountError("Ce territoire n’existe pas.")
             await db.run(organizations.set_territory, login.member.id or 0, chosen)

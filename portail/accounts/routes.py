@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portail import metrics
 from portail.accounts import devices, flows, links, mail_limits, organizations, policy, sessions, throttle
 from portail.accounts import login as authenticate
 from portail.accounts.current import (
@@ -228,6 +229,7 @@ async def login_page(request: Request) -> Response:
     ip = _client_ip(request)
     wait, member = await db.run(authenticate.lookup, key, ip, email)
     if wait:
+        metrics.LOGINS.labels("password", "throttled").inc()
         message = _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
         return render(
             request,
@@ -239,19 +241,23 @@ async def login_page(request: Request) -> Response:
     try:
         valid = await passwords.verify_async(member.password_hash if member else None, password)
     except CheckUnavailable:  # the service still holding this password is down: not the member's failure
+        metrics.LOGINS.labels("password", "unavailable").inc()
         message = _(request, CHECK_UNAVAILABLE)
         return render(request, "accounts/login.html", {**context, "error": message}, 503)
     if not valid or member is None or not member.active:
         await db.run(throttle.record_failure, key, ip, settings)
+        metrics.LOGINS.labels("password", "failure").inc()
         message = _(request, "Adresse courriel ou mot de passe incorrect.")
         return render(request, "accounts/login.html", {**context, "error": message}, 401)
     new_hash = await passwords.hash_async(password) if passwords.needs_rehash(member.password_hash) else None
     user_agent = request.headers.get("user-agent", "")
     outcome = await db.run(authenticate.finish_password, settings, member, key, new_hash, user_agent, ip, next_url)
     if isinstance(outcome, authenticate.SecondStep):
+        metrics.LOGINS.labels("password", "second_step").inc()
         response = RedirectResponse("/login/second-step?next=" + quote(next_url, safe=""), status_code=303)
         mfa_routes.set_pending(response, settings, outcome.member_id)
         return response
+    metrics.LOGINS.labels("password", "success").inc()
     return signed_in(request, settings, outcome)
 
 

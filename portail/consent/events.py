@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlmodel import Session, col, or_, select, update
 
-from portail import outbound
+from portail import metrics, outbound
 from portail.config import Settings
 from portail.consent.models import AccountEventDelivery
 from portail.db import Database, utcnow
@@ -223,6 +223,7 @@ async def deliver_due(
             outcome = await post(client, uri, token, settings)
         state = await database.run(_record, delivery_id, outcome, settings.account_event_max_attempts, now)
         counts[state] = counts.get(state, 0) + 1
+        metrics.ACCOUNT_EVENT_DELIVERIES.labels(state).inc()
         if not outcome.ok:
             log.warning("account event %s to %s: %s", delivery_id, urlsplit(uri).netloc, outcome.error[:120])
 

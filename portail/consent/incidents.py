@@ -79,7 +79,7 @@ def parse(form: IncidentForm) -> dict[str, object]:
             count = int(form.people_count.strip().replace(" ", ""))
         except ValueError as exc:
             raise ConsentError("Le nombre de personnes doit être un nombre entier.") from exc
-        if count < 0:
+        if not 0 <= count <= 10**9:  # an INTEGER column holds it on every database
             raise ConsentError("Le nombre de personnes doit être un nombre entier.")
     return {
         "title": title,

@@ -77,7 +77,7 @@ async def my_ledger(request: Request) -> Response:
     if login is None:
         return login_redirect(request)
     raw = request.query_params.get("page", "1")
-    page = min(int(raw), 10_000) if raw.isdigit() and int(raw) > 0 else 1
+    page = min(int(raw), 10_000) if raw.isascii() and raw.isdecimal() and len(raw) < 10 and int(raw) > 0 else 1
     rows = await db.run(ledger.entries, login.member.id or 0, limit=LEDGER_PAGE + 1, offset=(page - 1) * LEDGER_PAGE)
     return render(
         request,

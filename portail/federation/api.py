@@ -8,7 +8,6 @@ operation is described in the OpenAPI document next to its handler.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +30,7 @@ from portail.federation.hosters import Application
 from portail.federation.nodes import NodeForm
 from portail.federation.pages import client_ip, deps
 from portail.federation.rules import FederationError
-from portail.web import json_error, translate
+from portail.web import json_body, json_error, translate
 
 MAX_BODY = 64 * 1024
 PREFIX = "/api/v1/federation"
@@ -39,36 +38,20 @@ Handler = Callable[[Request, Principal | None, dict[str, Any]], Awaitable[Respon
 
 
 class BadBody(Exception):
-    pass
+    """A request body the API refuses: answered ``invalid_request`` with ``status``."""
+
+    def __init__(self, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.status = status
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadBody("The request body is too large.")
-    if not raw.strip():
-        return {}
+    """The JSON object of a POST/PUT, read by the one JSON body reader (an empty body is ``{}``)."""
     try:
-        data = json.loads(raw)
-        readable = _readable(data)
-    except (ValueError, RecursionError) as exc:
-        raise BadBody("The request body is not valid JSON.") from exc
-    if not isinstance(data, dict):
-        raise BadBody("The request body must be a JSON object.")
-    if not readable:
-        raise BadBody("The request body contains control characters.")
+        data: dict[str, Any] = await json_body.read_json(request, max_bytes=MAX_BODY, allow_empty=True)
+    except json_body.JsonBodyError as exc:
+        raise BadBody(exc.description, exc.status) from exc
     return data
-
-
-def _readable(value: Any) -> bool:
-    """No NUL or other control characters in any string of the body (keys included)."""
-    if isinstance(value, str):
-        return not any(ord(c) < 32 and c not in "\r\n\t" for c in value)
-    if isinstance(value, dict):
-        return all(_readable(k) and _readable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_readable(v) for v in value)
-    return True
 
 
 def _text(data: dict[str, Any], key: str, default: str = "") -> str:
@@ -113,7 +96,7 @@ def endpoint(scope: str | None) -> Callable[[Handler], Callable[[Request], Await
                     challenge = 'Bearer realm="portail"'
                 return json_error(exc.code, exc.description, exc.status, {"WWW-Authenticate": challenge})
             except BadBody as exc:
-                return json_error("invalid_request", str(exc), 400)
+                return json_error("invalid_request", str(exc), exc.status)
             except FederationError as exc:
                 return json_error(exc.code, translate("en", exc.message, **exc.params), exc.status)
 

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
+from portail.db import row_id
 from portail.federation import audience, hosters, nodes, overview, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
@@ -71,10 +72,9 @@ async def hoster_people(request: Request, member: Member, actor: Actor) -> Respo
 
     async def change(form: Any) -> Done:
         if field(form, "remove"):
-            try:
-                person_id = int(field(form, "remove"))
-            except ValueError as exc:
-                raise FederationError("La demande est invalide.") from exc
+            person_id = row_id(field(form, "remove"))
+            if person_id is None:
+                raise FederationError("La demande est invalide.")
             await db.run(hosters.remove_person, actor, slug, person_id)
         else:
             await db.run(hosters.add_person, actor, slug, field(form, "email"), field(form, "role"))

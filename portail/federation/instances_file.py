@@ -30,6 +30,7 @@ from portail.federation import provisioning
 from portail.federation.models import SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.rules import REGIONS, FederationError, valid_slug
 from portail.oidc.clients import SUBJECT_TYPES
+from portail.web import translate
 
 HOSTER_KEYS = {"slug", "name", "website", "contact_email", "charter_version", "description", "region"}
 ORGANIZATION_KEYS = {"slug", "name", "kind", "region", "locality", "description", "website"}
@@ -39,6 +40,8 @@ INSTANCE_KEYS = {
     "purposes", "data_categories", "feed_url", "login_url", "account_events_uri", "provider_identifier",
     "organization", "territory", "push_notifications",
 }  # fmt: skip
+LIST_KEYS = {"redirect_uris", "post_logout_redirect_uris", "purposes", "data_categories"}
+BOOL_KEYS = {"trusted", "demo", "push_notifications"}
 INSTANCE_FIELDS = (
     "name", "software", "base_url", "hoster_id", "scope", "organization_id", "trusted", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "provider_identifier", "login_url", "feed_url",
@@ -99,6 +102,9 @@ def load(path: str | Path) -> dict[str, list[dict[str, Any]]]:
             if extra:
                 raise FileError(f"{where} : clé inconnue / unknown key: {', '.join(sorted(extra))}")
             slug = str(entry.get("slug", ""))
+            mistyped = _mistyped(entry)
+            if mistyped:
+                raise FileError(f"{where} ({slug}) : {mistyped}")
             if not valid_slug(slug) or slug in seen:
                 raise FileError(f"{where} : slug invalide ou en double / invalid or duplicate slug {slug!r}")
             if not str(entry.get("name", "")).strip():
@@ -106,6 +112,20 @@ def load(path: str | Path) -> dict[str, list[dict[str, Any]]]:
             seen.add(slug)
         parsed[section] = entries
     return parsed
+
+
+def _mistyped(entry: dict[str, Any]) -> str:
+    """The first key whose value has the wrong TOML type, as a bilingual message ("" when all fit)."""
+    for key, value in entry.items():
+        if key in LIST_KEYS:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                return f"{key} : liste de chaînes attendue / expected a list of strings"
+        elif key in BOOL_KEYS:
+            if not isinstance(value, bool):
+                return f"{key} : true ou false attendu / expected true or false"
+        elif not isinstance(value, str):
+            return f"{key} : chaîne attendue / expected a string"
+    return ""
 
 
 def _fail(slug: str, message: str) -> FileError:
@@ -117,6 +137,12 @@ def _flag(slug: str, entry: dict[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise _fail(slug, f"{key} = true | false")
     return value
+
+
+def _bilingual(exc: FederationError) -> str:
+    french = exc.message % exc.params if exc.params else exc.message
+    english = translate("en", exc.message, **exc.params)
+    return french if english == french else f"{french} / {english}"
 
 
 def _sync_hoster(db: Session, entry: dict[str, Any], report: Report) -> None:
@@ -341,7 +367,10 @@ def sync(
         _sync_organization(db, entry, report)
     declared = set()
     for entry in data.get("instances", []):
-        _sync_instance(db, settings, entry, report, env)
+        try:
+            _sync_instance(db, settings, entry, report, env)
+        except FederationError as exc:  # e.g. its client refused (http:// redirect URI, bad metadata)
+            raise _fail(entry["slug"], _bilingual(exc)) from exc
         declared.add(entry["slug"])
     _upgrade_registry_clients(db, report)
     stale = db.exec(select(Instance).where(Instance.source == "file", Instance.status != "retired")).all()

@@ -40,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
+from portail import metrics
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
@@ -239,6 +240,8 @@ async def run_round(settings: Settings, db: Database, slugs: set[str] | None = N
 
     async with verification.client(settings) as http:
         results = list(await asyncio.gather(*(one(t, http) for t in targets)))
+    for _target, result in results:
+        metrics.PROBES.labels("up" if result.up else "down").inc()
     await db.run(record_all, settings, results)
     return results
 
@@ -373,7 +376,9 @@ class Prober:
         leadership = self.leadership = self.leadership or leadership_for(self.settings, self.db)
         while True:
             try:
-                if await leadership.acquire():
+                leads = await leadership.acquire()
+                metrics.LEADER.labels("probes").set(1 if leads else 0)
+                if leads:
                     await run_round(self.settings, self.db)
                     self.rounds += 1
             except asyncio.CancelledError:

@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import union
 from sqlmodel import Session, col, select
 
+from portail import metrics
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
@@ -118,7 +119,10 @@ class Aggregator:
                 failure = ("error", f"{type(exc).__name__}")
         if failure is not None:
             log.info("pull from %s (%s) failed: %s", job.instance_name, planned.source, failure[1])
-        return _Outcome(planned, result, failure, int((time.monotonic() - started) * 1000))
+        elapsed = time.monotonic() - started
+        metrics.NOTIFICATION_PULLS.labels(planned.source, failure[0] if failure else "ok").inc()
+        metrics.NOTIFICATION_PULL_DURATION.labels(planned.source).observe(elapsed)
+        return _Outcome(planned, result, failure, int(elapsed * 1000))
 
     async def _store(self, outcomes: list[_Outcome]) -> int:
         rows = [(o.planned, o.result, o.failure, o.latency_ms) for o in outcomes]

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlmodel import Session
@@ -19,13 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from portail.accounts.current import load_login
-from portail.db import Database
+from portail.db import Database, row_id
 from portail.federation.models import Instance
 from portail.notifications import inbox, push, read_state
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS, Notification
 from portail.oidc.tokens import InvalidToken, verify_access_token
-from portail.web import json_error
+from portail.web import json_body, json_error
 
 MAX_BODY = 1_000_000
 
@@ -47,19 +46,14 @@ def _bearer_error(error: str, description: str, status: int) -> Response:
     return json_error(error, description, status, headers={"WWW-Authenticate": challenge})
 
 
-async def _json_body(request: Request) -> Any:
-    if "application/json" not in request.headers.get("content-type", ""):
-        raise push.PushRejected("invalid_request", "Content-Type must be application/json", 415)
-    length = request.headers.get("content-length")
-    if length and (not length.isdigit() or int(length) > MAX_BODY):
-        raise push.PushRejected("invalid_request", "Request body too large", 413)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise push.PushRejected("invalid_request", "Request body too large", 413)
+async def _json_body(request: Request, *, batch: bool = False) -> Any:
+    """The body, read by the one JSON body reader; a batch's items are inspected one by one later."""
     try:
-        return json.loads(body) if body else None
-    except ValueError as exc:
-        raise push.PushRejected("invalid_request", "The body is not valid JSON", 400) from exc
+        if batch:
+            return await json_body.read_json(request, max_bytes=MAX_BODY, inspect=False)
+        return await json_body.read_json(request, allow_empty=True)
+    except json_body.JsonBodyError as exc:
+        raise push.PushRejected("invalid_request", exc.description, exc.status) from exc
 
 
 async def push_notifications(request: Request) -> Response:
@@ -72,7 +66,7 @@ async def push_notifications(request: Request) -> Response:
             verify_access_token, hub.settings, authorization[7:].strip(), required_scope=push.SCOPE
         )
         pusher = await _db(request).run(push.pusher_for, str(claims.get("client_id")))
-        items = push.parse_batch(await _json_body(request), hub.settings.notification_push_batch_max)
+        items = push.parse_batch(await _json_body(request, batch=True), hub.settings.notification_push_batch_max)
     except InvalidToken as exc:
         status = 403 if exc.error == "insufficient_scope" else 401
         return _bearer_error(exc.error, exc.description, status)
@@ -126,11 +120,11 @@ async def my_notifications(request: Request) -> Response:
     params = request.query_params
     tool, before, limit = params.get("tool", ""), params.get("before", ""), params.get("limit", "")
     filters = inbox.Filters(
-        instance_id=int(tool) if tool.isdigit() else None,
+        instance_id=row_id(tool),
         kind=params.get("type") or None,
         unread_only=params.get("unread") in ("1", "true"),
-        before_id=int(before) if before.isdigit() else None,
-        limit=int(limit) if limit.isdigit() and len(limit) < 4 else inbox.PAGE,
+        before_id=row_id(before),
+        limit=int(limit) if limit.isascii() and limit.isdecimal() and len(limit) < 4 else inbox.PAGE,
     )
 
     def load(session: Session) -> dict[str, Any]:
@@ -178,8 +172,10 @@ async def my_read_all(request: Request) -> Response:
     found = await _mutation(request)
     if isinstance(found, Response):
         return found
-    tool = found[1].get("tool") if isinstance(found[1], dict) else None
-    hub, member_id, instance_id = _hub(request), found[0], tool if isinstance(tool, int) else None
+    hub, member_id, tool = _hub(request), found[0], found[1].get("tool")
+    instance_id = row_id(tool) if isinstance(tool, int) else None
+    if tool is not None and instance_id is None:
+        return json_error("invalid_request", '"tool" must be the id of a tool', 400)
     receipts = await _db(request).run(read_state.for_all, hub.settings, member_id, instance_id)
     count = await _db(request).run(inbox.mark_all_read, member_id, instance_id)
     await read_state.propagate(hub.aggregator.fetcher, receipts)
@@ -213,9 +209,11 @@ async def my_preferences(request: Request) -> Response:
             or body.get("digest", "none") not in DIGESTS
         ):
             return json_error("invalid_request", 'Expected {"tool": int, "enabled": bool, "digest": ...}', 400)
-        await _db(request).run(
+        saved = await _db(request).run(
             inbox.set_preference, member_id, body["tool"], enabled=body["enabled"], digest=body.get("digest", "none")
         )
+        if not saved:
+            return json_error("not_found", "No such tool", 404)
     prefs = await _db(request).run(inbox.preferences, member_id)
     return JSONResponse(
         {"preferences": [{"tool": p.instance_id, "enabled": p.enabled, "digest": p.digest} for p in prefs.values()]}

@@ -46,7 +46,8 @@ RESULT: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "string"},
                     "status": {"enum": ["accepted", "duplicate", "unknown_member", "invalid"]},
-                    "error": {"type": "string"},
+                    "error": {"type": "string", "description": "Why an invalid item was refused"},
+                    "index": {"type": "integer", "description": "Position of an invalid item in the batch"},
                 },
             },
         },
@@ -78,6 +79,7 @@ def register() -> None:
             "413": "Batch too large",
             "415": "Not JSON",
             "429": "Rate limited (Retry-After)",
+            "503": "Database unreachable (Retry-After)",
         },
         description="See docs/notifications-api.md. Idempotent on (instance, id).",
         operation_id="push_notifications",

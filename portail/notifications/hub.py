@@ -14,6 +14,7 @@ import logging
 
 from sqlmodel import Session
 
+from portail import metrics
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
@@ -67,7 +68,9 @@ class Hub:
 
     async def tick(self) -> None:
         """One pass of background work, if this process leads."""
-        if not await self.leadership.acquire():
+        leads = await self.leadership.acquire()
+        metrics.LEADER.labels("notifications").set(1 if leads else 0)
+        if not leads:
             return
         await self.aggregator.refresh_due()
         await self.db.run(digests.send_due, self.settings)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
 from portail.accounts.models import Member
-from portail.db import utcnow
+from portail.db import MAX_ROW_ID, utcnow
 from portail.federation import audience
 from portail.federation.models import Instance
 from portail.notifications.models import DIGESTS, Notification, NotificationPreference, SourceLink, SourceState
@@ -152,9 +152,12 @@ def preferences(session: Session, member_id: int) -> dict[int, NotificationPrefe
     return {row.instance_id: row for row in rows}
 
 
-def set_preference(session: Session, member_id: int, instance_id: int, *, enabled: bool, digest: str) -> None:
+def set_preference(session: Session, member_id: int, instance_id: int, *, enabled: bool, digest: str) -> bool:
+    """Record the member's choice for this instance; False (nothing recorded) when there is no such instance."""
     if digest not in DIGESTS:
         raise ValueError(digest)
+    if not 0 < instance_id <= MAX_ROW_ID or session.get(Instance, instance_id) is None:
+        return False
     row = session.exec(
         select(NotificationPreference).where(
             NotificationPreference.member_id == member_id, NotificationPreference.instance_id == instance_id
@@ -164,6 +167,7 @@ def set_preference(session: Session, member_id: int, instance_id: int, *, enable
     row.digest = digest
     row.updated_at = utcnow()
     session.add(row)
+    return True
 
 
 def muted(session: Session, member_ids: set[int], instance_id: int) -> set[int]:

@@ -32,6 +32,7 @@ from portail.notifications.models import Notification
 from portail.notifications.plaintext import plain
 from portail.oidc import subjects
 from portail.oidc.models import OAuthClient, PairwiseSubject
+from portail.web import json_body
 
 SCOPE = provisioning.PUSH_SCOPE  # provisioned instances' clients get it when they push
 STATUSES = ("accepted", "duplicate", "unknown_member", "invalid")
@@ -133,6 +134,9 @@ def _check(raw: Any, base_url: str, now: dt.datetime) -> tuple[dict[str, Any] | 
     """A row for ``inbox.deliver`` (without member_id), or None and the reason."""
     if not isinstance(raw, dict):
         return None, "item is not an object"
+    unreadable = json_body.problem(raw)
+    if unreadable:
+        return None, unreadable
     ident, title, body = raw.get("id"), raw.get("title"), raw.get("body", "")
     kind, link = raw.get("type", "info"), raw.get("link")
     if not isinstance(ident, str) or not ident or len(ident) > MAX_ID:
@@ -168,24 +172,22 @@ def accept(
     pusher: Pusher,
     items: list[Any],
     resolve: SubjectResolver = resolve_subjects,
-) -> tuple[list[dict[str, str]], list[inbox.Delivered]]:
-    """Answer every item and deliver the valid ones; returns (answers in order, delivered rows)."""
+) -> tuple[list[dict[str, Any]], list[inbox.Delivered]]:
+    """Answer every item and deliver the valid ones; returns (answers in order, delivered rows). Items
+    are checked one by one: an invalid one is answered with its ``index`` and the reason, the others
+    go through."""
     now = utcnow()
     instance_id = pusher.instance.id or 0
-    answers: list[dict[str, str]] = []
+    answers: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     pending: dict[str, int] = {}  # external id -> index in answers
-    members = resolve(
-        session,
-        pusher.client,
-        {str(raw["sub"]) for raw in items if isinstance(raw, dict) and isinstance(raw.get("sub"), str)},
-    )
-    for raw in items:
-        row, problem = _check(raw, pusher.instance.base_url, now)
-        ident = str(raw.get("id")) if isinstance(raw, dict) and isinstance(raw.get("id"), str) else ""
+    checked = [(raw, *_check(raw, pusher.instance.base_url, now)) for raw in items]
+    members = resolve(session, pusher.client, {str(raw["sub"]) for raw, row, _ in checked if row is not None})
+    for index, (raw, row, problem) in enumerate(checked):
         if row is None:
-            answers.append({"id": ident[:MAX_ID], "status": "invalid", "error": problem})
+            answers.append({"index": index, "id": _echo(raw), "status": "invalid", "error": problem})
             continue
+        ident = row["external_id"]
         if ident in pending:
             answers.append({"id": ident, "status": "duplicate"})
             continue
@@ -207,6 +209,14 @@ def accept(
         if row["external_id"] not in inserted and row["external_id"] not in known:
             answers[pending[row["external_id"]]]["status"] = "duplicate"
     return answers, delivered
+
+
+def _echo(raw: Any) -> str:
+    """The ``id`` of an invalid item as it can be sent back ("" when it is not a clean string)."""
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(ident, str) or json_body.text_problem(ident):
+        return ""
+    return ident[:MAX_ID]
 
 
 def _known(session: Session, instance_id: int, external_ids: list[str]) -> set[str]:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portail.accounts.current import Login, load_login, require_verified
-from portail.db import Database
+from portail.db import Database, row_id
 from portail.federation.models import Instance
 from portail.notifications import digests, inbox, linking, read_state, user_api_keys
 from portail.notifications.hub import Hub
@@ -67,7 +67,7 @@ def _db(request: Request) -> Database:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 12 else None
+    return row_id(value) if value else None
 
 
 async def _member(request: Request) -> Login | Response:
@@ -176,13 +176,15 @@ async def save_preference(request: Request) -> Response:
     digest = form.get("digest", "none")
     if digest not in DIGESTS:
         return error_page(request, 400)
-    await _db(request).run(
+    saved = await _db(request).run(
         inbox.set_preference,
         login.member.id or 0,
         request.path_params["instance_id"],
         enabled=form.get("enabled") == "1",
         digest=digest,
     )
+    if not saved:
+        return error_page(request, 404)
     flash(request, _(request, "Préférences enregistrées."))
     return RedirectResponse("/notifications/preferences", status_code=303)
 

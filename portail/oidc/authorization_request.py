@@ -178,7 +178,7 @@ def validate(db: Session, settings: Settings, pairs: tuple[tuple[str, str], ...]
     if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
         raise refuse("invalid_request", "Invalid prompt")
     max_age_raw = values.get("max_age")
-    if max_age_raw is not None and not (max_age_raw.isdigit() and len(max_age_raw) <= 9):
+    if max_age_raw is not None and not (max_age_raw.isascii() and max_age_raw.isdecimal() and len(max_age_raw) <= 9):
         raise refuse("invalid_request", "max_age must be a non-negative integer")
     try:
         claims_request = claims.parse_claims_request(values.get("claims"))

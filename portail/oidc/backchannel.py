@@ -48,12 +48,12 @@ from sqlalchemy import delete, event, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from portail import outbound
+from portail import metrics, outbound
 from portail.accounts import sessions
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.oidc import keys, subjects
+from portail.oidc import assertions, keys, subjects
 from portail.oidc.models import BackchannelDelivery, OAuthClient, SessionClient
 
 log = logging.getLogger("portail.oidc.backchannel")
@@ -425,7 +425,8 @@ async def deliver_due(
             outcome = await send_one(settings, client, row, is_guarded)
         if not outcome.ok:
             log.info("back-channel logout to %s failed: %s", row.client_id, outcome.error)
-        await db.run(record, outcome)
+        stored = await db.run(record, outcome)
+        metrics.BACKCHANNEL_DELIVERIES.labels(stored.status if stored else "gone").inc()
 
     try:
         await asyncio.gather(*(attempt(row) for row in claimed))
@@ -498,6 +499,7 @@ class BackchannelSender:
                     if loop.time() - swept_at >= SWEEP_SECONDS:
                         swept_at = loop.time()
                         await self.db.run(end_expired_sessions, self.settings, utcnow())
+                        await self.db.run(assertions.purge_expired, utcnow())
                     while await deliver_due(self.db, self.settings, http, guarded_http=guarded_http) == BATCH:
                         pass
                 except Exception:  # a database hiccup must not kill the sender

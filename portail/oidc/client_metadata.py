@@ -43,10 +43,11 @@ READ_ONLY = ("registration_access_token", "registration_client_uri", "client_id_
 class MetadataError(Exception):
     """RFC 7591 §3.2.2: ``invalid_redirect_uri`` or ``invalid_client_metadata`` (ASCII description)."""
 
-    def __init__(self, error: str, description: str) -> None:
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
+        self.status = status
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
@@ -30,11 +28,10 @@ from sqlmodel import Session
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import claims, codes, issuance, refresh
+from portail.oidc import assertions, claims, codes, issuance, refresh
 from portail.oidc.client_keys import RemoteKeys
-from portail.oidc.models import AuthorizationCode, ClientAssertion, Grant, RefreshToken
+from portail.oidc.models import AuthorizationCode, Grant, RefreshToken
 from portail.oidc.server import ClientAdapter, PortailServer
-from portail.oidc.upserts import insert_ignore
 
 ALL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -171,7 +168,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def __init__(self, server: PortailServer, remote_keys: RemoteKeys | None = None) -> None:
-        super().__init__(validate_jti=True, leeway=30)
+        super().__init__(validate_jti=True, leeway=int(assertions.LEEWAY.total_seconds()))
         self.server = server
         self.remote_keys = remote_keys
 
@@ -179,12 +176,19 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         issuer = self.server.settings.issuer
         return [issuer, issuer + "/", *(issuer + path for path in TOKEN_PATHS)]
 
+    def verify_claims(self, claims: Any) -> None:
+        """RFC 7523 §3, plus Portail's cap on the assertion's lifetime (``assertions.MAX_LIFETIME``),
+        checked before its ``jti`` is recorded."""
+        problem = assertions.lifetime_problem(dict(claims), utcnow())
+        if problem:
+            raise InvalidClientError(description=problem)
+        super().verify_claims(claims)
+
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         exp = claims.get("exp")
-        horizon = utcnow() + dt.timedelta(days=1)
-        expires = dt.datetime.fromtimestamp(exp, dt.UTC) if isinstance(exp, int) else horizon
-        digest = hashlib.sha256(f"{claims.get('sub')}\x00{jti}".encode()).hexdigest()
-        return insert_ignore(self.server.db, ClientAssertion, {"jti_hash": digest, "expires_at": min(expires, horizon)})
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            exp = (utcnow() + assertions.MAX_LIFETIME).timestamp()
+        return assertions.record_use(self.server.db, str(claims.get("sub")), str(jti), float(exp))
 
     def resolve_client_public_key(self, client: ClientAdapter) -> KeySet:
         """The registered ``jwks``, else the key set ``client_keys.prefetch`` fetched from ``jwks_uri``."""

@@ -12,7 +12,6 @@ model, and the validation that matters (exact URIs, https, loopback only in test
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlmodel import Session
@@ -22,9 +21,8 @@ from starlette.responses import JSONResponse, Response
 from portail.config import Settings
 from portail.oidc import client_metadata, clients, initial_tokens
 from portail.oidc.client_metadata import MetadataError, Registered
-from portail.web import json_error
+from portail.web import json_body, json_error
 
-MAX_BODY = 64_000
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -46,15 +44,13 @@ def _unauthorized(description: str, *, invalid: bool = True) -> Response:
 
 
 async def _json_body(request: Request) -> Any:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise MetadataError("invalid_client_metadata", "the body must be application/json")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise MetadataError("invalid_client_metadata", "the body is too large")
+    """The metadata document, read by the one JSON body reader (size, type, depth, Unicode, object)."""
     try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise MetadataError("invalid_client_metadata", "the body is not valid JSON") from exc
+        return await json_body.read_json(request)
+    except json_body.JsonBodyError as exc:  # RFC 7591 §3.2.2: 400 invalid_client_metadata; too large: 413
+        if exc.status == 413:
+            raise MetadataError("invalid_request", exc.description, 413) from exc
+        raise MetadataError("invalid_client_metadata", exc.description) from exc
 
 
 def _register(db: Session, settings: Settings, token: str | None, metadata: Any) -> Registered:
@@ -75,7 +71,7 @@ async def register(request: Request) -> Response:
         metadata = await _json_body(request)
         registered = await request.app.state.db.run(_register, settings, token, metadata)
     except MetadataError as exc:
-        return json_error(exc.error, exc.description, 400)
+        return json_error(exc.error, exc.description, exc.status)
     except BearerProblem:
         return _unauthorized("the initial access token is invalid, expired or used up")
     body = client_metadata.metadata_of(registered.client, settings.issuer, registered)
@@ -96,17 +92,25 @@ def _configure(db: Session, settings: Settings, client_id: str, token: str, meth
 
 
 async def configure(request: Request) -> Response:
-    """RFC 7592 §2: read, replace or delete a registered client with its registration access token."""
+    """RFC 7592 §2: read, replace or delete a registered client with its registration access token.
+
+    The token is checked before a ``PUT`` body is read: a caller without it learns nothing from
+    how its body is refused (and never makes Portail parse it)."""
     settings: Settings = request.app.state.settings
+    db = request.app.state.db
     token = _bearer(request)
     if token is None:
         return _unauthorized("a registration access token is required", invalid=False)
     client_id = request.path_params["client_id"]
     try:
-        metadata = await _json_body(request) if request.method == "PUT" else None
-        body = await request.app.state.db.run(_configure, settings, client_id, token, request.method, metadata)
+        metadata = None
+        if request.method == "PUT":
+            if await db.run(client_metadata.authorized_client, client_id, token) is None:
+                raise BearerProblem
+            metadata = await _json_body(request)
+        body = await db.run(_configure, settings, client_id, token, request.method, metadata)
     except MetadataError as exc:
-        return json_error(exc.error, exc.description, 400)
+        return json_error(exc.error, exc.description, exc.status)
     except BearerProblem:
         return _unauthorized("the registration access token is invalid")
     if body is None:

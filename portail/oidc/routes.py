@@ -22,6 +22,9 @@ from portail.oidc import (
     userinfo,
 )
 
+# Paths read by programs, not people: their errors (404, 405, 413, 503…) are JSON, never a page.
+MACHINE_PATHS = ("/.well-known/", "/jwks", "/token", "/userinfo", "/revoke", "/introspect", "/register")
+
 routes = [
     Route(
         "/.well-known/openid-configuration",

@@ -16,7 +16,7 @@ from the Host header), so the decision belongs to the deployment and is not re-m
 
 from __future__ import annotations
 
-import json
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +33,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from portail.config import Settings
 from portail.oidc import clients as client_store
 from portail.oidc.models import OAuthClient
+
+# authlib logs every issued token (access, refresh, ID) at DEBUG: never let debug logging show them.
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_PARAMS = 60
@@ -79,14 +82,14 @@ class HttpInput:
         return None
 
 
-async def read_input(request: Request, *, json_body: bool = False) -> HttpInput:
-    """Snapshot the request; raise ``InputError`` when it is too large or not form/JSON data."""
+async def read_input(request: Request) -> HttpInput:
+    """Snapshot the request; raise ``InputError`` when it is too large or not form data. (JSON bodies
+    are read by ``portail.web.json_body``, the one JSON reader.)"""
     headers = {k.lower(): v for k, v in request.headers.items()}
     query = tuple(parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=MAX_PARAMS + 1))
     if len(query) > MAX_PARAMS:
         raise InputError("too many parameters")
     form: tuple[tuple[str, str], ...] = ()
-    body_json: Any = None
     if request.method in ("POST", "PUT", "PATCH"):
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
@@ -97,12 +100,7 @@ async def read_input(request: Request, *, json_body: bool = False) -> HttpInput:
             if len(body) > MAX_BODY_BYTES:
                 raise InputError("request body too large")
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if json_body and content_type == "application/json":
-            try:
-                body_json = json.loads(body or b"null")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InputError("malformed JSON body") from exc
-        elif body:
+        if body:
             if content_type not in ("application/x-www-form-urlencoded", ""):
                 raise InputError("unsupported content type")
             try:
@@ -111,7 +109,9 @@ async def read_input(request: Request, *, json_body: bool = False) -> HttpInput:
                 raise InputError("malformed form body") from exc
             if len(form) > MAX_PARAMS:
                 raise InputError("too many parameters")
-    return HttpInput(request.method, request.url.path, headers, query, form, body_json)
+            if any("\x00" in key or "\x00" in value for key, value in form):
+                raise InputError("a parameter contains a NUL character")
+    return HttpInput(request.method, request.url.path, headers, query, form)
 
 
 # ---------------------------------------------------------------- authlib requests

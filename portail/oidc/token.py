@@ -13,6 +13,7 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from portail import metrics
 from portail.config import Settings
 from portail.oidc import client_keys
 from portail.oidc.client_keys import RemoteKeys
@@ -21,6 +22,29 @@ from portail.oidc.server import Answer, HttpInput, InputError, read_input, to_re
 from portail.web import json_error
 
 LIMITS = {"client_assertion": 8192, "code_verifier": 128}
+
+
+# Metric labels stay a short closed list, whatever a client sends (RFC 6749 §5.2 error codes).
+GRANT_LABELS = {"authorization_code", "refresh_token", "client_credentials"}
+ERROR_LABELS = {
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+}
+
+
+def grant_label(grant_type: str | None) -> str:
+    return grant_type if grant_type in GRANT_LABELS else "other"
+
+
+def result_label(answer: Answer) -> str:
+    if answer.status == 200:
+        return "ok"
+    error = answer.body.get("error") if isinstance(answer.body, dict) else None
+    return error if error in ERROR_LABELS else "error"
 
 
 def _invalid(description: str) -> Answer:
@@ -52,4 +76,5 @@ async def token(request: Request) -> Response:
     state = request.app.state
     remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
     answer = await state.db.run(exchange, state.settings, inp, remote)
+    metrics.TOKEN_REQUESTS.labels(grant_label(inp.first("grant_type")), result_label(answer)).inc()
     return to_response(answer)

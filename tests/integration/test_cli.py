@@ -176,6 +176,9 @@ def test_db_upgrade_creates_a_fresh_database(tmp_path: Path) -> None:
         ("users", {"PORTAIL_FAVOURITE_COLOUR": "green"}, "PORTAIL_FAVOURITE_COLOUR"),
         ("serve", {"PORTAIL_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/portail"}, "database_url"),
         ("db", {"PORTAIL_DATABASE_URL": "oracle://db"}, "database_url"),
+        ("db", {"PORTAIL_SMTP_URL": "smtp://[unclosed"}, "smtp_url"),
+        ("db", {"PORTAIL_DATABASE_URL": "sqlite:////proc/no-such-folder/portail.db"}, "/proc/no-such-folder"),
+        ("serve", {"PORTAIL_VAR_DIR": "/proc/no-such-folder"}, "/proc/no-such-folder"),
     ],
 )
 def test_configuration_errors_give_one_line_and_exit_2(

@@ -164,12 +164,14 @@ class Deployment:
 
     # -------------------------------------------------------------- the server
 
-    def start(self, workers: int = 1) -> None:
-        """``portail serve`` on the deployment's port (``--workers``); waits until discovery answers."""
+    def start(self, *serve_args: str, workers: int = 1) -> None:
+        """``portail serve`` on the deployment's port (``--workers``, plus ``serve_args``); waits until
+        discovery answers."""
         assert self.server is None
         log = self.server_log.open("a", encoding="utf-8")
+        workers_args = ("--workers", str(workers)) if workers != 1 else ()
         self.server = subprocess.Popen(
-            [*portail_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
+            [*portail_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *workers_args, *serve_args],
             cwd=self.root,
             env=self.env,
             stdout=log,
@@ -191,6 +193,13 @@ class Deployment:
         match = ADMIN_RE.search(self.server_log.read_text(encoding="utf-8"))
         if match and not self.admin_email:
             self.admin_email, self.admin_password = match.group(1), match.group(2)
+
+    def kill(self) -> None:
+        """Stop the server as a crash would (SIGKILL: no shutdown, no lock released)."""
+        if self.server is not None:
+            self.server.kill()
+            self.server.wait()
+            self.server = None
 
     def stop(self) -> None:
         if self.server is not None:

@@ -61,6 +61,10 @@ def test_booleans_accept_the_usual_spellings(tmp_path: Path) -> None:
         ({"PORTAIL_TIMEZONE": "Mars/Olympus_Mons"}, None, "timezone"),
         ({"PORTAIL_TIMEZONE": "../../etc/passwd"}, None, "timezone"),
         ({}, "issuer = \n", "portail.toml"),
+        ({"PORTAIL_SMTP_URL": "smtp://[unclosed"}, None, "smtp_url"),
+        ({"PORTAIL_REDIS_URL": "redis://[::1"}, None, "redis_url"),
+        ({"PORTAIL_ISSUER": "https://[bad"}, None, "issuer"),
+        ({"PORTAIL_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:notaport/x"}, None, "database_url"),
     ],
 )
 def test_bad_settings_raise_one_line_naming_the_setting(

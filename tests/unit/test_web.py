@@ -73,3 +73,26 @@ def test_pages_show_stored_utc_times_in_portails_time_zone() -> None:
     assert template.render(when=summer, day=day, none=None, settings=settings).startswith("2026-07-15 00:37|")
     paris = settings.replace(timezone="Europe/Paris")
     assert template.render(when=winter, day=day, none=None, settings=paris).startswith("2026-01-15 05:37|")
+
+
+def test_int_path_parameters_stop_at_the_largest_postgresql_integer() -> None:
+    """``{id:int}`` matches 0 … 2**31 - 1 only: a larger number is a 404, never "integer out of range"."""
+    import random
+    import re
+
+    from portail.web import RowIdConvertor
+
+    matches = re.compile(RowIdConvertor.regex + r"\Z").match
+    rng = random.Random(31)
+    numbers = [
+        0,
+        1,
+        9,
+        10,
+        2**31 - 1,
+        2**31,
+        10**10,
+        *(rng.randrange(2**31 - 10**4, 2**31 + 10**4) for _ in range(5000)),
+    ]
+    for number in numbers:
+        assert bool(matches(str(number))) == (number < 2**31), number

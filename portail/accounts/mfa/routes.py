@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portail import metrics
 from portail.accounts import login as authenticate
 from portail.accounts.current import Login, load_login, safe_next, signed_in
 from portail.accounts.mfa import factors, webauthn
@@ -139,6 +140,7 @@ async def second_step(request: Request) -> Response:
         session_id,
     )
     if isinstance(outcome, authenticate.Rejected):
+        metrics.LOGINS.labels("second_step", "throttled" if outcome.retry_after else "failure").inc()
         if outcome.retry_after:
             message = _(request, outcome.message, seconds=outcome.retry_after)
             return _page(request, view, next_url, message, 429, **{"Retry-After": str(outcome.retry_after)})
@@ -148,6 +150,7 @@ async def second_step(request: Request) -> Response:
         flash(request, left, "warning")
     if outcome.opened is None:
         return RedirectResponse(next_url, status_code=303)
+    metrics.LOGINS.labels("second_step", "success").inc()
     response = signed_in(request, settings, outcome.opened)
     response.delete_cookie(PENDING_COOKIE, path="/")
     return response
@@ -168,8 +171,10 @@ async def passkey_login(request: Request) -> Response:
         authenticate.passwordless, settings, relying_party(request), credential, device(request), next_url
     )
     if isinstance(outcome, webauthn.PasskeyRefused):
+        metrics.LOGINS.labels("passkey", "failure").inc()
         context = {"next": next_url, "email": "", "error": _(request, outcome.message)}
         return render(request, "accounts/login.html", context, 401)
+    metrics.LOGINS.labels("passkey", "success").inc()
     return signed_in(request, settings, outcome)
 
 

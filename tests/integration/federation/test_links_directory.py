@@ -147,7 +147,8 @@ def test_the_directory_filters_by_region_software_hoster_and_organization(
     assert slugs("?region=06") == ["chat-central", "nuage-tiess"]
     assert slugs("?hoster=koumbit") == ["nuage-mrc"]
     assert slugs("?organization=tiess") == ["nuage-tiess"]
-    assert slugs("?software=%00%ff&region=zz") == []
+    assert slugs("?software=%ff&region=zz") == []
+    assert client.get("/federation/directory.json?software=%00").status_code == 400  # NUL: refused everywhere
     page = client.get("/federation/directory?software=nextcloud&region=05")
     assert page.status_code == 200
     assert "Nuage Mrc" in page.text and "Nuage Tiess" not in page.text and "En Attente" not in page.text

@@ -3,6 +3,7 @@ idempotency, batch limits, per-item answers, rate limit, link origin, plain text
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.applications import Starlette
@@ -129,6 +130,64 @@ def test_each_item_is_answered_on_its_own(
     ]
     assert "origin" in response.json()["results"][3]["error"]
     assert response.json()["accepted"] == 2 and response.json()["invalid"] == 7
+
+
+def test_one_unreadable_item_is_answered_invalid_with_its_index_and_the_others_go_through(
+    client: TestClient, app: Starlette, member: Member, pusher: Pusher
+) -> None:
+    """Strings that are not Unicode (an unpaired surrogate), NUL (PostgreSQL cannot store it), deep
+    nesting inside one item: that item is ``invalid`` with its index; the batch is not sunk."""
+    sub = sub_of(app, member, pusher)
+    nested: Any = "x"
+    for _ in range(40):
+        nested = [nested]
+    items = [
+        _item(sub, "first"),
+        _item(sub, "surrogate-title", title="Bonjour \ud800"),
+        _item(sub, "nul-body", body="a\u0000b"),
+        _item(sub, "\udfff"),
+        {**_item(sub, "deep"), "extra": nested},
+        _item("\ud800", "surrogate-sub"),
+        _item(sub, "last"),
+    ]
+    raw = json.dumps({"notifications": items}).encode()  # ensure_ascii: the surrogates travel as \ud800
+    response = client.post(
+        URL, content=raw, headers={"Authorization": f"Bearer {pusher.token()}", "Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "accepted",
+    ]
+    invalid = [r for r in results if r["status"] == "invalid"]
+    assert [r["index"] for r in invalid] == [1, 2, 3, 4, 5]
+    assert [r["id"] for r in invalid] == ["surrogate-title", "nul-body", "", "deep", "surrogate-sub"]
+    assert "surrogate" in invalid[0]["error"] and "control" in invalid[1]["error"] and "nested" in invalid[3]["error"]
+    assert response.json()["accepted"] == 2 and response.json()["invalid"] == 5
+    db: Database = app.state.db
+    with db.session() as session:
+        assert inbox.unread_count(session, member.id or 0) == 2
+
+
+def test_a_push_body_that_cannot_be_read_at_all_is_refused_whole(
+    client: TestClient, app: Starlette, member: Member, pusher: Pusher
+) -> None:
+    token = pusher.token()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    deep = client.post(URL, content=b'{"notifications": ' + b"[" * 1500 + b"]" * 1500 + b"}", headers=headers)
+    assert deep.status_code == 400 and deep.json()["error"] == "invalid_request"
+    not_utf8 = client.post(URL, content=b'{"notifications": [{"title": "\xff"}]}', headers=headers)
+    assert not_utf8.status_code == 400 and "UTF-8" in not_utf8.json()["error_description"]
+    wrong_type = client.post(URL, content=b"{}", headers={"Authorization": f"Bearer {token}"})
+    assert wrong_type.status_code == 415 and wrong_type.json()["error"] == "invalid_request"
+    huge = client.post(URL, content=b" " * 1_000_001, headers=headers)
+    assert huge.status_code == 413 and huge.json()["error"] == "invalid_request"
 
 
 def test_batches_over_the_limit_and_malformed_bodies_are_refused(

@@ -174,7 +174,14 @@ def test_a_request_object_is_not_supported(client: TestClient, settings: Setting
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("prompt", "none login"), ("prompt", "sometimes"), ("max_age", "-1"), ("max_age", "soon"), ("claims", "[1]")],
+    [
+        ("prompt", "none login"),
+        ("prompt", "sometimes"),
+        ("max_age", "-1"),
+        ("max_age", "soon"),
+        ("max_age", "²"),
+        ("claims", "[1]"),
+    ],
 )
 def test_malformed_oidc_parameters_are_invalid_request(
     client: TestClient, settings: Settings, name: str, value: str

@@ -3,6 +3,7 @@ OIDC Core §9)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -10,9 +11,9 @@ from joserfc.jwk import RSAKey
 from starlette.testclient import TestClient
 
 from portail.config import Settings
-from portail.oidc import tokens
+from portail.oidc import assertions, tokens
 from portail.oidc.models import ClientAssertion
-from tests.conftest import BASE_URL
+from tests.conftest import BASE_URL, db_call
 from tests.oidc_flow import (
     basic,
     change,
@@ -135,3 +136,33 @@ def test_a_client_credentials_token_fails_verification_once_the_client_tokens_ar
             raise AssertionError("the token still verifies")
 
     change(settings, check)
+
+
+def test_an_assertion_living_longer_than_ten_minutes_is_invalid_client_and_leaves_no_record(
+    client: TestClient, settings: Settings
+) -> None:
+    """RFC 7523 §3 lets the server cap ``exp``: a year-long assertion is refused, nothing is recorded."""
+    client_id, key = _key_client(settings)
+    now = int(time.time())
+    for claims in ({"exp": now + 365 * 86400}, {"iat": now - 3600, "exp": now + 60}, {"iat": now + 3600}):
+        response = _token(client, _assertion(client_id, key, **claims))
+        assert response.status_code == 401 and response.json()["error"] == "invalid_client", response.text
+    assert rows(settings, ClientAssertion) == []
+    assert _token(client, _assertion(client_id, key, iat=now, exp=now + 600)).status_code == 200
+
+
+def test_a_replay_record_lasts_until_the_assertion_expires_then_is_purged(
+    client: TestClient, settings: Settings
+) -> None:
+    """The jti is refused for as long as the assertion could be accepted (exp + leeway), then forgotten."""
+    client_id, key = _key_client(settings)
+    exp = int(time.time()) + 300
+    assertion = _assertion(client_id, key, exp=exp)
+    assert _token(client, assertion).status_code == 200
+    [record] = rows(settings, ClientAssertion)
+    kept_until = dt.datetime.fromtimestamp(exp, dt.UTC) + assertions.LEEWAY
+    assert record.expires_at.replace(tzinfo=dt.UTC) == kept_until
+    assert db_call(settings, assertions.purge_expired, kept_until - dt.timedelta(seconds=1)) == 0
+    assert _token(client, assertion).status_code == 401
+    assert db_call(settings, assertions.purge_expired, kept_until + dt.timedelta(seconds=1)) == 1
+    assert rows(settings, ClientAssertion) == []

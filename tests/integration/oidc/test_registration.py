@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -309,3 +310,47 @@ def test_a_client_deleting_itself_revokes_its_tokens_and_withdraws_consents_in_t
     assert [e.action for e in events] == ["granted", "withdrawn"]
     assert "RFC 7592" in events[-1].detail
     assert client.get("/userinfo", headers={"Authorization": f"Bearer {issued['access_token']}"}).status_code == 401
+
+
+# ---------------------------------------------------------------- bodies that must never crash
+
+JSON = {"Content-Type": "application/json"}
+DEEP = b"[" * 1500 + b"]" * 1500
+
+
+def test_unreadable_registration_bodies_are_invalid_client_metadata_and_spend_no_use(
+    client: TestClient, settings: Settings
+) -> None:
+    """RFC 7591 §3.2.2: 1,500 levels of nesting, an unpaired surrogate, NUL: 400, never a 500."""
+    token = _token(settings, uses=1)
+    surrogate = json.dumps({**METADATA, "client_name": "\ud800"}).encode()
+    nul = json.dumps({**METADATA, "client_name": "a\u0000b"}).encode()
+    deep_object = json.dumps(
+        {**METADATA, "extra": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}
+    )
+    for raw in (DEEP, b'{"a":' * 1500 + b"1" + b"}" * 1500, surrogate, nul, deep_object.encode(), b'{"a": "\xff"}'):
+        response = client.post("/register", content=raw, headers={**_bearer(token), **JSON})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_client_metadata"
+    assert client.post("/register", json=METADATA, headers=_bearer(token)).status_code == 201
+    assert _count(settings) == 1
+
+
+def test_a_registration_body_over_64_kib_is_413_in_json(client: TestClient, settings: Settings) -> None:
+    big = json.dumps({**METADATA, "client_name": "x" * 70_000}).encode()
+    response = client.post("/register", content=big, headers={**_bearer(_token(settings)), **JSON})
+    assert response.status_code == 413 and response.json()["error"] == "invalid_request"
+
+
+def test_rfc7592_the_registration_token_is_checked_before_the_body_is_read(
+    client: TestClient, settings: Settings
+) -> None:
+    """A caller without the registration access token gets 401 whatever it sends; with it, 400."""
+    body = _registered(client, settings)
+    for raw in (DEEP, json.dumps({**METADATA, "client_name": "\udfff"}).encode(), b"{oops"):
+        stranger = client.put(_path(body), content=raw, headers={**_bearer("not-the-token"), **JSON})
+        assert stranger.status_code == 401 and stranger.json()["error"] == "invalid_token"
+        owner = client.put(_path(body), content=raw, headers={**_bearer(body["registration_access_token"]), **JSON})
+        assert owner.status_code == 400 and owner.json()["error"] == "invalid_client_metadata"
+    unchanged = client.get(_path(body), headers=_bearer(body["registration_access_token"])).json()
+    assert unchanged["client_name"] == METADATA["client_name"]

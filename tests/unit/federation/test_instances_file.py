@@ -218,7 +218,7 @@ def test_demo_is_a_boolean_key_and_the_repository_declares_its_demo_entries(
     demo = db.call(lambda s: {i.slug: i.demo for i in s.exec(select(Instance))})
     assert demo["passerelles"] is True and demo["praxis"] is False  # praxis: a demo by its .example name only
     wrong = write(tmp_path, SMALL.replace('scope = "central"', 'scope = "central"\ndemo = "oui"', 1))
-    with pytest.raises(FileError, match="demo = true"):
+    with pytest.raises(FileError, match="demo : true ou false"):
         sync(db, unit_settings, wrong)
 
 

@@ -8,6 +8,9 @@ and security headers.
 - CSRF: double-submit token. A random per-browser value lives in the ``portail_csrf`` cookie; forms
   carry an itsdangerous signature of it (``csrf_token``), checked by ``read_form``.
 - Flash: one-shot messages in a signed cookie.
+
+Beside this module: ``json_body`` (the one reader of JSON request bodies), ``outage`` (503 with
+``Retry-After`` while the database cannot be reached) and ``health`` (``/healthz``, ``/readyz``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from babel.messages.pofile import read_po
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,10 +45,10 @@ from portail.config import Settings
 log = logging.getLogger("portail.web")
 
 # Pages and static files live inside the package, so an installed wheel serves them.
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = PACKAGE_DIR / "templates"
 STATIC = PACKAGE_DIR / "static"
-LOCALE_DIR = Path(__file__).parent / "locale"
+LOCALE_DIR = PACKAGE_DIR / "locale"
 LOCALES = ("fr-CA", "en")
 CSRF_COOKIE = "portail_csrf"
 FLASH_COOKIE = "portail_flash"
@@ -52,6 +56,29 @@ LANG_COOKIE = "lang"
 MAX_FORM_FIELDS = 100
 MAX_FIELD_LENGTH = 10_000
 MAX_BODY_BYTES = 1_048_576  # a request body larger than this is refused with 413
+
+
+def _at_most(limit: int) -> str:
+    """A regular expression matching the decimal numbers from 0 to ``limit`` (no leading zeros)."""
+    text = str(limit)
+    parts = [f"[0-9]{{1,{len(text) - 1}}}"] if len(text) > 1 else []
+    for index, digit in enumerate(text):
+        lowest = 1 if index == 0 else 0
+        if int(digit) > lowest:
+            rest = len(text) - index - 1
+            parts.append(text[:index] + f"[{lowest}-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "(?:" + "|".join([*parts, text]) + ")"
+
+
+class RowIdConvertor(IntegerConvertor):
+    """Every ``{name:int}`` path parameter: at most 2**31 - 1 (ids are 32-bit INTEGER columns on
+    PostgreSQL), so a number no row can have does not match the route (404) instead of making the
+    query fail. Registered when this module is imported, before any package builds its routes."""
+
+    regex = _at_most(2**31 - 1)
+
+
+register_url_convertor("int", RowIdConvertor())
 
 
 # ---------------------------------------------------------------- languages
@@ -269,9 +296,11 @@ async def read_form(request: Request, *, check_csrf: bool = True) -> FormData:
         raise  # e.g. 413 from the body limit of WebShellMiddleware
     except Exception as exc:  # multipart/urlencoded parser errors are all bad input
         raise FormError(_(request, "Le formulaire envoyé est illisible.")) from exc
-    for _key, value in form.multi_items():
+    for key, value in form.multi_items():
         if isinstance(value, str) and len(value) > MAX_FIELD_LENGTH:
             raise FormError(_(request, "Un des champs est trop long."))
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise FormError(_(request, "Le formulaire envoyé est illisible."))
     if check_csrf and not csrf_valid(request, str(form.get("csrf_token") or "")):
         raise FormError(
             _(
@@ -321,8 +350,9 @@ def pop_flashes(request: Request) -> list[tuple[str, str]]:
 
 
 class WebShellMiddleware:
-    """Sets security headers, the CSRF seed cookie and the flash cookie on every response, and
-    refuses request bodies larger than ``MAX_BODY_BYTES`` (413)."""
+    """Sets security headers, the CSRF seed cookie and the flash cookie on every response, refuses
+    request bodies larger than ``MAX_BODY_BYTES`` (413), query strings carrying NUL (400) and paths
+    carrying NUL (404)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -357,8 +387,14 @@ class WebShellMiddleware:
             await send(message)
 
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared.isascii() and declared.isdecimal() and int(declared) > MAX_BODY_BYTES:
             await error_page(request, 413)(scope, receive, send_wrapper)
+            return
+        if b"%00" in scope.get("query_string", b""):  # NUL: no parameter has it, PostgreSQL cannot store it
+            await error_page(request, 400)(scope, receive, send_wrapper)
+            return
+        if "\x00" in scope.get("path", ""):  # no page's address has it either
+            await error_page(request, 404)(scope, receive, send_wrapper)
             return
         received = 0
 
@@ -394,9 +430,19 @@ def security_headers(secure: bool, csp: str | None = None) -> dict[str, str]:
 # ---------------------------------------------------------------- error pages
 
 
+JSON_PATHS: tuple[str, ...] = ("/api/",)  # the default; ``app.state.json_paths`` lists the app's own
+
+
 def wants_json(request: Request) -> bool:
+    """JSON for programs: the ``/api/`` paths and the protocol endpoints (``app.state.json_paths``,
+    e.g. ``/token``: an OAuth client reads JSON errors), or a client that asks for JSON only."""
+    app = request.scope.get("app")
+    paths: tuple[str, ...] = getattr(app.state, "json_paths", JSON_PATHS) if app is not None else JSON_PATHS
+    path = request.url.path
+    if any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in paths):
+        return True
     accept = request.headers.get("accept", "")
-    return request.url.path.startswith("/api/") or ("application/json" in accept and "text/html" not in accept)
+    return "application/json" in accept and "text/html" not in accept
 
 
 def json_error(
@@ -416,8 +462,12 @@ _HTTP_MESSAGES = {
     403: ("forbidden", N_("Vous n’avez pas accès à cette page.")),
     404: ("not_found", N_("Cette page n’existe pas.")),
     405: ("method_not_allowed", N_("Cette méthode n’est pas permise ici.")),
-    413: ("too_large", N_("La demande est trop volumineuse.")),
+    413: ("invalid_request", N_("La demande est trop volumineuse.")),
     429: ("too_many_requests", N_("Trop de demandes. Veuillez patienter un moment.")),
+    503: (
+        "temporarily_unavailable",
+        N_("Portail est momentanément indisponible. Veuillez réessayer dans quelques instants."),
+    ),
 }
 
 
@@ -448,5 +498,9 @@ def _default_phrase(status_code: int) -> str:
 
 
 async def server_error_handler(request: Request, exc: Exception) -> Response:
+    from portail.web.outage import is_database_outage, unavailable
+
+    if is_database_outage(exc):
+        return unavailable(request)
     log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_page(request, 500)

@@ -1,0 +1,173 @@
+"""Scale bench: does a login, a code exchange, a refresh, a userinfo call or an inbox page cost more
+with 1,000,000 members than with 10,000? (target: p50 ratio <= 1.2)
+
+For each size, a fresh PostgreSQL database (``PORTAIL_TEST_PG_ADMIN``) is migrated and filled in
+bulk with ``generate_series``: the members, and 10 % of them with an open session (100,000 at
+1,000,000). The bench member logs in through the real pages of the application, in process
+(Starlette's TestClient: no network, one process), and each operation is timed ``--rounds`` times:
+the two sizes are timed alternately, round by round (the load of other programs weighs on both
+alike), and the table prints the medians and their ratio. argon2id is set cheap (t=1, m=1 MiB, p=1) so that the
+password hash does not hide the database's share of a login.
+
+    .venv/bin/python bench/scale.py                 # 10,000 then 1,000,000 members (a few minutes)
+    .venv/bin/python bench/scale.py --sizes 10000 100000 --rounds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import oidc  # noqa: E402  (bench/oidc.py: its throw-away PostgreSQL databases)
+import sqlalchemy as sa  # noqa: E402
+
+EMAIL, PASSWORD = "bench@example.test", "une phrase de passe assez longue"
+
+MEMBERS_SQL = """
+INSERT INTO member (public_id, email, email_key, name, password_hash, locale, is_admin, roles,
+                    terms_version, privacy_version, email_verified_at, created_at, updated_at)
+SELECT md5('m' || g), 'member' || g || '@example.test', 'member' || g || '@example.test', 'Membre ' || g,
+       '$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA', 'fr-CA', false, '',
+       '2026-11', '2026-11', now(), now(), now()
+FROM generate_series(1, :n) AS g
+"""
+SESSIONS_SQL = """
+INSERT INTO login_session (token_hash, sid, member_id, created_at, last_seen_at, auth_time, amr,
+                           user_agent, ip_address, end_reason)
+SELECT md5('t' || id) || md5('u' || id), md5('s' || id), id, now(), now(), now(), 'pwd', 'bench', '127.0.0.1', ''
+FROM member WHERE id % 10 = 0
+"""
+
+
+def timed(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
+def prepare(stack: contextlib.ExitStack, size: int) -> dict[str, Callable[[], None]]:
+    """A filled database and an application on it, logged in; the operations to time."""
+    from sqlmodel import Session
+    from starlette.testclient import TestClient
+
+    from portail import db as database
+    from portail.accounts import members
+    from portail.accounts.passwords import Passwords
+    from portail.app import create_app
+    from portail.config import load_settings
+    from portail.oidc import clients
+    from tests.oidc_flow import Flow, form_token
+
+    url = stack.enter_context(oidc._postgres_database())
+    tmp = stack.enter_context(tempfile.TemporaryDirectory())
+    settings = load_settings(
+        environ={},
+        toml_path=f"{tmp}/absent.toml",
+        database_url=url,
+        var_dir=tmp,
+        secret_key="s" * 48,
+        argon2_time_cost=1,
+        argon2_memory_cost_kib=1024,
+        argon2_parallelism=1,
+        create_admin_on_first_run=False,
+    )
+    engine = database.make_engine(url)
+    database.upgrade(engine)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(sa.text(MEMBERS_SQL), {"n": size})
+        conn.execute(sa.text(SESSIONS_SQL))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    print(f"  {size:,} members and {size // 10:,} sessions in {time.perf_counter() - started:.0f} s", flush=True)
+    with Session(engine) as s:
+        members.create_member(
+            s, email=EMAIL, name="Banc", password_hash=Passwords(settings).hash(PASSWORD), verified=True
+        )
+        row, secret = clients.create_client(
+            s, clients.ClientSpec(name="Outil", redirect_uris=["http://localhost:9000/callback"], trusted=True)
+        )
+        client_id = row.client_id
+        s.commit()
+    engine.dispose()
+
+    app = create_app(settings, migrate=False)
+    http = stack.enter_context(TestClient(app, base_url=settings.issuer, follow_redirects=False))
+    stack.callback(app.state.db.dispose)
+
+    def login() -> None:
+        http.cookies.clear()
+        page = http.get("/login")
+        data = {"email": EMAIL, "password": PASSWORD, "csrf_token": form_token(page.text, "/login")}
+        assert http.post("/login", data={**data, "next": "/"}).status_code == 303
+
+    login()
+    flow = Flow(http, client_id, secret)
+    tokens = flow.tokens()
+
+    def exchange() -> None:
+        assert flow.token(flow.code()["code"]).status_code == 200
+
+    def refresh() -> None:
+        answer = flow.refresh(tokens["refresh_token"])
+        assert answer.status_code == 200, answer.text
+        tokens.update(answer.json())
+
+    def userinfo() -> None:
+        assert http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code == 200
+
+    def inbox() -> None:
+        assert http.get("/notifications").status_code == 200
+
+    return {
+        "code flow (authorize + exchange)": exchange,
+        "refresh": refresh,
+        "userinfo": userinfo,
+        "inbox page (GET /notifications)": inbox,
+        "login (GET + POST /login)": login,  # last: it replaces the session the others use
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs=2, default=[10_000, 1_000_000])
+    ap.add_argument("--rounds", type=int, default=40)
+    args = ap.parse_args()
+    small, large = args.sizes
+    print(f"scale bench: {small:,} vs {large:,} members, p50 of {args.rounds} rounds, in process, PostgreSQL")
+    with contextlib.ExitStack() as stack:
+        operations = {size: prepare(stack, size) for size in (small, large)}
+        times: dict[tuple[int, str], list[float]] = {}
+        # Alternate the two sizes round by round, so the load of other programs weighs on both alike.
+        for index in range(args.rounds + 1):
+            for size, ops in operations.items():
+                for name, call in ops.items():
+                    took = timed(call)
+                    if index:  # the first round warms up
+                        times.setdefault((size, name), []).append(took)
+    first = {name: statistics.median(times[(small, name)]) for name in operations[small]}
+    second = {name: statistics.median(times[(large, name)]) for name in operations[large]}
+    print(f"| operation | p50 ms at {small:,} | p50 ms at {large:,} | ratio |")
+    print("|---|---|---|---|")
+    worst = 0.0
+    for name, base in first.items():
+        ratio = second[name] / base
+        worst = max(worst, ratio)
+        print(f"| {name} | {base:.1f} | {second[name]:.1f} | {ratio:.2f} |")
+    print(f"worst ratio {worst:.2f} (target <= 1.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
