@@ -82,6 +82,7 @@ class Settings:
     notification_breaker_reset_seconds: int = 120
     notification_push_batch_max: int = 100
     notification_push_per_minute: int = 6000
+    notification_push_gateway_check_source: bool = True
     # -- personal data
     deletion_grace_days: int = 30
     privacy_jobs_interval_seconds: int = 60
@@ -157,6 +158,9 @@ SETTINGS_DOC: dict[str, str] = {
     "notification_breaker_reset_seconds": "Seconds an open breaker waits before one trial request (half-open)",
     "notification_push_batch_max": "Most notifications in one push request",
     "notification_push_per_minute": "Notifications one instance may push per minute",
+    "notification_push_gateway_check_source": (
+        "Refuse Matrix push-gateway calls whose address is not one of the linked homeserver's addresses"
+    ),
     "deletion_grace_days": "Days between a deletion request and the purge",
     "privacy_jobs_interval_seconds": "Interval of the personal-data jobs (exports, purges, account events); 0 = off",
     "account_event_max_attempts": "Delivery attempts of an account event (SET) before it is marked failed",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -82,6 +83,7 @@ class Aggregator:
         self._semaphore: asyncio.Semaphore | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._due_after = 0  # the background pass resumes after this member id
+        self.pulls: Counter[str] = Counter()  # pulls started in this process, by source
 
     @property
     def fetcher(self) -> Fetcher:
@@ -103,6 +105,7 @@ class Aggregator:
         job = planned.job
         result: PullResult | None = None
         failure: tuple[str, str] | None = None
+        self.pulls[planned.source] += 1
         async with self._bound():
             started = time.monotonic()
             try:

@@ -12,6 +12,8 @@
 - ``DiscourseKeyRequest``: one pending Discourse User API key request (nonce, sealed RSA private key),
   deleted when its callback arrives (single use) or when stale (``user_api_keys.py``).
 - ``PushCounter``: per-instance, per-minute counters of the push API's rate limit (when no Redis).
+- ``MatrixPusher``: the HTTP pusher Portail registered on a linked member's homeserver (Push Gateway
+  API): only a SHA-256 hash of its pushkey, and whether the homeserver accepted it (``gateway.py``).
 """
 
 from __future__ import annotations
@@ -121,3 +123,20 @@ class DiscourseKeyRequest(SQLModel, table=True):
     nonce: str = Field(max_length=64)
     private_key_sealed: str = Field(sa_column=Column(Text, nullable=False))
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class MatrixPusher(SQLModel, table=True):
+    """The pusher of one member's linked Matrix account: ``active`` (the homeserver pushes, no pull) or
+    ``refused`` (the homeserver said no: the account is pulled, and the preferences page says so)."""
+
+    __tablename__ = "notification_matrix_pusher"
+    __table_args__ = (UniqueConstraint("member_id", "instance_id", name="uq_notification_matrix_pusher"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    instance_id: int = Field(foreign_key="instance.id", index=True)
+    pushkey_hash: str = Field(max_length=64, unique=True)  # hex SHA-256 of the pushkey
+    status: str = Field(default="active", max_length=10)  # active | refused
+    error: str = Field(default="", max_length=300)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    last_push_at: dt.datetime | None = None

@@ -3,10 +3,12 @@
 ``plan`` lists a member's sources: their linked Matrix and Discourse accounts (``SourceLink``), the
 Nextcloud instances they use through Portail (an active consent for the instance's client: Portail
 then mints them a short-lived access token), and the feeds they subscribed to (an enabled
-preference on an instance with a ``feed_url``). Sources the member turned off, sources pulled less
-than ``notification_refresh_seconds`` ago and instances whose circuit breaker is open are left out
-(the last ones reported as unreachable). ``record`` stores one pull's outcome: new notifications
-(idempotently), the cursor (ETag, since-token), and the instance's breaker.
+preference on an instance with a ``feed_url``). A Matrix account whose homeserver accepted Portail's
+pusher and has pushed at least once (``gateway.py``) is not pulled: its notifications are pushed.
+Sources the member turned off, sources pulled less than ``notification_refresh_seconds`` ago and
+instances whose circuit breaker is open are left out (the last ones reported as unreachable).
+``record`` stores one pull's outcome: new notifications (idempotently), the cursor (ETag,
+since-token), and the instance's breaker.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -23,9 +26,9 @@ from portail.config import Settings
 from portail.db import utcnow
 from portail.federation.models import Instance
 from portail.notifications import breaker, inbox
-from portail.notifications.models import NotificationPreference, SourceLink, SourceState
+from portail.notifications.models import MatrixPusher, NotificationPreference, SourceLink, SourceState
 from portail.notifications.sealing import Unsealable, unseal
-from portail.notifications.sources import PullJob, PullResult
+from portail.notifications.sources import Item, PullJob, PullResult
 from portail.oidc.models import Consent, OAuthClient
 
 log = logging.getLogger("portail.notifications")
@@ -96,7 +99,18 @@ def candidates(
         .join(Instance, col(Instance.id) == col(SourceLink.instance_id))
         .where(SourceLink.member_id == member.id, Instance.status == "active")
     ).all()
+    pushed = set(
+        session.exec(
+            select(MatrixPusher.instance_id).where(
+                MatrixPusher.member_id == member.id,
+                MatrixPusher.status == "active",
+                col(MatrixPusher.last_push_at).is_not(None),
+            )
+        ).all()
+    )
     for link, instance in links:
+        if link.kind == "matrix" and instance.id in pushed:
+            continue  # the homeserver pushes to Portail's gateway (gateway.py): nothing to pull
         try:
             found.append((link.kind, instance, unseal(settings.secret_key, link.secret_sealed), link.account, True))
         except Unsealable:
@@ -252,24 +266,32 @@ def record(
                 )
             ).all()
         )
-    rows = [
-        {
-            "member_id": member_id,
-            "instance_id": job.instance_id,
-            "external_id": f"{member_id}:{item.native_id}"[:255],
-            "kind": item.kind[:40] or "info",
-            "title": item.title[:300] or "—",
-            "body": item.body,
-            "link": _safe_link(item.link, job.base_url),
-            "origin": planned.source,
-            "created_at": item.created_at or now,
-            "received_at": now,
-            "read_at": now if item.read else None,
-        }
-        for item in result.items
-        for member_id in sorted(recipients)
-    ]
+    rows = source_rows(result.items, sorted(recipients), job.instance_id, job.base_url, planned.source, now)
     for start in range(0, len(rows), 500):
         delivered.extend(inbox.deliver(session, rows[start : start + 500]))
     session.add_all([cursor, guard])
     return delivered
+
+
+def source_rows(
+    items: list[Item], member_ids: list[int], instance_id: int, base_url: str, origin: str, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Rows for ``inbox.deliver`` of what a source said (pulled, or pushed by a Matrix homeserver):
+    ``external_id`` is ``"<member id>:<the source's id>"``, so a pull and a push of one event are one row."""
+    return [
+        {
+            "member_id": member_id,
+            "instance_id": instance_id,
+            "external_id": f"{member_id}:{item.native_id}"[:255],
+            "kind": item.kind[:40] or "info",
+            "title": item.title[:300] or "—",
+            "body": item.body,
+            "link": _safe_link(item.link, base_url),
+            "origin": origin,
+            "created_at": item.created_at or now,
+            "received_at": now,
+            "read_at": now if item.read else None,
+        }
+        for item in items
+        for member_id in member_ids
+    ]

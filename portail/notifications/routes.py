@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portail.accounts.current import Login, load_login, login_redirect
 from portail.db import Database
 from portail.federation.models import Instance
-from portail.notifications import digests, inbox, linking, read_state, user_api_keys
+from portail.notifications import digests, gateway, inbox, linking, read_state, user_api_keys
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS
 from portail.notifications.outbound import SourceError
@@ -166,6 +166,7 @@ async def preferences_page(request: Request) -> Response:
             "tools": inbox.instance_choices(session, member_id),
             "prefs": inbox.preferences(session, member_id),
             "links": linking.links_of(session, member_id),
+            "pushers": gateway.pushers_of(session, member_id),
         }
 
     return render(request, "notifications/preferences.html", {**await _db(request).run(load), "digests": DIGESTS})
@@ -250,6 +251,9 @@ async def matrix_callback(request: Request) -> Response:
             await matrix.logout(hub.aggregator.fetcher, base_url, previous)
         except SourceError:
             pass
+    await gateway.register(
+        hub.aggregator.fetcher, _db(request), hub.settings, member_id, instance.id or 0, base_url, access_token
+    )
     flash(request, _(request, "Compte Matrix %(user)s lié.", user=user_id))
     return RedirectResponse("/notifications", status_code=303)
 
@@ -317,6 +321,7 @@ async def unlink(request: Request) -> Response:
         kind, base_url, credential = removed
         try:
             if kind == "matrix":
+                await gateway.unregister(hub.aggregator.fetcher, hub.settings, base_url, credential)
                 await matrix.logout(hub.aggregator.fetcher, base_url, credential)
             elif kind == "discourse":
                 await discourse.revoke(hub.aggregator.fetcher, base_url, credential)
