@@ -5,6 +5,8 @@
   ``notifications:push`` (RFC 6750 §3 errors with ``WWW-Authenticate``).
 - ``POST /_matrix/push/v1/notify``: the Matrix Push Gateway API for linked members' homeservers
   (``gateway.py``); answers ``{"rejected": [pushkey, …]}``.
+- ``POST /api/v1/notifications/discourse/{slug}``: a Discourse forum's notification webhook
+  (``webhooks.py``; ``X-Discourse-Event-Signature`` HMAC-SHA256, replays refused).
 - ``/api/v1/me/notifications…``: the member's inbox for the portal's scripts and the widget, with the
   session cookie. State-changing calls require ``Content-Type: application/json`` (a cross-site form
   cannot send it without a CORS preflight, which Portail never grants) on top of SameSite=Lax cookies.
@@ -23,7 +25,7 @@ from starlette.routing import Route
 from portail.accounts.current import load_login
 from portail.db import Database
 from portail.federation.models import Instance
-from portail.notifications import gateway, inbox, push, read_state
+from portail.notifications import gateway, inbox, push, read_state, webhooks
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS, Notification
 from portail.oidc.tokens import InvalidToken, verify_access_token
@@ -118,6 +120,30 @@ async def matrix_notify(request: Request) -> Response:
     delivered = await _db(request).run(gateway.receive, call, list(known.values()))
     await hub.announce(delivered)
     return JSONResponse({"rejected": [key for key, _tweaks in call.devices if key not in known]})
+
+
+async def discourse_webhook(request: Request) -> Response:
+    """A Discourse forum's notification webhook (``webhooks.py``): signed, never replayed, rate-limited."""
+    hub = _hub(request)
+    try:
+        payload = await _json_body(request)
+        hook = await _db(request).run(webhooks.hook_for, hub.settings, request.path_params["slug"])
+        if not webhooks.signature_valid(
+            hook.secret, await request.body(), request.headers.get("x-discourse-event-signature")
+        ):
+            return json_error("invalid_signature", "X-Discourse-Event-Signature does not match the body", 401)
+        event_type = request.headers.get("x-discourse-event-type", "")
+        if event_type != webhooks.EVENT_TYPE:
+            return JSONResponse({"delivered": 0, "ignored": event_type or "unknown"})  # ping, other events
+        event_id = webhooks.event_id_of(request.headers.get("x-discourse-event-id"))
+        retry_after = await hub.limiter.consume(hook.instance_id, 1)
+        if retry_after:
+            return json_error("rate_limited", "Too many webhook calls", 429, {"Retry-After": str(retry_after)})
+        delivered = await _db(request).run(webhooks.receive, hook, event_id, payload)
+    except (push.PushRejected, webhooks.WebhookRejected) as exc:
+        return json_error(exc.error, exc.description, exc.status)
+    await hub.announce(delivered)
+    return JSONResponse({"delivered": len(delivered)})
 
 
 # ---------------------------------------------------------------- the member's inbox
@@ -253,6 +279,7 @@ async def my_preferences(request: Request) -> Response:
 routes = [
     Route("/api/v1/notifications", push_notifications, methods=["POST"], name="api_push_notifications"),
     Route(gateway.NOTIFY_PATH, matrix_notify, methods=["POST"], name="matrix_push_gateway"),
+    Route("/api/v1/notifications/discourse/{slug}", discourse_webhook, methods=["POST"], name="discourse_webhook"),
     Route("/api/v1/me/notifications", my_notifications, methods=["GET"], name="api_my_notifications"),
     Route("/api/v1/me/notifications/unread", my_unread, methods=["GET"], name="api_my_unread"),
     Route("/api/v1/me/notifications/read-all", my_read_all, methods=["POST"]),

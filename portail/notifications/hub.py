@@ -17,7 +17,7 @@ from sqlmodel import Session
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.notifications import contract, digests, inbox, push, withdrawals
+from portail.notifications import contract, digests, inbox, push, webhooks, withdrawals
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
 from portail.notifications.leadership import Leadership
@@ -72,6 +72,7 @@ class Hub:
         await self.aggregator.refresh_due()
         await self.db.run(digests.send_due, self.settings)
         await self.db.run(inbox.purge, self.settings.notification_retention_days)
+        await self.db.run(webhooks.purge, self.settings.notification_retention_days)
 
     async def _run(self) -> None:
         while True:

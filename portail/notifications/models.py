@@ -14,6 +14,8 @@
 - ``PushCounter``: per-instance, per-minute counters of the push API's rate limit (when no Redis).
 - ``MatrixPusher``: the HTTP pusher Portail registered on a linked member's homeserver (Push Gateway
   API): only a SHA-256 hash of its pushkey, and whether the homeserver accepted it (``gateway.py``).
+- ``WebhookEvent``: the ``X-Discourse-Event-Id`` of each webhook call accepted, per instance, so a
+  replayed call is refused (``webhooks.py``); kept ``notification_retention_days``.
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ class SourceLink(SQLModel, table=True):
     """A member's credential for a pulled source; ``secret_sealed`` is Fernet-encrypted."""
 
     __tablename__ = "notification_source_link"
-    __table_args__ = (UniqueConstraint("member_id", "instance_id", name="uq_notification_source_link"),)
+    __table_args__ = (
+        UniqueConstraint("member_id", "instance_id", name="uq_notification_source_link"),
+        Index("ix_notification_source_link_remote", "instance_id", "remote_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)
@@ -77,6 +82,7 @@ class SourceLink(SQLModel, table=True):
     kind: str = Field(max_length=20)  # matrix | discourse
     account: str = Field(default="", max_length=255)  # Matrix user id, Discourse username
     device_id: str | None = Field(default=None, max_length=255)
+    remote_id: str | None = Field(default=None, max_length=64)  # Discourse's user id, learnt from a pull
     secret_sealed: str = Field(sa_column=Column(Text, nullable=False))
     created_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -140,3 +146,15 @@ class MatrixPusher(SQLModel, table=True):
     error: str = Field(default="", max_length=300)
     created_at: dt.datetime = Field(default_factory=utcnow)
     last_push_at: dt.datetime | None = None
+
+
+class WebhookEvent(SQLModel, table=True):
+    """One Discourse webhook delivery accepted (its event id), remembered to refuse replays."""
+
+    __tablename__ = "notification_webhook_event"
+    __table_args__ = (UniqueConstraint("instance_id", "event_id", name="uq_notification_webhook_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: int = Field(foreign_key="instance.id")
+    event_id: str = Field(max_length=40)
+    received_at: dt.datetime = Field(default_factory=utcnow, index=True)

@@ -4,7 +4,8 @@
 Nextcloud instances they use through Portail (an active consent for the instance's client: Portail
 then mints them a short-lived access token), and the feeds they subscribed to (an enabled
 preference on an instance with a ``feed_url``). A Matrix account whose homeserver accepted Portail's
-pusher and has pushed at least once (``gateway.py``) is not pulled: its notifications are pushed.
+pusher and has pushed at least once (``gateway.py``) is not pulled: its notifications are pushed;
+nor is a Discourse account whose forum's webhook works and names it (``webhooks.py``).
 Sources the member turned off, sources pulled less than ``notification_refresh_seconds`` ago and
 instances whose circuit breaker is open are left out (the last ones reported as unreachable).
 ``record`` stores one pull's outcome: new notifications (idempotently), the cursor (ETag,
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import Member
@@ -26,7 +28,7 @@ from portail.config import Settings
 from portail.db import utcnow
 from portail.federation.models import Instance
 from portail.notifications import breaker, inbox
-from portail.notifications.models import MatrixPusher, NotificationPreference, SourceLink, SourceState
+from portail.notifications.models import MatrixPusher, NotificationPreference, SourceLink, SourceState, WebhookEvent
 from portail.notifications.sealing import Unsealable, unseal
 from portail.notifications.sources import Item, PullJob, PullResult
 from portail.oidc.models import Consent, OAuthClient
@@ -88,6 +90,15 @@ def preload_states(
     return states
 
 
+def _webhook_instances(session: Session, instance_ids: list[int]) -> set[int]:
+    """Those instances whose webhook has delivered (an event remembered by ``webhooks.py``)."""
+    found: set[int] = set()
+    for instance_id in set(instance_ids):
+        if session.exec(select(WebhookEvent.id).where(WebhookEvent.instance_id == instance_id).limit(1)).first():
+            found.add(instance_id)
+    return found
+
+
 def candidates(
     session: Session, settings: Settings, member: Member, minter: TokenMinter | None
 ) -> list[tuple[str, Instance, str | None, str, bool]]:
@@ -108,9 +119,12 @@ def candidates(
             )
         ).all()
     )
+    hooked = _webhook_instances(session, [i.id or 0 for link, i in links if link.kind == "discourse"])
     for link, instance in links:
         if link.kind == "matrix" and instance.id in pushed:
             continue  # the homeserver pushes to Portail's gateway (gateway.py): nothing to pull
+        if link.kind == "discourse" and link.remote_id and instance.id in hooked:
+            continue  # the forum's webhook names this member (webhooks.py): nothing to pull
         try:
             found.append((link.kind, instance, unseal(settings.secret_key, link.secret_sealed), link.account, True))
         except Unsealable:
@@ -251,6 +265,16 @@ def record(
         session.add_all([cursor, guard])
         return delivered
     breaker.record_success(guard, latency_ms)
+    if result.account_id and job.member_id is not None:
+        session.execute(
+            update(SourceLink)
+            .where(
+                col(SourceLink.member_id) == job.member_id,
+                col(SourceLink.instance_id) == job.instance_id,
+                or_(col(SourceLink.remote_id).is_(None), col(SourceLink.remote_id) != result.account_id),
+            )
+            .values(remote_id=result.account_id)
+        )
     cursor.status, cursor.last_error = "ok", ""
     cursor.etag, cursor.since = result.etag, result.since
     if not result.items:
