@@ -7,6 +7,7 @@ the background and store their results when they finish (the next look at the in
 the report names the tools that did not answer in time, failed, or are behind an open breaker.
 Results are stored with conditional-request cursors (ETag, since-tokens) and update the breakers.
 Newly delivered notifications are handed to ``on_delivered`` (the live fan-out).
+``refresh_soon`` starts a member's refresh without waiting for it: what the inbox page does.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Aggregator:
         self._background: set[asyncio.Future[None]] = set()
         self._due_after = 0  # the background pass resumes after this member id
         self.pulls: Counter[str] = Counter()  # pulls started in this process, by source
+        self._refreshing: set[int] = set()  # members refreshed in the background right now
 
     @property
     def fetcher(self) -> Fetcher:
@@ -168,6 +170,30 @@ class Aggregator:
             report.unreachable.append(names[task])
         report.unreachable = sorted(set(report.unreachable))
         return report
+
+    def refresh_soon(self, member_id: int) -> bool:
+        """Start refreshing the member's stale sources in the background (the cache-first inbox: the
+        page renders from stored notifications and new ones reach it over the live stream). At most
+        one such refresh per member at a time; False if one is already running."""
+        if member_id in self._refreshing:
+            return False
+        self._refreshing.add(member_id)
+        task = asyncio.ensure_future(self._refresh_quietly(member_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    def refreshing(self, member_id: int) -> bool:
+        """Is a background refresh of this member running?"""
+        return member_id in self._refreshing
+
+    async def _refresh_quietly(self, member_id: int) -> None:
+        try:
+            await self.refresh_member(member_id)
+        except Exception:
+            log.exception("background refresh of member %s failed", member_id)
+        finally:
+            self._refreshing.discard(member_id)
 
     async def refresh_due(self, limit: int = 200) -> int:
         """Background pass: refresh (without budget) the next ``limit`` members who have pulled

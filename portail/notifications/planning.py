@@ -90,6 +90,78 @@ def preload_states(
     return states
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """When a tool of the member's was last read (None: never), or that it pushes (``pushed``)."""
+
+    instance_id: int
+    name: str
+    fetched_at: dt.datetime | None
+    status: str
+    pushed: bool = False
+
+
+def freshness(session: Session, member_id: int) -> list[Freshness]:
+    """Per pulled tool of this member, the time of its last pull (the inbox's "mis à jour il y a N
+    min"); tools that push to Portail (a Matrix pusher that has pushed, a live Discourse webhook) are
+    marked ``pushed``. A handful of indexed queries, each bounded to 100 rows."""
+    rows: list[tuple[Instance, SourceState | None]] = list(
+        session.exec(
+            select(Instance, SourceState)
+            .join(SourceState, col(SourceState.instance_id) == col(Instance.id))
+            .where(SourceState.member_id == member_id, Instance.status == "active")
+            .limit(100)
+        ).all()
+    )
+    rows += session.exec(  # followed feeds, read or not yet
+        select(Instance, SourceState)
+        .join(NotificationPreference, col(NotificationPreference.instance_id) == col(Instance.id))
+        .outerjoin(
+            SourceState,
+            (col(SourceState.instance_id) == col(Instance.id)) & col(SourceState.member_id).is_(None),
+        )
+        .where(
+            NotificationPreference.member_id == member_id,
+            NotificationPreference.enabled == True,  # noqa: E712
+            col(Instance.feed_url).is_not(None),
+            Instance.status == "active",
+        )
+        .limit(100)
+    ).all()
+    rows += session.exec(  # linked accounts, read or not yet
+        select(Instance, SourceState)
+        .join(SourceLink, col(SourceLink.instance_id) == col(Instance.id))
+        .outerjoin(
+            SourceState,
+            (col(SourceState.instance_id) == col(Instance.id)) & (col(SourceState.member_id) == member_id),
+        )
+        .where(SourceLink.member_id == member_id, Instance.status == "active")
+        .limit(100)
+    ).all()
+    pushed = set(
+        session.exec(
+            select(MatrixPusher.instance_id).where(
+                MatrixPusher.member_id == member_id,
+                MatrixPusher.status == "active",
+                col(MatrixPusher.last_push_at).is_not(None),
+            )
+        ).all()
+    )
+    hooked = session.exec(
+        select(SourceLink.instance_id).where(
+            SourceLink.member_id == member_id, SourceLink.kind == "discourse", col(SourceLink.remote_id).is_not(None)
+        )
+    ).all()
+    pushed |= _webhook_instances(session, list(hooked))
+    seen: dict[int, Freshness] = {}
+    for instance, state in rows:
+        assert instance.id is not None
+        fetched_at, status = (state.fetched_at, state.status) if state is not None else (None, "unknown")
+        if instance.id not in seen or seen[instance.id].fetched_at is None:
+            seen[instance.id] = Freshness(instance.id, instance.name, fetched_at, status, instance.id in pushed)
+    return sorted(seen.values(), key=lambda f: f.name.lower())
+
+
 def _webhook_instances(session: Session, instance_ids: list[int]) -> set[int]:
     """Those instances whose webhook has delivered (an event remembered by ``webhooks.py``)."""
     found: set[int] = set()

@@ -14,9 +14,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portail.accounts.current import Login, load_login, login_redirect
-from portail.db import Database
+from portail.db import Database, utcnow
 from portail.federation.models import Instance
-from portail.notifications import digests, gateway, inbox, linking, read_state, user_api_keys
+from portail.notifications import digests, gateway, inbox, linking, planning, read_state, user_api_keys
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS
 from portail.notifications.outbound import SourceError
@@ -82,8 +82,9 @@ async def inbox_page(request: Request) -> Response:
     if isinstance(login, Response):
         return login
     member_id = login.member.id or 0
-    hub = _hub(request)
-    report = await hub.aggregator.refresh_member(member_id, budget=hub.settings.inbox_budget_seconds)
+    # Cache-first: the page is drawn from stored notifications; stale sources are refreshed in the
+    # background and what they bring arrives over the live stream. The page never waits for a tool.
+    _hub(request).aggregator.refresh_soon(member_id)
     filters = inbox.Filters(
         instance_id=_int(request.query_params.get("tool")),
         kind=(request.query_params.get("type") or None),
@@ -99,7 +100,9 @@ async def inbox_page(request: Request) -> Response:
             "unread": inbox.unread_count(session, member_id),
             "kinds": inbox.kinds_for(session, member_id),
             "tools": inbox.instance_choices(session, member_id),
-            "failing": sorted({i.name for i, _s in failing} | set(report.unreachable)),
+            "failing": sorted({i.name for i, _s in failing}),
+            "freshness": planning.freshness(session, member_id),
+            "now": utcnow(),
         }
 
     context = await _db(request).run(load)
