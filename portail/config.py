@@ -77,6 +77,9 @@ class Settings:
     inbox_budget_seconds: float = 1.5
     notification_retention_days: int = 90
     notification_refresh_seconds: int = 60
+    notification_dormant_refresh_seconds: int = 86400
+    notification_active_days: int = 7
+    notification_pull_per_second: float = 20.0
     notification_pull_concurrency: int = 50
     notification_breaker_failures: int = 3
     notification_breaker_reset_seconds: int = 120
@@ -153,6 +156,11 @@ SETTINGS_DOC: dict[str, str] = {
     "inbox_budget_seconds": "Longest time the inbox waits for instances",
     "notification_retention_days": "Notifications older than this are purged",
     "notification_refresh_seconds": "A member's pulled sources older than this are refreshed (background and inbox)",
+    "notification_dormant_refresh_seconds": (
+        "Background refresh interval of members not seen for notification_active_days (dormant)"
+    ),
+    "notification_active_days": "Members seen within this many days are refreshed every notification_refresh_seconds",
+    "notification_pull_per_second": "Most pull requests per second to one instance (per process)",
     "notification_pull_concurrency": "Sources pulled at once",
     "notification_breaker_failures": "Consecutive failures after which an instance's circuit breaker opens",
     "notification_breaker_reset_seconds": "Seconds an open breaker waits before one trial request (half-open)",

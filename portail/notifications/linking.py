@@ -95,6 +95,7 @@ def store_link(
     row.secret_sealed = seal(settings.secret_key, secret)
     session.add(row)
     _reset_cursor(session, member_id, instance_id)
+    session.add(SourceState(instance_id=instance_id, member_id=member_id))  # never read: due at once
     return previous
 
 
@@ -120,7 +121,6 @@ def remove_link(session: Session, settings: Settings, member_id: int, instance_i
 
 
 def _reset_cursor(session: Session, member_id: int, instance_id: int) -> None:
-    for state in session.exec(
-        select(SourceState).where(SourceState.member_id == member_id, SourceState.instance_id == instance_id)
-    ):
-        session.delete(state)
+    session.execute(
+        delete(SourceState).where(col(SourceState.member_id) == member_id, col(SourceState.instance_id) == instance_id)
+    )

@@ -91,7 +91,10 @@ class SourceState(SQLModel, table=True):
     """Pull cursor (``member_id`` set) or per-instance breaker and feed cursor (``member_id`` NULL)."""
 
     __tablename__ = "notification_source_state"
-    __table_args__ = (UniqueConstraint("instance_id", "member_id", name="uq_notification_source_state"),)
+    __table_args__ = (
+        UniqueConstraint("instance_id", "member_id", name="uq_notification_source_state"),
+        Index("ix_notification_source_state_due", "fetched_at"),  # the schedule's most-stale-first walk
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     instance_id: int = Field(foreign_key="instance.id", index=True)

@@ -270,7 +270,57 @@ def plan(
             since=cursor.since,
         )
         result.jobs.append(Planned(source, job))
+    # Cursors of this member's that are due but have nothing to pull (the tool pushes, was turned off
+    # or left) are stamped, so that the schedule (schedule.py) does not keep choosing this member.
+    kept = {planned.job.instance_id for planned in result.jobs} | {
+        iid for (iid, owner), st in states.items() if owner == member_id and st.status == "unreachable"
+    }
+    session.execute(
+        update(SourceState)
+        .where(
+            col(SourceState.member_id) == member_id,
+            col(SourceState.instance_id).not_in(kept),
+            or_(col(SourceState.fetched_at).is_(None), col(SourceState.fetched_at) <= fresh_after),
+        )
+        .values(fetched_at=now)
+    )
     return result
+
+
+def feed_jobs(session: Session, settings: Settings, instance_ids: list[int]) -> list[Planned]:
+    """One pull per feed (not per subscriber), conditional on its stored ETag / Last-Modified."""
+    now = utcnow()
+    jobs: list[Planned] = []
+    for instance in session.exec(select(Instance).where(col(Instance.id).in_(instance_ids))).all():
+        if instance.id is None or not instance.feed_url:
+            continue
+        cursor = state_for(session, instance.id, None)
+        if not breaker.claim_trial(cursor, now, settings):
+            continue
+        jobs.append(
+            Planned(
+                "feed",
+                PullJob(
+                    instance_id=instance.id,
+                    instance_name=instance.name,
+                    software=instance.software,
+                    base_url=instance.base_url.rstrip("/"),
+                    url=instance.feed_url,
+                    etag=cursor.etag,
+                    since=cursor.since,
+                ),
+            )
+        )
+    return jobs
+
+
+def defer(session: Session, waits: dict[int, int]) -> None:
+    """Honour ``Retry-After``: each instance's breaker stays open that many seconds."""
+    now = utcnow()
+    for instance_id, seconds in waits.items():
+        guard = state_for(session, instance_id, None)
+        breaker.defer(guard, now, seconds)
+        session.add(guard)
 
 
 def _safe_link(link: str | None, fallback: str) -> str:

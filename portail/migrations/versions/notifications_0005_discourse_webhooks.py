@@ -1,4 +1,5 @@
-"""notifications: Discourse webhook events (replays) and the Discourse user id of a link
+"""notifications: Discourse webhook events (replays), the Discourse user id of a link, and the
+index of the pull schedule (source states by staleness)
 
 Revision ID: notifications_0005
 Revises: notifications_0004
@@ -35,9 +36,13 @@ def upgrade() -> None:
     with op.batch_alter_table("notification_source_link", schema=None) as batch_op:
         batch_op.add_column(sa.Column("remote_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
         batch_op.create_index("ix_notification_source_link_remote", ["instance_id", "remote_id"], unique=False)
+    with op.batch_alter_table("notification_source_state", schema=None) as batch_op:
+        batch_op.create_index("ix_notification_source_state_due", ["fetched_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notification_source_state", schema=None) as batch_op:
+        batch_op.drop_index("ix_notification_source_state_due")
     with op.batch_alter_table("notification_source_link", schema=None) as batch_op:
         batch_op.drop_index("ix_notification_source_link_remote")
         batch_op.drop_column("remote_id")
