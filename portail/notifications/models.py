@@ -56,7 +56,10 @@ class Notification(SQLModel, table=True):
 
 class NotificationPreference(SQLModel, table=True):
     __tablename__ = "notification_preference"
-    __table_args__ = (UniqueConstraint("member_id", "instance_id", name="uq_notification_preference"),)
+    __table_args__ = (
+        UniqueConstraint("member_id", "instance_id", name="uq_notification_preference"),
+        Index("ix_notification_preference_digest_member", "digest", "member_id"),  # digests' keyset walk
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)

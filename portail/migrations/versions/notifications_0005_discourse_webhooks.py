@@ -1,5 +1,5 @@
 """notifications: Discourse webhook events (replays), the Discourse user id of a link, and the
-index of the pull schedule (source states by staleness)
+indexes of the pull schedule (source states by staleness) and of the digests (keyset by member)
 
 Revision ID: notifications_0005
 Revises: notifications_0004
@@ -38,9 +38,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_notification_source_link_remote", ["instance_id", "remote_id"], unique=False)
     with op.batch_alter_table("notification_source_state", schema=None) as batch_op:
         batch_op.create_index("ix_notification_source_state_due", ["fetched_at"], unique=False)
+    with op.batch_alter_table("notification_preference", schema=None) as batch_op:
+        batch_op.create_index("ix_notification_preference_digest_member", ["digest", "member_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notification_preference", schema=None) as batch_op:
+        batch_op.drop_index("ix_notification_preference_digest_member")
     with op.batch_alter_table("notification_source_state", schema=None) as batch_op:
         batch_op.drop_index("ix_notification_source_state_due")
     with op.batch_alter_table("notification_source_link", schema=None) as batch_op:
