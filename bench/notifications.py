@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import multiprocessing
 import multiprocessing.queues
 import os
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from portail import db as database  # noqa: E402
 from portail.accounts import members  # noqa: E402
 from portail.config import Settings, load_settings  # noqa: E402
+from portail.db import utcnow  # noqa: E402
 from portail.federation.models import Instance  # noqa: E402
 from portail.federation.verification import PinnedTransport  # noqa: E402
 from portail.notifications import inbox  # noqa: E402
@@ -255,6 +257,111 @@ def _drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
+def _clone_rows(conn: sa.Connection, table: str, count: int, overrides: dict[str, str]) -> None:
+    """Copy row id 1 of ``table`` ``count`` times (``generate_series`` g from 2), with SQL overrides."""
+    columns = [c["name"] for c in sa.inspect(conn).get_columns(table) if c["name"] != "id"]
+    values = ", ".join(overrides.get(c, f'"{c}"') for c in columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    # Table and column names come from the schema, never from input.
+    statement = f'INSERT INTO "{table}" ({names}) SELECT {values} FROM "{table}", generate_series(2, :n) AS g'  # noqa: S608
+    conn.execute(sa.text(f'{statement} WHERE "{table}".id = 1'), {"n": count})
+
+
+def _scale_once(members_count: int, batch: int) -> dict[str, float]:
+    """Seed ``members_count`` members in a fresh PostgreSQL database (each with a Matrix link and
+    its cursor, a daily digest and a notification, 40% of cursors stale), then time one batch of each
+    background query. Returns seconds per batch, by name."""
+    from portail.notifications import digests, schedule
+    from portail.notifications.models import NotificationPreference, SourceLink, SourceState
+
+    name, url = _create_pg_database()
+    timings: dict[str, float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = load_settings(environ={}, toml_path=Path(tmp) / "absent.toml", var_dir=tmp, database_url=url)
+            engine = database.make_engine(url)
+            database.upgrade(engine)
+            db = database.Database(settings)
+            with db.session() as session:
+                member = members.create_member(session, email="m1@x.org", name="M", password_hash="x", verified=True)
+                tool = Instance(
+                    slug="mx", name="Matrix", software="matrix", base_url="https://mx.example", status="active"
+                )
+                session.add(tool)
+                session.flush()
+                old = utcnow() - dt.timedelta(days=3)
+                session.add(
+                    SourceLink(member_id=member.id or 0, instance_id=tool.id or 0, kind="matrix", secret_sealed="x")
+                )
+                session.add(SourceState(member_id=member.id, instance_id=tool.id or 0, fetched_at=old))
+                session.add(NotificationPreference(member_id=member.id or 0, instance_id=tool.id or 0, digest="daily"))
+                inbox.deliver(
+                    session,
+                    [
+                        {
+                            "member_id": member.id,
+                            "instance_id": tool.id,
+                            "external_id": "1",
+                            "title": "t",
+                            "received_at": old - dt.timedelta(days=100),
+                        }
+                    ],
+                )
+            with engine.begin() as conn:
+                _clone_rows(
+                    conn,
+                    "member",
+                    members_count,
+                    {"public_id": "md5(g::text)", "email": "'m' || g || '@x.org'", "email_key": "'m' || g || '@x.org'"},
+                )
+                _clone_rows(conn, "notification_source_link", members_count, {"member_id": "g"})
+                _clone_rows(
+                    conn,
+                    "notification_source_state",
+                    members_count,
+                    {"member_id": "g", "fetched_at": "CASE WHEN g % 10 < 4 THEN fetched_at ELSE now() END"},
+                )
+                _clone_rows(conn, "notification_preference", members_count, {"member_id": "g"})
+                _clone_rows(conn, "notification", members_count, {"member_id": "g", "external_id": "g::text"})
+                conn.execute(sa.text("ANALYZE"))
+            now = utcnow()
+            runs: list[tuple[str, object]] = [
+                ("schedule.due_members", lambda s: schedule.due_members(s, settings, now, batch)),
+                ("schedule.members_after (middle)", lambda s: schedule.members_after(s, batch, members_count // 2)),
+                (
+                    "digests.due_members (middle)",
+                    lambda s: digests.due_members(s, "daily", now, members_count // 2, batch),
+                ),
+            ]
+            for label, run in runs:
+                best = float("inf")
+                for _ in range(5):
+                    with db.session() as session:
+                        started = time.perf_counter()
+                        run(session)  # type: ignore[operator]
+                        best = min(best, time.perf_counter() - started)
+                timings[label] = best
+            with db.session() as session:
+                started = time.perf_counter()
+                removed = inbox.purge(session, 90, chunk=5000)
+                timings["purge, per 1,000 rows"] = (time.perf_counter() - started) / max(1, removed) * 1000
+            db.dispose()
+            engine.dispose()
+    finally:
+        _drop_pg_database(name)
+    return timings
+
+
+def bench_scale(sizes: list[int], batch: int = 200) -> None:
+    """The background work's cost per batch at two member counts, and the ratio (goal ≤ 1.2)."""
+    results = {size: _scale_once(size, batch) for size in sizes}
+    small, large = sizes[0], sizes[-1]
+    print(f"## background work per batch of {batch}, PostgreSQL, {small:,} vs {large:,} members")
+    for label in results[small]:
+        a, b = results[small][label], results[large][label]
+        print(f"{label:34}: {a * 1000:7.2f} ms  vs {b * 1000:7.2f} ms   ratio {b / a:.2f}")
+
+
 def bench_push(seconds: float, clients: int, batch: int, members_count: int = 200) -> None:
     name, url = _create_pg_database()
     port = free_port()
@@ -379,7 +486,8 @@ async def _push_load(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["refresh", "inbox", "push"])
+    parser.add_argument("--only", choices=["refresh", "inbox", "push", "scale"])
+    parser.add_argument("--scale", type=int, nargs=2, default=[10_000, 1_000_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
@@ -391,6 +499,8 @@ def main() -> None:
         bench_inbox_page(max(args.rounds, 50))
     if args.only in (None, "push"):
         bench_push(args.seconds, args.clients, args.batch)
+    if args.only in (None, "scale"):
+        bench_scale(list(args.scale))
 
 
 if __name__ == "__main__":

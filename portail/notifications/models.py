@@ -59,6 +59,7 @@ class NotificationPreference(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("member_id", "instance_id", name="uq_notification_preference"),
         Index("ix_notification_preference_digest_member", "digest", "member_id"),  # digests' keyset walk
+        Index("ix_notification_preference_instance_member", "instance_id", "member_id"),  # a feed's followers
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -82,29 +82,29 @@ def due_members(session: Session, settings: Settings, now: dt.datetime, limit: i
     dormant_cutoff = now - dt.timedelta(seconds=settings.notification_dormant_refresh_seconds)
     seen_since = now - dt.timedelta(days=settings.notification_active_days)
     blocked = _open_breakers(now)
-    active = session.exec(
-        select(SourceState.member_id)
-        .join(LoginSession, col(LoginSession.member_id) == col(SourceState.member_id))
-        .where(
-            col(LoginSession.ended_at).is_(None),
-            col(LoginSession.last_seen_at) > seen_since,
-            col(SourceState.member_id).is_not(None),
-            _stale(active_cutoff),
-            col(SourceState.instance_id).not_in(blocked),
-        )
-        .order_by(nulls_first(col(SourceState.fetched_at)))
-        .limit(limit * OVERSCAN)
-    ).all()
-    dormant = session.exec(
-        select(SourceState.member_id)
-        .where(
-            col(SourceState.member_id).is_not(None),
-            _stale(dormant_cutoff),
-            col(SourceState.instance_id).not_in(blocked),
-        )
-        .order_by(nulls_first(col(SourceState.fetched_at)))
-        .limit(limit * OVERSCAN)
-    ).all()
+
+    def stale(cutoff: dt.datetime, *, active_only: bool) -> list[int | None]:
+        """Never-read cursors, then the oldest read before ``cutoff``: two walks of the index."""
+        found: list[int | None] = []
+        for condition, order in (
+            (col(SourceState.fetched_at).is_(None), col(SourceState.id)),
+            (col(SourceState.fetched_at) < cutoff, col(SourceState.fetched_at)),
+        ):
+            query = select(SourceState.member_id)
+            if active_only:
+                query = query.join(LoginSession, col(LoginSession.member_id) == col(SourceState.member_id)).where(
+                    col(LoginSession.ended_at).is_(None), col(LoginSession.last_seen_at) > seen_since
+                )
+            query = query.where(
+                col(SourceState.member_id).is_not(None), condition, col(SourceState.instance_id).not_in(blocked)
+            )
+            found += session.exec(query.order_by(order).limit(limit * OVERSCAN - len(found))).all()
+            if len(found) >= limit * OVERSCAN:
+                break
+        return found
+
+    active = stale(active_cutoff, active_only=True)
+    dormant = stale(dormant_cutoff, active_only=False)
     chosen: dict[int, None] = {}
     for member_id in [*active, *dormant]:
         if member_id is not None:
@@ -116,17 +116,18 @@ def due_members(session: Session, settings: Settings, now: dt.datetime, limit: i
 
 def members_after(session: Session, limit: int, after: int = 0) -> list[int]:
     """Members with pulled sources (linked accounts, followed feeds, Nextcloud logins), by id, the
-    ``limit`` first after ``after``: three keyset queries on ``member_id`` indexes, merged."""
+    ``limit`` first after ``after``: keyset queries on ``member_id`` indexes (links, each feed's
+    followers, Nextcloud consents), merged."""
     linked = select(SourceLink.member_id).where(col(SourceLink.member_id) > after)
-    followed = (
-        select(NotificationPreference.member_id)
-        .join(Instance, col(Instance.id) == col(NotificationPreference.instance_id))
-        .where(
+    feeds = session.exec(select(Instance.id).where(col(Instance.feed_url).is_not(None)).limit(1000)).all()
+    followed = [  # one walk of the (instance_id, member_id) index per feed: few feeds, many members
+        select(NotificationPreference.member_id).where(
+            NotificationPreference.instance_id == feed,
             col(NotificationPreference.member_id) > after,
             NotificationPreference.enabled == True,  # noqa: E712
-            col(Instance.feed_url).is_not(None),
         )
-    )
+        for feed in feeds
+    ]
     clouds = (
         select(Consent.member_id)
         .join(Instance, col(Instance.client_id) == col(Consent.client_id))
@@ -136,7 +137,7 @@ def members_after(session: Session, limit: int, after: int = 0) -> list[int]:
     bound: int | None = None  # beyond the last id of a query that was cut off, the merge may miss members
     for query, column in (
         (linked, SourceLink.member_id),
-        (followed, NotificationPreference.member_id),
+        *((query, NotificationPreference.member_id) for query in followed),
         (clouds, Consent.member_id),
     ):
         rows = [int(m) for m in session.exec(query.distinct().order_by(col(column)).limit(limit)).all()]

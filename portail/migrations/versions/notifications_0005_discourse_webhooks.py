@@ -40,10 +40,12 @@ def upgrade() -> None:
         batch_op.create_index("ix_notification_source_state_due", ["fetched_at"], unique=False)
     with op.batch_alter_table("notification_preference", schema=None) as batch_op:
         batch_op.create_index("ix_notification_preference_digest_member", ["digest", "member_id"], unique=False)
+        batch_op.create_index("ix_notification_preference_instance_member", ["instance_id", "member_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("notification_preference", schema=None) as batch_op:
+        batch_op.drop_index("ix_notification_preference_instance_member")
         batch_op.drop_index("ix_notification_preference_digest_member")
     with op.batch_alter_table("notification_source_state", schema=None) as batch_op:
         batch_op.drop_index("ix_notification_source_state_due")
