@@ -2,8 +2,9 @@
 
 ``create_app`` builds one ``Hub`` (``app.state.notifications``), starts it in the lifespan and
 closes it at shutdown. The background loop runs every ``notification_refresh_seconds`` but does work
-only in the process that holds leadership (``leadership.py``): refresh members' pulled sources, send
-the digests that are due, purge notifications past ``notification_retention_days``.
+only in the process that holds leadership (``leadership.py``): refresh what is due (``schedule.py``),
+batch after batch for most of the interval, send the digests that are due (in batches), purge
+notifications past ``notification_retention_days`` (in chunks) and the webhook event ids as old.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from sqlmodel import Session
 
@@ -69,7 +71,11 @@ class Hub:
         """One pass of background work, if this process leads."""
         if not await self.leadership.acquire():
             return
-        await self.aggregator.refresh_due()
+        # Batch after batch of due work (schedule.py) for most of one interval, then digests and purge.
+        deadline = time.monotonic() + max(self.settings.notification_refresh_seconds, 5) * 0.8
+        batch = 200
+        while await self.aggregator.refresh_due(batch) == batch and time.monotonic() < deadline:
+            pass
         await self.db.run(digests.send_due, self.settings)
         await self.db.run(inbox.purge, self.settings.notification_retention_days)
         await self.db.run(webhooks.purge, self.settings.notification_retention_days)
