@@ -95,11 +95,15 @@ class Settings:
     inbox_budget_seconds: float = 1.5
     notification_retention_days: int = 90
     notification_refresh_seconds: int = 60
+    notification_dormant_refresh_seconds: int = 86400
+    notification_active_days: int = 7
+    notification_pull_per_second: float = 20.0
     notification_pull_concurrency: int = 50
     notification_breaker_failures: int = 3
     notification_breaker_reset_seconds: int = 120
     notification_push_batch_max: int = 100
     notification_push_per_minute: int = 6000
+    notification_push_gateway_check_source: bool = True
     # -- personal data
     deletion_grace_days: int = 30
     privacy_jobs_interval_seconds: int = 60
@@ -185,11 +189,19 @@ SETTINGS_DOC: dict[str, str] = {
     "inbox_budget_seconds": "Longest time the inbox waits for instances",
     "notification_retention_days": "Notifications older than this are purged",
     "notification_refresh_seconds": "A member's pulled sources older than this are refreshed (background and inbox)",
+    "notification_dormant_refresh_seconds": (
+        "Background refresh interval of members not seen for notification_active_days (dormant)"
+    ),
+    "notification_active_days": "Members seen within this many days are refreshed every notification_refresh_seconds",
+    "notification_pull_per_second": "Most pull requests per second to one instance (per process)",
     "notification_pull_concurrency": "Sources pulled at once",
     "notification_breaker_failures": "Consecutive failures after which an instance's circuit breaker opens",
     "notification_breaker_reset_seconds": "Seconds an open breaker waits before one trial request (half-open)",
     "notification_push_batch_max": "Most notifications in one push request",
     "notification_push_per_minute": "Notifications one instance may push per minute",
+    "notification_push_gateway_check_source": (
+        "Refuse Matrix push-gateway calls whose address is not one of the linked homeserver's addresses"
+    ),
     "deletion_grace_days": "Days between a deletion request and the purge",
     "privacy_jobs_interval_seconds": "Interval of the personal-data jobs (exports, purges, account events); 0 = off",
     "account_event_max_attempts": "Delivery attempts of an account event (SET) before it is marked failed",

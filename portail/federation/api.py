@@ -23,6 +23,7 @@ from portail.federation import (
     nodes,
     openapi,
     overview,
+    provisioning,
     snippets,
 )
 from portail.federation.credentials import BearerError, Principal
@@ -253,7 +254,13 @@ async def instance_secret(request: Request, principal: Principal | None, body: d
         "discovery": snippets.discovery_url(settings.issuer),
         "snippets": [
             {"title": translate("en", s.title), "language": s.language, "text": s.text}
-            for s in snippets.for_instance(settings.issuer, instance, client_id, secret)
+            for s in snippets.for_instance(
+                settings.issuer,
+                instance,
+                client_id,
+                secret,
+                webhook_secret=provisioning.discourse_webhook_secret(settings.secret_key, instance),
+            )
         ],
     }
     return JSONResponse(data, headers={"Cache-Control": "no-store"})

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
 from portail.db import row_id
-from portail.federation import audience, hosters, nodes, overview, snippets
+from portail.federation import audience, hosters, nodes, overview, provisioning, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
 from portail.federation.nodes import NodeForm
@@ -218,7 +218,13 @@ async def instance_secret(request: Request, member: Member, actor: Actor) -> Res
         "instance": instance,
         "client_id": client_id,
         "secret": secret,
-        "snippets": snippets.for_instance(settings.issuer, instance, client_id, secret),
+        "snippets": snippets.for_instance(
+            settings.issuer,
+            instance,
+            client_id,
+            secret,
+            webhook_secret=provisioning.discourse_webhook_secret(settings.secret_key, instance),
+        ),
         "discovery": snippets.discovery_url(settings.issuer),
     }
     return render(request, "federation/configuration.html", context, headers={"Cache-Control": "no-store"})

@@ -26,6 +26,10 @@ How the tool names Portail (``Instance.provider_identifier``, default ``encommun
 ``user_oidc`` provider identifier (in its back-channel URI and ``occ`` command) and Synapse's
 ``idp_id`` (in the snippet and the "Lier mon compte Matrix" redirect, ``synapse_idp``).
 
+A Discourse instance's notification webhook is signed with a secret Portail derives for that
+instance from its own ``secret_key`` (``discourse_webhook_secret``): shown in the Discourse snippet,
+checked by the notification hub (``notifications/webhooks.py``); it changes only with ``secret_key``.
+
 Suspension and retirement (``disable``): the client is disabled and its tokens revoked, every live
 session that used it gets a back-channel logout (``oidc.backchannel.logout_client``), and the
 listeners registered with ``on_withdrawn`` (the notification hub tells the instance's members) run in
@@ -34,6 +38,8 @@ the same transaction.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -103,6 +109,12 @@ def access(instance: Instance) -> tuple[list[str], str]:
     if instance.push_notifications:
         return [*MEMBER_GRANTS, "client_credentials"], f"{MEMBER_SCOPE} {PUSH_SCOPE}"
     return list(MEMBER_GRANTS), MEMBER_SCOPE
+
+
+def discourse_webhook_secret(secret_key: str, instance: Instance) -> str:
+    """The HMAC-SHA256 key of this Discourse instance's notification webhook (64 hex characters)."""
+    label = f"portail.discourse-webhook:{instance.id}".encode()
+    return hmac.new(secret_key.encode(), label, hashlib.sha256).hexdigest()
 
 
 def synapse_idp(instance: Instance) -> tuple[str, str]:

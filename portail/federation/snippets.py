@@ -9,7 +9,9 @@
   ``user_mapping_provider`` templates (profile claims are in the ID token, integrations.md §0.6, §3.1),
   and ``sso.client_whitelist`` with Portail's Matrix link callback, so that Synapse hands the login
   token back to Portail without a confirmation page (integrations.md §3.2).
-- Discourse (bundled ``discourse-openid-connect``): the site settings, as ``rails runner`` lines.
+- Discourse (bundled ``discourse-openid-connect``): the site settings, as ``rails runner`` lines, and
+  the notification webhook to create in Discourse's admin (API → Webhooks): Portail's URL for this
+  instance, ``application/json``, the secret Portail derived for it, the "Notification" event.
 - Any other software: the provider's discovery URL, the client id and secret, the URIs registered,
   and, for an instance that pushes notifications, the ``client_credentials`` grant and its scope.
 
@@ -123,6 +125,19 @@ def discourse(issuer: str, instance: Instance, client_id: str, secret: str | Non
     return f"cd /var/discourse && ./launcher enter app\nrails runner {shlex.quote(body)}\n"
 
 
+def discourse_webhook(issuer: str, instance: Instance, webhook_secret: str) -> str:
+    lines = [
+        "# Admin → API → Webhooks → New webhook ({base}/admin/api/web_hooks/new)",
+        f"Payload URL = {issuer.rstrip('/')}/api/v1/notifications/discourse/{instance.slug}",
+        "Content Type = application/json",
+        f"Secret = {webhook_secret}",
+        "Which events = Select individual events → Notification event (notification_created)",
+        "Check TLS certificate of payload url = on",
+        "Active = on",
+    ]
+    return "\n".join(lines).replace("{base}", instance.base_url.rstrip("/")) + "\n"
+
+
 def generic(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
     lines = [
         f"issuer = {issuer}",
@@ -144,7 +159,9 @@ def generic(issuer: str, instance: Instance, client_id: str, secret: str | None)
     return "\n".join(lines) + "\n"
 
 
-def for_instance(issuer: str, instance: Instance, client_id: str, secret: str | None) -> list[Snippet]:
+def for_instance(
+    issuer: str, instance: Instance, client_id: str, secret: str | None, *, webhook_secret: str | None = None
+) -> list[Snippet]:
     """The snippets to show for this instance's software (the generic one always comes last)."""
     found: list[Snippet] = []
     if instance.software == "nextcloud":
@@ -161,5 +178,13 @@ def for_instance(issuer: str, instance: Instance, client_id: str, secret: str | 
         found.append(
             Snippet(N_("Discourse : réglages du site"), "shell", discourse(issuer, instance, client_id, secret))
         )
+        if webhook_secret:
+            found.append(
+                Snippet(
+                    N_("Discourse : webhook des notifications (Admin → API → Webhooks)"),
+                    "text",
+                    discourse_webhook(issuer, instance, webhook_secret),
+                )
+            )
     found.append(Snippet(N_("Paramètres OpenID Connect"), "text", generic(issuer, instance, client_id, secret)))
     return found

@@ -7,6 +7,7 @@ the background and store their results when they finish (the next look at the in
 the report names the tools that did not answer in time, failed, or are behind an open breaker.
 Results are stored with conditional-request cursors (ETag, since-tokens) and update the breakers.
 Newly delivered notifications are handed to ``on_delivered`` (the live fan-out).
+``refresh_soon`` starts a member's refresh without waiting for it: what the inbox page does.
 """
 
 from __future__ import annotations
@@ -14,25 +15,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import union
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from portail import metrics
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.db import Database
+from portail.db import Database, utcnow
 from portail.federation.models import Instance
-from portail.notifications import planning
+from portail.notifications import planning, schedule
 from portail.notifications.inbox import Delivered
-from portail.notifications.models import Notification, NotificationPreference, SourceLink
+from portail.notifications.models import Notification
 from portail.notifications.outbound import Fetcher, SourceError
 from portail.notifications.planning import Planned, TokenMinter
 from portail.notifications.sources import Dismiss, Pull, PullJob, PullResult, discourse, feed, matrix, nextcloud
-from portail.oidc.models import Consent
 
 log = logging.getLogger("portail.notifications")
 
@@ -62,6 +62,7 @@ class _Outcome:
     result: PullResult | None
     failure: tuple[str, str] | None
     latency_ms: int
+    retry_after: int | None = None
 
 
 class Aggregator:
@@ -82,7 +83,11 @@ class Aggregator:
         self._fetcher: Fetcher | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._background: set[asyncio.Future[None]] = set()
-        self._due_after = 0  # the background pass resumes after this member id
+        self.pulls: Counter[str] = Counter()  # pulls started in this process, by source
+        self._refreshing: set[int] = set()  # members refreshed in the background right now
+        self._next_slot: dict[int, float] = {}  # per instance: when its next pull may start
+        self.clock: Callable[[], float] = time.monotonic  # tests pin both
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     @property
     def fetcher(self) -> Fetcher:
@@ -99,11 +104,25 @@ class Aggregator:
             self._semaphore = asyncio.Semaphore(max(self.settings.notification_pull_concurrency, 1))
         return self._semaphore
 
+    async def _pace(self, instance_id: int) -> None:
+        """At most ``notification_pull_per_second`` pulls start per instance (and per process)."""
+        rate = self.settings.notification_pull_per_second
+        if rate <= 0:
+            return
+        now = self.clock()
+        slot = max(now, self._next_slot.get(instance_id, now))
+        self._next_slot[instance_id] = slot + 1.0 / rate
+        if slot > now:
+            await self.sleep(slot - now)
+
     async def _fetch(self, planned: Planned) -> _Outcome:
         """Run one pull under the concurrency bound and its own timeout (nothing stored yet)."""
         job = planned.job
         result: PullResult | None = None
         failure: tuple[str, str] | None = None
+        retry_after: int | None = None
+        self.pulls[planned.source] += 1
+        await self._pace(job.instance_id)
         async with self._bound():
             started = time.monotonic()
             try:
@@ -111,7 +130,7 @@ class Aggregator:
                     PULLS[planned.source](self.fetcher, job), self.settings.outbound_timeout_seconds
                 )
             except SourceError as exc:
-                failure = (exc.status, exc.message)
+                failure, retry_after = (exc.status, exc.message), exc.retry_after
             except TimeoutError:
                 failure = ("unreachable", "timed out")
             except Exception as exc:  # a source bug must not take the inbox down
@@ -122,11 +141,14 @@ class Aggregator:
         elapsed = time.monotonic() - started
         metrics.NOTIFICATION_PULLS.labels(planned.source, failure[0] if failure else "ok").inc()
         metrics.NOTIFICATION_PULL_DURATION.labels(planned.source).observe(elapsed)
-        return _Outcome(planned, result, failure, int(elapsed * 1000))
+        return _Outcome(planned, result, failure, int(elapsed * 1000), retry_after)
 
     async def _store(self, outcomes: list[_Outcome]) -> int:
         rows = [(o.planned, o.result, o.failure, o.latency_ms) for o in outcomes]
         delivered = await self.db.run(planning.record_many, self.settings, rows)
+        waits = {o.planned.job.instance_id: o.retry_after for o in outcomes if o.retry_after}
+        if waits:  # the instance said when to come back (Retry-After): its breaker stays open until then
+            await self.db.run(planning.defer, waits)
         if delivered and self.on_delivered is not None:
             await self.on_delivered(delivered)
         return len(delivered)
@@ -170,29 +192,56 @@ class Aggregator:
         report.unreachable = sorted(set(report.unreachable))
         return report
 
+    def refresh_soon(self, member_id: int) -> bool:
+        """Start refreshing the member's stale sources in the background (the cache-first inbox: the
+        page renders from stored notifications and new ones reach it over the live stream). At most
+        one such refresh per member at a time; False if one is already running."""
+        if member_id in self._refreshing:
+            return False
+        self._refreshing.add(member_id)
+        task = asyncio.ensure_future(self._refresh_quietly(member_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    def refreshing(self, member_id: int) -> bool:
+        """Is a background refresh of this member running?"""
+        return member_id in self._refreshing
+
+    async def _refresh_quietly(self, member_id: int) -> None:
+        try:
+            await self.refresh_member(member_id)
+        except Exception:
+            log.exception("background refresh of member %s failed", member_id)
+        finally:
+            self._refreshing.discard(member_id)
+
     async def refresh_due(self, limit: int = 200) -> int:
-        """Background pass: refresh (without budget) the next ``limit`` members who have pulled
-        sources, taking up after the last member of the previous pass (every member's turn comes)."""
-        member_ids = await self._refresh_batch(limit, self._due_after)
-        self._due_after = member_ids[-1] if len(member_ids) == limit else 0
+        """Background pass (``schedule.py``): the due feeds, once each, then the ``limit`` most overdue
+        members (active ones every ``notification_refresh_seconds``, dormant ones every
+        ``notification_dormant_refresh_seconds``), concurrently under the pull bounds. Returns the
+        number of members refreshed."""
+        now = utcnow()
+        feeds = await self.db.run(schedule.due_feeds, self.settings, now, limit)
+        if feeds:
+            jobs = await self.db.run(planning.feed_jobs, self.settings, feeds)
+            outcomes = await asyncio.gather(*(self._fetch(planned) for planned in jobs))
+            await self._store(list(outcomes))
+        member_ids = await self.db.run(schedule.due_members, self.settings, now, limit)
+        await asyncio.gather(*(self.refresh_member(member_id) for member_id in member_ids))
         return len(member_ids)
 
     async def refresh_all(self, batch: int = 200) -> int:
-        """Refresh every member who has pulled sources (``portail notifications pull``)."""
+        """Refresh every member who has pulled sources (``portail notifications pull``), by keyset."""
         done, after = 0, 0
         while True:
-            member_ids = await self._refresh_batch(batch, after)
+            member_ids = await self.db.run(schedule.members_after, batch, after)
+            for member_id in member_ids:
+                await self.refresh_member(member_id)
             done += len(member_ids)
             if len(member_ids) < batch:
                 return done
             after = member_ids[-1]
-
-    async def _refresh_batch(self, limit: int, after: int) -> list[int]:
-        """Refresh (without budget) the ``limit`` first members with pulled sources after ``after``."""
-        member_ids = await self.db.run(due_members, limit, after)
-        for member_id in member_ids:
-            await self.refresh_member(member_id)
-        return member_ids
 
     async def dismiss_at_source(self, notification: Notification, instance: Instance) -> bool:
         """Propagate a dismissal to the source where its API allows it (Nextcloud, Discourse)."""
@@ -219,25 +268,6 @@ class Aggregator:
         if self._fetcher is not None:
             await self._fetcher.aclose()
             self._fetcher = None
-
-
-def due_members(session: Session, limit: int, after: int = 0) -> list[int]:
-    """Members with pulled sources (linked accounts, feed subscriptions, Nextcloud logins), by id,
-    the ``limit`` first after ``after``."""
-    linked = select(SourceLink.member_id)
-    subscribed = (
-        select(NotificationPreference.member_id)
-        .join(Instance, col(Instance.id) == col(NotificationPreference.instance_id))
-        .where(NotificationPreference.enabled == True, col(Instance.feed_url).is_not(None))  # noqa: E712
-    )
-    clouds = (
-        select(Consent.member_id)
-        .join(Instance, col(Instance.client_id) == col(Consent.client_id))
-        .where(Instance.software == "nextcloud", col(Consent.withdrawn_at).is_(None))
-    )
-    members = union(linked, subscribed, clouds).subquery()
-    query = select(members.c.member_id).where(members.c.member_id > after).order_by(members.c.member_id).limit(limit)
-    return [int(member_id) for member_id in session.exec(query)]
 
 
 def _job_for(

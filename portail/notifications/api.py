@@ -3,6 +3,10 @@
 - ``POST /api/v1/notifications``: the push API for instances (``push.py``; contract in
   ``docs/notifications-api.md``). Bearer access token from ``client_credentials`` with scope
   ``notifications:push`` (RFC 6750 §3 errors with ``WWW-Authenticate``).
+- ``POST /_matrix/push/v1/notify``: the Matrix Push Gateway API for linked members' homeservers
+  (``gateway.py``); answers ``{"rejected": [pushkey, …]}``.
+- ``POST /api/v1/notifications/discourse/{slug}``: a Discourse forum's notification webhook
+  (``webhooks.py``; ``X-Discourse-Event-Signature`` HMAC-SHA256, replays refused).
 - ``/api/v1/me/notifications…``: the member's inbox for the portal's scripts and the widget, with the
   session cookie. State-changing calls require ``Content-Type: application/json`` (a cross-site form
   cannot send it without a CORS preflight, which Portail never grants) on top of SameSite=Lax cookies.
@@ -20,7 +24,7 @@ from starlette.routing import Route
 from portail.accounts.current import load_login
 from portail.db import Database, row_id
 from portail.federation.models import Instance
-from portail.notifications import inbox, push, read_state
+from portail.notifications import gateway, inbox, push, read_state, webhooks
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS, Notification
 from portail.oidc.tokens import InvalidToken, verify_access_token
@@ -84,6 +88,56 @@ async def push_notifications(request: Request) -> Response:
     await hub.announce(delivered)
     counts = {status: sum(1 for a in answers if a["status"] == status) for status in push.STATUSES}
     return JSONResponse({"results": answers, **counts}, headers={"Cache-Control": "no-store"})
+
+
+async def matrix_notify(request: Request) -> Response:
+    """Push Gateway API v1 ``POST /_matrix/push/v1/notify``: a linked member's homeserver pushes
+    (``gateway.py``); unknown pushkeys are answered in ``rejected``."""
+    hub = _hub(request)
+    try:
+        call = gateway.parse(await _json_body(request))
+    except (push.PushRejected, gateway.GatewayRejected) as exc:
+        return json_error(exc.error, exc.description, exc.status)
+    known = await _db(request).run(gateway.targets, [pushkey for pushkey, _tweaks in call.devices])
+    caller = request.client.host if request.client else None
+    for target in known.values():
+        if hub.settings.notification_push_gateway_check_source and not await gateway.source_matches(
+            target.base_url, caller
+        ):
+            return json_error("access_denied", "This call does not come from the linked homeserver", 403)
+    for instance_id in sorted({target.instance_id for target in known.values()}):
+        retry_after = await hub.limiter.consume(instance_id, 1)
+        if retry_after:
+            return json_error(
+                "rate_limited", "Too many pushes from this homeserver", 429, {"Retry-After": str(retry_after)}
+            )
+    delivered = await _db(request).run(gateway.receive, call, list(known.values()))
+    await hub.announce(delivered)
+    return JSONResponse({"rejected": [key for key, _tweaks in call.devices if key not in known]})
+
+
+async def discourse_webhook(request: Request) -> Response:
+    """A Discourse forum's notification webhook (``webhooks.py``): signed, never replayed, rate-limited."""
+    hub = _hub(request)
+    try:
+        payload = await _json_body(request)
+        hook = await _db(request).run(webhooks.hook_for, hub.settings, request.path_params["slug"])
+        if not webhooks.signature_valid(
+            hook.secret, await request.body(), request.headers.get("x-discourse-event-signature")
+        ):
+            return json_error("invalid_signature", "X-Discourse-Event-Signature does not match the body", 401)
+        event_type = request.headers.get("x-discourse-event-type", "")
+        if event_type != webhooks.EVENT_TYPE:
+            return JSONResponse({"delivered": 0, "ignored": event_type or "unknown"})  # ping, other events
+        event_id = webhooks.event_id_of(request.headers.get("x-discourse-event-id"))
+        retry_after = await hub.limiter.consume(hook.instance_id, 1)
+        if retry_after:
+            return json_error("rate_limited", "Too many webhook calls", 429, {"Retry-After": str(retry_after)})
+        delivered = await _db(request).run(webhooks.receive, hook, event_id, payload)
+    except (push.PushRejected, webhooks.WebhookRejected) as exc:
+        return json_error(exc.error, exc.description, exc.status)
+    await hub.announce(delivered)
+    return JSONResponse({"delivered": len(delivered)})
 
 
 # ---------------------------------------------------------------- the member's inbox
@@ -222,6 +276,8 @@ async def my_preferences(request: Request) -> Response:
 
 routes = [
     Route("/api/v1/notifications", push_notifications, methods=["POST"], name="api_push_notifications"),
+    Route(gateway.NOTIFY_PATH, matrix_notify, methods=["POST"], name="matrix_push_gateway"),
+    Route("/api/v1/notifications/discourse/{slug}", discourse_webhook, methods=["POST"], name="discourse_webhook"),
     Route("/api/v1/me/notifications", my_notifications, methods=["GET"], name="api_my_notifications"),
     Route("/api/v1/me/notifications/unread", my_unread, methods=["GET"], name="api_my_unread"),
     Route("/api/v1/me/notifications/read-all", my_read_all, methods=["POST"]),

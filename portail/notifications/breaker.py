@@ -5,7 +5,8 @@ half-open ──(the one trial pull succeeds)──▶ closed;  half-open ──
 
 While open, no pull is attempted: the inbox reports the instance as unreachable at once instead of
 waiting for it. Each reopening doubles the wait (exponential backoff, capped at 16× the reset time).
-"Unauthorized" answers (a member's credential refused) concern one member and do not count.
+"Unauthorized" answers (a member's credential refused) concern one member and do not count. An
+instance that answers 429 or 503 with ``Retry-After`` is left alone that long (``defer``).
 """
 
 from __future__ import annotations
@@ -55,3 +56,11 @@ def record_failure(state: SourceState, now: dt.datetime, settings: Settings, sta
         factor = min(2 ** max(state.failures - threshold, 0), MAX_BACKOFF)
         state.breaker = "open"
         state.retry_at = now + dt.timedelta(seconds=settings.notification_breaker_reset_seconds * factor)
+
+
+def defer(state: SourceState, now: dt.datetime, seconds: int) -> None:
+    """The instance asked to be left alone (``Retry-After``): open until then, whatever the count."""
+    until = now + dt.timedelta(seconds=seconds)
+    if state.retry_at is None or state.retry_at < until or state.breaker == "closed":
+        state.breaker = "open"
+        state.retry_at = until

@@ -1,4 +1,4 @@
-"""The push API's published contract: its JSON schemas, registered in ``/api/v1/openapi.json``
+"""The push API's and the Discourse webhook's published contract: JSON schemas registered in ``/api/v1/openapi.json``
 (``federation.openapi``) when the package is installed. ``docs/notifications-api.md`` shows the same
 schemas with examples."""
 
@@ -83,4 +83,34 @@ def register() -> None:
         },
         description="See docs/notifications-api.md. Idempotent on (instance, id).",
         operation_id="push_notifications",
+    )
+    openapi.add_schema(
+        "DiscourseWebhookResult",
+        {
+            "type": "object",
+            "required": ["delivered"],
+            "properties": {"delivered": {"type": "integer"}, "ignored": {"type": "string"}},
+        },
+    )
+    openapi.add_operation(
+        "/api/v1/notifications/discourse/{slug}",
+        "post",
+        summary="A Discourse forum's notification webhook",
+        tag="notifications",
+        response="DiscourseWebhookResult",
+        parameters=[{"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}],
+        responses={
+            "200": "Delivered to the linked members (or a ping / another event, ignored)",
+            "400": "Malformed body or X-Discourse-Event-Id",
+            "401": "X-Discourse-Event-Signature is not the HMAC-SHA256 of the body with this instance's secret",
+            "404": "No active Discourse instance with this slug",
+            "409": "This X-Discourse-Event-Id was already received (replay)",
+            "415": "Not JSON",
+            "429": "Rate limited (Retry-After)",
+        },
+        description=(
+            "Authenticated by X-Discourse-Event-Signature: sha256=<hex HMAC-SHA256 of the raw body>, with the "
+            "per-instance secret Portail shows in the Discourse snippet. See docs/notifications-api.md §7."
+        ),
+        operation_id="discourse_webhook",
     )

@@ -5,7 +5,8 @@ member and period, the unread notifications of those instances received since th
 mails one message (skipped when there is nothing new). Every digest carries a signed link
 (itsdangerous, no expiry, bound to the member's public id and the period) that turns those digests
 off in one click, and the ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers (RFC 8058) so mail
-clients can do it without opening a page.
+clients can do it without opening a page. At scale ``send_due`` walks due members by keyset in
+batches, committing each batch (resumable, bounded memory).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger("portail.notifications")
 PERIODS = {"daily": dt.timedelta(days=1), "weekly": dt.timedelta(days=7)}
 SLACK = dt.timedelta(minutes=30)  # a digest sent a little early still counts for its period
 MAX_ITEMS = 50
+BATCH = 200  # members per digest batch
 
 
 def _signer(settings: Settings) -> URLSafeSerializer:
@@ -74,31 +76,68 @@ def unsubscribe(session: Session, settings: Settings, token: str) -> int | None:
     return len(rows)
 
 
-def send_due(session: Session, settings: Settings, period: str | None = None, now: dt.datetime | None = None) -> int:
-    """Send every digest that is due; returns the number of mails sent."""
+def due_members(session: Session, period: str, cutoff: dt.datetime, after: int, limit: int) -> list[int]:
+    """The next ``limit`` members (by id, after ``after``) with a digest of ``period`` due: a keyset
+    walk of the ``(digest, member_id)`` index."""
+    rows = session.exec(
+        select(NotificationPreference.member_id)
+        .where(
+            NotificationPreference.digest == period,
+            NotificationPreference.enabled == True,  # noqa: E712
+            (col(NotificationPreference.last_digest_at).is_(None))
+            | (col(NotificationPreference.last_digest_at) <= cutoff),
+            col(NotificationPreference.member_id) > after,
+        )
+        .distinct()
+        .order_by(col(NotificationPreference.member_id))
+        .limit(limit)
+    ).all()
+    return [int(m) for m in rows]
+
+
+def send_due(
+    session: Session,
+    settings: Settings,
+    period: str | None = None,
+    now: dt.datetime | None = None,
+    *,
+    batch: int = BATCH,
+) -> int:
+    """Send every digest that is due; returns the number of mails sent.
+
+    Due members are read ``batch`` at a time (keyset on member id), so memory holds one batch of
+    mails whatever the member count. Each batch's marks are committed before its mails go out: no
+    transaction (and, on SQLite, no write lock) stays open while mail is sent, and a crash loses at
+    most that batch's digests, never doubles them. Run again, it resumes with the members not yet
+    marked."""
     now = now or utcnow()
     sent = 0
     for name in [period] if period else list(PERIODS):
         cutoff = now - PERIODS[name] + SLACK
-        prefs = session.exec(
-            select(NotificationPreference).where(
-                NotificationPreference.digest == name,
-                NotificationPreference.enabled == True,  # noqa: E712
-                (col(NotificationPreference.last_digest_at).is_(None))
-                | (col(NotificationPreference.last_digest_at) <= cutoff),
-            )
-        ).all()
-        by_member: dict[int, list[NotificationPreference]] = defaultdict(list)
-        for pref in prefs:
-            by_member[pref.member_id].append(pref)
-        for member_id, member_prefs in by_member.items():
-            message = _compose_one(session, settings, member_id, member_prefs, name, now)
-            # Commit each member's mark before mailing: no transaction (and, on SQLite, no write lock)
-            # stays open while mail goes out. A crash between the two loses that digest, never doubles it.
+        after = 0
+        while member_ids := due_members(session, name, cutoff, after, batch):
+            after = member_ids[-1]
+            prefs = session.exec(
+                select(NotificationPreference).where(
+                    col(NotificationPreference.member_id).in_(member_ids),
+                    NotificationPreference.digest == name,
+                    NotificationPreference.enabled == True,  # noqa: E712
+                    (col(NotificationPreference.last_digest_at).is_(None))
+                    | (col(NotificationPreference.last_digest_at) <= cutoff),
+                )
+            ).all()
+            by_member: dict[int, list[NotificationPreference]] = defaultdict(list)
+            for pref in prefs:
+                by_member[pref.member_id].append(pref)
+            messages = [_compose_one(session, settings, m, by_member[m], name, now) for m in member_ids]
             session.commit()
-            if message is not None:
-                mail.deliver(settings, message)
-                sent += 1
+            for message in messages:
+                if message is not None:
+                    mail.deliver(settings, message)
+                    sent += 1
+            session.expunge_all()  # keep memory flat across batches
+            if len(member_ids) < batch:
+                break
     return sent
 
 

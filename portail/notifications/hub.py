@@ -2,8 +2,9 @@
 
 ``create_app`` builds one ``Hub`` (``app.state.notifications``), starts it in the lifespan and
 closes it at shutdown. The background loop runs every ``notification_refresh_seconds`` but does work
-only in the process that holds leadership (``leadership.py``): refresh members' pulled sources, send
-the digests that are due, purge notifications past ``notification_retention_days``.
+only in the process that holds leadership (``leadership.py``): refresh what is due (``schedule.py``),
+batch after batch for most of the interval, send the digests that are due (in batches), purge
+notifications past ``notification_retention_days`` (in chunks) and the webhook event ids as old.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from sqlmodel import Session
 
@@ -18,7 +20,7 @@ from portail import metrics
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.notifications import contract, digests, inbox, push, withdrawals
+from portail.notifications import contract, digests, inbox, push, webhooks, withdrawals
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
 from portail.notifications.leadership import Leadership
@@ -72,9 +74,14 @@ class Hub:
         metrics.LEADER.labels("notifications").set(1 if leads else 0)
         if not leads:
             return
-        await self.aggregator.refresh_due()
+        # Batch after batch of due work (schedule.py) for most of one interval, then digests and purge.
+        deadline = time.monotonic() + max(self.settings.notification_refresh_seconds, 5) * 0.8
+        batch = 200
+        while await self.aggregator.refresh_due(batch) == batch and time.monotonic() < deadline:
+            pass
         await self.db.run(digests.send_due, self.settings)
         await self.db.run(inbox.purge, self.settings.notification_retention_days)
+        await self.db.run(webhooks.purge, self.settings.notification_retention_days)
 
     async def _run(self) -> None:
         while True:

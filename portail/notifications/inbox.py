@@ -231,8 +231,26 @@ def source_statuses(session: Session, member_id: int) -> list[tuple[Instance, So
 # ---------------------------------------------------------------- retention
 
 
-def purge(session: Session, retention_days: int, now: dt.datetime | None = None) -> int:
-    """Delete notifications received more than ``retention_days`` ago."""
+PURGE_CHUNK = 5000
+
+
+def purge(session: Session, retention_days: int, now: dt.datetime | None = None, *, chunk: int = PURGE_CHUNK) -> int:
+    """Delete notifications received more than ``retention_days`` ago, ``chunk`` rows per transaction
+    (the oldest first, through the ``received_at`` index): no long transaction or lock, and a purge
+    stopped midway resumes where it was on its next run."""
     cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
-    result = session.execute(delete(Notification).where(col(Notification.received_at) < cutoff))
-    return int(getattr(result, "rowcount", 0) or 0)
+    removed = 0
+    while True:
+        ids = session.exec(
+            select(Notification.id)
+            .where(col(Notification.received_at) < cutoff)
+            .order_by(col(Notification.received_at))
+            .limit(chunk)
+        ).all()
+        if not ids:
+            return removed
+        session.execute(delete(Notification).where(col(Notification.id).in_(ids)))
+        session.commit()
+        removed += len(ids)
+        if len(ids) < chunk:
+            return removed

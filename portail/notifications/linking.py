@@ -8,7 +8,8 @@ and, because the callback is listed in its ``sso.client_whitelist`` (also in the
 to ``<callback>&loginToken=…``. The callback's ``state`` is signed
 and bound to the member and the instance (10 minutes), so nobody can make a member link someone
 else's account. The login token is exchanged for a dedicated device whose access token is stored
-sealed; unlinking logs that device out.
+sealed; unlinking logs that device out. Portail then registers its pusher with that device
+(``gateway.py``), and unlinking removes it and forgets it.
 
 Discourse: the member's User API key (scope ``notifications``) is stored sealed; it comes from
 Discourse's own authorization flow (``user_api_keys.py``) or, as a fallback, is pasted by the member.
@@ -19,12 +20,12 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from portail.config import Settings
 from portail.federation import provisioning, snippets
 from portail.federation.models import Instance
-from portail.notifications.models import SourceLink, SourceState
+from portail.notifications.models import MatrixPusher, SourceLink, SourceState
 from portail.notifications.sealing import Unsealable, seal, unseal
 
 STATE_MAX_AGE = 600
@@ -94,6 +95,7 @@ def store_link(
     row.secret_sealed = seal(settings.secret_key, secret)
     session.add(row)
     _reset_cursor(session, member_id, instance_id)
+    session.add(SourceState(instance_id=instance_id, member_id=member_id))  # never read: due at once
     return previous
 
 
@@ -107,6 +109,11 @@ def remove_link(session: Session, settings: Settings, member_id: int, instance_i
         return None
     session.delete(row)
     _reset_cursor(session, member_id, instance_id)
+    session.execute(
+        delete(MatrixPusher).where(
+            col(MatrixPusher.member_id) == member_id, col(MatrixPusher.instance_id) == instance_id
+        )
+    )
     try:
         return row.kind, instance.base_url.rstrip("/"), unseal(settings.secret_key, row.secret_sealed)
     except Unsealable:
@@ -114,7 +121,6 @@ def remove_link(session: Session, settings: Settings, member_id: int, instance_i
 
 
 def _reset_cursor(session: Session, member_id: int, instance_id: int) -> None:
-    for state in session.exec(
-        select(SourceState).where(SourceState.member_id == member_id, SourceState.instance_id == instance_id)
-    ):
-        session.delete(state)
+    session.execute(
+        delete(SourceState).where(col(SourceState.member_id) == member_id, col(SourceState.instance_id) == instance_id)
+    )

@@ -12,6 +12,10 @@
 - ``DiscourseKeyRequest``: one pending Discourse User API key request (nonce, sealed RSA private key),
   deleted when its callback arrives (single use) or when stale (``user_api_keys.py``).
 - ``PushCounter``: per-instance, per-minute counters of the push API's rate limit (when no Redis).
+- ``MatrixPusher``: the HTTP pusher Portail registered on a linked member's homeserver (Push Gateway
+  API): only a SHA-256 hash of its pushkey, and whether the homeserver accepted it (``gateway.py``).
+- ``WebhookEvent``: the ``X-Discourse-Event-Id`` of each webhook call accepted, per instance, so a
+  replayed call is refused (``webhooks.py``); kept ``notification_retention_days``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,11 @@ class Notification(SQLModel, table=True):
 
 class NotificationPreference(SQLModel, table=True):
     __tablename__ = "notification_preference"
-    __table_args__ = (UniqueConstraint("member_id", "instance_id", name="uq_notification_preference"),)
+    __table_args__ = (
+        UniqueConstraint("member_id", "instance_id", name="uq_notification_preference"),
+        Index("ix_notification_preference_digest_member", "digest", "member_id"),  # digests' keyset walk
+        Index("ix_notification_preference_instance_member", "instance_id", "member_id"),  # a feed's followers
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)
@@ -67,7 +75,10 @@ class SourceLink(SQLModel, table=True):
     """A member's credential for a pulled source; ``secret_sealed`` is Fernet-encrypted."""
 
     __tablename__ = "notification_source_link"
-    __table_args__ = (UniqueConstraint("member_id", "instance_id", name="uq_notification_source_link"),)
+    __table_args__ = (
+        UniqueConstraint("member_id", "instance_id", name="uq_notification_source_link"),
+        Index("ix_notification_source_link_remote", "instance_id", "remote_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id", index=True)
@@ -75,6 +86,7 @@ class SourceLink(SQLModel, table=True):
     kind: str = Field(max_length=20)  # matrix | discourse
     account: str = Field(default="", max_length=255)  # Matrix user id, Discourse username
     device_id: str | None = Field(default=None, max_length=255)
+    remote_id: str | None = Field(default=None, max_length=64)  # Discourse's user id, learnt from a pull
     secret_sealed: str = Field(sa_column=Column(Text, nullable=False))
     created_at: dt.datetime = Field(default_factory=utcnow)
 
@@ -83,7 +95,10 @@ class SourceState(SQLModel, table=True):
     """Pull cursor (``member_id`` set) or per-instance breaker and feed cursor (``member_id`` NULL)."""
 
     __tablename__ = "notification_source_state"
-    __table_args__ = (UniqueConstraint("instance_id", "member_id", name="uq_notification_source_state"),)
+    __table_args__ = (
+        UniqueConstraint("instance_id", "member_id", name="uq_notification_source_state"),
+        Index("ix_notification_source_state_due", "fetched_at"),  # the schedule's most-stale-first walk
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     instance_id: int = Field(foreign_key="instance.id", index=True)
@@ -121,3 +136,32 @@ class DiscourseKeyRequest(SQLModel, table=True):
     nonce: str = Field(max_length=64)
     private_key_sealed: str = Field(sa_column=Column(Text, nullable=False))
     created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class MatrixPusher(SQLModel, table=True):
+    """The pusher of one member's linked Matrix account: ``active`` (the homeserver pushes, no pull) or
+    ``refused`` (the homeserver said no: the account is pulled, and the preferences page says so)."""
+
+    __tablename__ = "notification_matrix_pusher"
+    __table_args__ = (UniqueConstraint("member_id", "instance_id", name="uq_notification_matrix_pusher"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    instance_id: int = Field(foreign_key="instance.id", index=True)
+    pushkey_hash: str = Field(max_length=64, unique=True)  # hex SHA-256 of the pushkey
+    status: str = Field(default="active", max_length=10)  # active | refused
+    error: str = Field(default="", max_length=300)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    last_push_at: dt.datetime | None = None
+
+
+class WebhookEvent(SQLModel, table=True):
+    """One Discourse webhook delivery accepted (its event id), remembered to refuse replays."""
+
+    __tablename__ = "notification_webhook_event"
+    __table_args__ = (UniqueConstraint("instance_id", "event_id", name="uq_notification_webhook_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: int = Field(foreign_key="instance.id")
+    event_id: str = Field(max_length=40)
+    received_at: dt.datetime = Field(default_factory=utcnow, index=True)

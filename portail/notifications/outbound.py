@@ -3,7 +3,8 @@
 Every request an adapter makes goes through ``Fetcher.request``: the answer's body is read in
 chunks and abandoned past ``settings.outbound_max_bytes`` (a garbage-answering or malicious instance
 cannot exhaust memory), redirects are not followed, and every failure becomes a ``SourceError``
-whose ``status`` tells the aggregator whether it counts against the instance's circuit breaker.
+whose ``status`` tells the aggregator whether it counts against the instance's circuit breaker
+(and, for 429 and 5xx answers, the ``Retry-After`` the instance asked for).
 In the application the transport is the outbound guard (``portail.outbound.PinnedTransport``:
 address checks, DNS pinning); redirects are never followed, so an instance cannot bounce Portail
 elsewhere.
@@ -11,6 +12,8 @@ elsewhere.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +28,29 @@ class SourceError(Exception):
     """A pull failed. ``status`` is ``unreachable`` (network, timeout, 5xx), ``error`` (garbage answer)
     or ``unauthorized`` (credential refused: the member must link again; does not trip the breaker)."""
 
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds the instance asked to wait (Retry-After), if it did
+
+
+def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> int | None:
+    """RFC 9110 §10.2.3 ``Retry-After``: delay-seconds or an HTTP-date; None if absent or unreadable.
+    Capped at one day."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(int(value), 86400)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
+    return min(max(int(seconds), 0), 86400)
 
 
 @dataclass(frozen=True)
@@ -88,7 +110,8 @@ class Fetcher:
         if reply.status in (401, 403):
             raise SourceError("unauthorized", f"credential refused ({reply.status})")
         if reply.status >= 500 or reply.status == 429:
-            raise SourceError("unreachable", f"instance answered {reply.status}")
+            wait = retry_after_seconds(reply.headers.get("retry-after"))
+            raise SourceError("unreachable", f"instance answered {reply.status}", retry_after=wait)
         raise SourceError("error", f"unexpected status {reply.status}")
 
     async def aclose(self) -> None:

@@ -3,10 +3,13 @@
 ``plan`` lists a member's sources: their linked Matrix and Discourse accounts (``SourceLink``), the
 Nextcloud instances they use through Portail (an active consent for the instance's client: Portail
 then mints them a short-lived access token), and the feeds they subscribed to (an enabled
-preference on an instance with a ``feed_url``). Sources the member turned off, sources pulled less
-than ``notification_refresh_seconds`` ago and instances whose circuit breaker is open are left out
-(the last ones reported as unreachable). ``record`` stores one pull's outcome: new notifications
-(idempotently), the cursor (ETag, since-token), and the instance's breaker.
+preference on an instance with a ``feed_url``). A Matrix account whose homeserver accepted Portail's
+pusher and has pushed at least once (``gateway.py``) is not pulled: its notifications are pushed;
+nor is a Discourse account whose forum's webhook works and names it (``webhooks.py``).
+Sources the member turned off, sources pulled less than ``notification_refresh_seconds`` ago and
+instances whose circuit breaker is open are left out (the last ones reported as unreachable).
+``record`` stores one pull's outcome: new notifications (idempotently), the cursor (ETag,
+since-token), and the instance's breaker.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import Member
@@ -23,9 +28,9 @@ from portail.config import Settings
 from portail.db import utcnow
 from portail.federation.models import Instance
 from portail.notifications import breaker, inbox
-from portail.notifications.models import NotificationPreference, SourceLink, SourceState
+from portail.notifications.models import MatrixPusher, NotificationPreference, SourceLink, SourceState, WebhookEvent
 from portail.notifications.sealing import Unsealable, unseal
-from portail.notifications.sources import PullJob, PullResult
+from portail.notifications.sources import Item, PullJob, PullResult
 from portail.oidc.models import Consent, OAuthClient
 
 log = logging.getLogger("portail.notifications")
@@ -85,6 +90,87 @@ def preload_states(
     return states
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """When a tool of the member's was last read (None: never), or that it pushes (``pushed``)."""
+
+    instance_id: int
+    name: str
+    fetched_at: dt.datetime | None
+    status: str
+    pushed: bool = False
+
+
+def freshness(session: Session, member_id: int) -> list[Freshness]:
+    """Per pulled tool of this member, the time of its last pull (the inbox's "mis à jour il y a N
+    min"); tools that push to Portail (a Matrix pusher that has pushed, a live Discourse webhook) are
+    marked ``pushed``. A handful of indexed queries, each bounded to 100 rows."""
+    rows: list[tuple[Instance, SourceState | None]] = list(
+        session.exec(
+            select(Instance, SourceState)
+            .join(SourceState, col(SourceState.instance_id) == col(Instance.id))
+            .where(SourceState.member_id == member_id, Instance.status == "active")
+            .limit(100)
+        ).all()
+    )
+    rows += session.exec(  # followed feeds, read or not yet
+        select(Instance, SourceState)
+        .join(NotificationPreference, col(NotificationPreference.instance_id) == col(Instance.id))
+        .outerjoin(
+            SourceState,
+            (col(SourceState.instance_id) == col(Instance.id)) & col(SourceState.member_id).is_(None),
+        )
+        .where(
+            NotificationPreference.member_id == member_id,
+            NotificationPreference.enabled == True,  # noqa: E712
+            col(Instance.feed_url).is_not(None),
+            Instance.status == "active",
+        )
+        .limit(100)
+    ).all()
+    rows += session.exec(  # linked accounts, read or not yet
+        select(Instance, SourceState)
+        .join(SourceLink, col(SourceLink.instance_id) == col(Instance.id))
+        .outerjoin(
+            SourceState,
+            (col(SourceState.instance_id) == col(Instance.id)) & (col(SourceState.member_id) == member_id),
+        )
+        .where(SourceLink.member_id == member_id, Instance.status == "active")
+        .limit(100)
+    ).all()
+    pushed = set(
+        session.exec(
+            select(MatrixPusher.instance_id).where(
+                MatrixPusher.member_id == member_id,
+                MatrixPusher.status == "active",
+                col(MatrixPusher.last_push_at).is_not(None),
+            )
+        ).all()
+    )
+    hooked = session.exec(
+        select(SourceLink.instance_id).where(
+            SourceLink.member_id == member_id, SourceLink.kind == "discourse", col(SourceLink.remote_id).is_not(None)
+        )
+    ).all()
+    pushed |= _webhook_instances(session, list(hooked))
+    seen: dict[int, Freshness] = {}
+    for instance, state in rows:
+        assert instance.id is not None
+        fetched_at, status = (state.fetched_at, state.status) if state is not None else (None, "unknown")
+        if instance.id not in seen or seen[instance.id].fetched_at is None:
+            seen[instance.id] = Freshness(instance.id, instance.name, fetched_at, status, instance.id in pushed)
+    return sorted(seen.values(), key=lambda f: f.name.lower())
+
+
+def _webhook_instances(session: Session, instance_ids: list[int]) -> set[int]:
+    """Those instances whose webhook has delivered (an event remembered by ``webhooks.py``)."""
+    found: set[int] = set()
+    for instance_id in set(instance_ids):
+        if session.exec(select(WebhookEvent.id).where(WebhookEvent.instance_id == instance_id).limit(1)).first():
+            found.add(instance_id)
+    return found
+
+
 def candidates(
     session: Session, settings: Settings, member: Member, minter: TokenMinter | None
 ) -> list[tuple[str, Instance, str | None, str, bool]]:
@@ -96,7 +182,21 @@ def candidates(
         .join(Instance, col(Instance.id) == col(SourceLink.instance_id))
         .where(SourceLink.member_id == member.id, Instance.status == "active")
     ).all()
+    pushed = set(
+        session.exec(
+            select(MatrixPusher.instance_id).where(
+                MatrixPusher.member_id == member.id,
+                MatrixPusher.status == "active",
+                col(MatrixPusher.last_push_at).is_not(None),
+            )
+        ).all()
+    )
+    hooked = _webhook_instances(session, [i.id or 0 for link, i in links if link.kind == "discourse"])
     for link, instance in links:
+        if link.kind == "matrix" and instance.id in pushed:
+            continue  # the homeserver pushes to Portail's gateway (gateway.py): nothing to pull
+        if link.kind == "discourse" and link.remote_id and instance.id in hooked:
+            continue  # the forum's webhook names this member (webhooks.py): nothing to pull
         try:
             found.append((link.kind, instance, unseal(settings.secret_key, link.secret_sealed), link.account, True))
         except Unsealable:
@@ -170,7 +270,57 @@ def plan(
             since=cursor.since,
         )
         result.jobs.append(Planned(source, job))
+    # Cursors of this member's that are due but have nothing to pull (the tool pushes, was turned off
+    # or left) are stamped, so that the schedule (schedule.py) does not keep choosing this member.
+    kept = {planned.job.instance_id for planned in result.jobs} | {
+        iid for (iid, owner), st in states.items() if owner == member_id and st.status == "unreachable"
+    }
+    session.execute(
+        update(SourceState)
+        .where(
+            col(SourceState.member_id) == member_id,
+            col(SourceState.instance_id).not_in(kept),
+            or_(col(SourceState.fetched_at).is_(None), col(SourceState.fetched_at) <= fresh_after),
+        )
+        .values(fetched_at=now)
+    )
     return result
+
+
+def feed_jobs(session: Session, settings: Settings, instance_ids: list[int]) -> list[Planned]:
+    """One pull per feed (not per subscriber), conditional on its stored ETag / Last-Modified."""
+    now = utcnow()
+    jobs: list[Planned] = []
+    for instance in session.exec(select(Instance).where(col(Instance.id).in_(instance_ids))).all():
+        if instance.id is None or not instance.feed_url:
+            continue
+        cursor = state_for(session, instance.id, None)
+        if not breaker.claim_trial(cursor, now, settings):
+            continue
+        jobs.append(
+            Planned(
+                "feed",
+                PullJob(
+                    instance_id=instance.id,
+                    instance_name=instance.name,
+                    software=instance.software,
+                    base_url=instance.base_url.rstrip("/"),
+                    url=instance.feed_url,
+                    etag=cursor.etag,
+                    since=cursor.since,
+                ),
+            )
+        )
+    return jobs
+
+
+def defer(session: Session, waits: dict[int, int]) -> None:
+    """Honour ``Retry-After``: each instance's breaker stays open that many seconds."""
+    now = utcnow()
+    for instance_id, seconds in waits.items():
+        guard = state_for(session, instance_id, None)
+        breaker.defer(guard, now, seconds)
+        session.add(guard)
 
 
 def _safe_link(link: str | None, fallback: str) -> str:
@@ -237,6 +387,16 @@ def record(
         session.add_all([cursor, guard])
         return delivered
     breaker.record_success(guard, latency_ms)
+    if result.account_id and job.member_id is not None:
+        session.execute(
+            update(SourceLink)
+            .where(
+                col(SourceLink.member_id) == job.member_id,
+                col(SourceLink.instance_id) == job.instance_id,
+                or_(col(SourceLink.remote_id).is_(None), col(SourceLink.remote_id) != result.account_id),
+            )
+            .values(remote_id=result.account_id)
+        )
     cursor.status, cursor.last_error = "ok", ""
     cursor.etag, cursor.since = result.etag, result.since
     if not result.items:
@@ -252,24 +412,32 @@ def record(
                 )
             ).all()
         )
-    rows = [
-        {
-            "member_id": member_id,
-            "instance_id": job.instance_id,
-            "external_id": f"{member_id}:{item.native_id}"[:255],
-            "kind": item.kind[:40] or "info",
-            "title": item.title[:300] or "—",
-            "body": item.body,
-            "link": _safe_link(item.link, job.base_url),
-            "origin": planned.source,
-            "created_at": item.created_at or now,
-            "received_at": now,
-            "read_at": now if item.read else None,
-        }
-        for item in result.items
-        for member_id in sorted(recipients)
-    ]
+    rows = source_rows(result.items, sorted(recipients), job.instance_id, job.base_url, planned.source, now)
     for start in range(0, len(rows), 500):
         delivered.extend(inbox.deliver(session, rows[start : start + 500]))
     session.add_all([cursor, guard])
     return delivered
+
+
+def source_rows(
+    items: list[Item], member_ids: list[int], instance_id: int, base_url: str, origin: str, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Rows for ``inbox.deliver`` of what a source said (pulled, or pushed by a Matrix homeserver):
+    ``external_id`` is ``"<member id>:<the source's id>"``, so a pull and a push of one event are one row."""
+    return [
+        {
+            "member_id": member_id,
+            "instance_id": instance_id,
+            "external_id": f"{member_id}:{item.native_id}"[:255],
+            "kind": item.kind[:40] or "info",
+            "title": item.title[:300] or "—",
+            "body": item.body,
+            "link": _safe_link(item.link, base_url),
+            "origin": origin,
+            "created_at": item.created_at or now,
+            "received_at": now,
+            "read_at": now if item.read else None,
+        }
+        for item in items
+        for member_id in member_ids
+    ]

@@ -14,9 +14,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portail.accounts.current import Login, load_login, require_verified
-from portail.db import Database, row_id
+from portail.db import Database, row_id, utcnow
 from portail.federation.models import Instance
-from portail.notifications import digests, inbox, linking, read_state, user_api_keys
+from portail.notifications import digests, gateway, inbox, linking, planning, read_state, user_api_keys
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS
 from portail.notifications.outbound import SourceError
@@ -79,8 +79,9 @@ async def inbox_page(request: Request) -> Response:
     if isinstance(login, Response):
         return login
     member_id = login.member.id or 0
-    hub = _hub(request)
-    report = await hub.aggregator.refresh_member(member_id, budget=hub.settings.inbox_budget_seconds)
+    # Cache-first: the page is drawn from stored notifications; stale sources are refreshed in the
+    # background and what they bring arrives over the live stream. The page never waits for a tool.
+    _hub(request).aggregator.refresh_soon(member_id)
     filters = inbox.Filters(
         instance_id=_int(request.query_params.get("tool")),
         kind=(request.query_params.get("type") or None),
@@ -96,7 +97,9 @@ async def inbox_page(request: Request) -> Response:
             "unread": inbox.unread_count(session, member_id),
             "kinds": inbox.kinds_for(session, member_id),
             "tools": inbox.instance_choices(session, member_id),
-            "failing": sorted({i.name for i, _s in failing} | set(report.unreachable)),
+            "failing": sorted({i.name for i, _s in failing}),
+            "freshness": planning.freshness(session, member_id),
+            "now": utcnow(),
         }
 
     context = await _db(request).run(load)
@@ -163,6 +166,7 @@ async def preferences_page(request: Request) -> Response:
             "tools": inbox.instance_choices(session, member_id),
             "prefs": inbox.preferences(session, member_id),
             "links": linking.links_of(session, member_id),
+            "pushers": gateway.pushers_of(session, member_id),
         }
 
     return render(request, "notifications/preferences.html", {**await _db(request).run(load), "digests": DIGESTS})
@@ -249,6 +253,9 @@ async def matrix_callback(request: Request) -> Response:
             await matrix.logout(hub.aggregator.fetcher, base_url, previous)
         except SourceError:
             pass
+    await gateway.register(
+        hub.aggregator.fetcher, _db(request), hub.settings, member_id, instance.id or 0, base_url, access_token
+    )
     flash(request, _(request, "Compte Matrix %(user)s lié.", user=user_id))
     return RedirectResponse("/notifications", status_code=303)
 
@@ -316,6 +323,7 @@ async def unlink(request: Request) -> Response:
         kind, base_url, credential = removed
         try:
             if kind == "matrix":
+                await gateway.unregister(hub.aggregator.fetcher, hub.settings, base_url, credential)
                 await matrix.logout(hub.aggregator.fetcher, base_url, credential)
             elif kind == "discourse":
                 await discourse.revoke(hub.aggregator.fetcher, base_url, credential)

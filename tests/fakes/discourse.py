@@ -25,11 +25,25 @@ The User API key flow, as ``app/controllers/user_api_keys_controller.rb`` does i
 - ``POST /user-api-key/revoke`` with ``User-Api-Key``: revokes that key; ``{"success": "OK"}``.
 Simplified: the approval form carries no ``authenticity_token`` (Rails CSRF), and a key has only the
 scopes it was made with (not checked on ``/notifications.json``).
+
+Webhooks, written from Discourse's source (``app/jobs/regular/emit_web_hook_event.rb`` and the
+``WebHook`` model, ``app/models/web_hook.rb``): with ``web_hook_url`` set, ``notify_by_web_hook`` makes a
+notification and posts what ``Jobs::EmitWebHookEvent#send_webhook!`` posts for a ``notification_created``
+event: the body
+``{"notification": <the NotificationSerializer hash>}`` (``MultiJson.dump``), headers ``Accept: */*``,
+``Content-Type: application/json``, ``User-Agent: Discourse/<version>``, ``X-Discourse-Instance``,
+``X-Discourse-Event-Id`` (the id of the ``WebHookEvent`` row, one per delivery),
+``X-Discourse-Event-Type: notification``, ``X-Discourse-Event: notification_created`` and, when the
+web hook has a secret, ``X-Discourse-Event-Signature: sha256=<OpenSSL::HMAC.hexdigest("sha256", secret,
+body)>``. ``ping`` posts ``{"ping": "OK"}`` with event type ``ping``. Each user has their own
+``user_id``. Not modelled: retries (``retry_web_hook``), category/group/tag filters.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import html
 import json
 import re
@@ -38,12 +52,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
+import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+
+@dataclass(frozen=True)
+class WebHookDelivery:
+    """One web hook POST: its URL, headers and raw body (what the signature covers)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
 
 
 @dataclass
@@ -58,6 +82,11 @@ class FakeDiscourse:
     )
     key_clients: dict[str, str] = field(default_factory=dict)  # User API key -> client_id
     revoked: list[str] = field(default_factory=list)
+    user_ids: dict[str, int] = field(default_factory=dict)  # username -> Discourse user id
+    web_hook_url: str | None = None
+    web_hook_secret: str = ""
+    web_hook_events: list[tuple[int, int]] = field(default_factory=list)  # (event id, answer status)
+    base_url: str = "http://discourse.invalid"
 
     AUTH_API_VERSION = 4
     REQUIRED = ("nonce", "scopes", "client_id", "public_key", "application_name")
@@ -68,6 +97,46 @@ class FakeDiscourse:
         self.sessions[token] = username
         return token
 
+    def user_id(self, username: str) -> int:
+        return self.user_ids.setdefault(username, 7 + len(self.user_ids))
+
+    def web_hook_request(self, event_type: str, payload: Any, *, event_id: int | None = None) -> WebHookDelivery:
+        """The request ``Jobs::EmitWebHookEvent`` builds (``build_webhook_body``, ``build_webhook_headers``)."""
+        assert self.web_hook_url is not None
+        body = json.dumps({"ping": "OK"} if event_type == "ping" else {event_type: payload}).encode()
+        if event_id is None:
+            event_id = len(self.web_hook_events) + 1
+        headers = {
+            "Accept": "*/*",
+            "Connection": "close",
+            "Content-Type": "application/json",
+            "User-Agent": "Discourse/3.4.0",
+            "X-Discourse-Instance": self.base_url,
+            "X-Discourse-Event-Id": str(event_id),
+            "X-Discourse-Event-Type": event_type,
+        }
+        if event_type == "notification":
+            headers["X-Discourse-Event"] = "notification_created"
+        if self.web_hook_secret:
+            digest = hmac.new(self.web_hook_secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["X-Discourse-Event-Signature"] = f"sha256={digest}"
+        return WebHookDelivery(self.web_hook_url, headers, body)
+
+    def emit(self, delivery: WebHookDelivery, client: Any = None) -> Any:
+        """Post a delivery (with ``client``, e.g. a test client, else over HTTP) and log the answer."""
+        if client is None:
+            with httpx.Client(timeout=10) as http:
+                answer = http.post(delivery.url, headers=delivery.headers, content=delivery.body)
+        else:
+            answer = client.post(delivery.url, headers=delivery.headers, content=delivery.body)
+        self.web_hook_events.append((int(delivery.headers["X-Discourse-Event-Id"]), answer.status_code))
+        return answer
+
+    def notify_by_web_hook(self, username: str, topic_title: str, client: Any = None, **kwargs: Any) -> Any:
+        notification_id = self.notify(username, topic_title, **kwargs)
+        [payload] = [n for n in self.notifications[username] if n["id"] == notification_id]
+        return self.emit(self.web_hook_request("notification", payload), client)
+
     def notify(self, username: str, topic_title: str, *, kind: int = 1, by: str = "bob") -> int:
         notification_id = self.next_id
         self.next_id += 1
@@ -75,7 +144,7 @@ class FakeDiscourse:
             0,
             {
                 "id": notification_id,
-                "user_id": 7,
+                "user_id": self.user_id(username),
                 "notification_type": kind,
                 "read": False,
                 "high_priority": kind == 6,

@@ -1,6 +1,7 @@
 """Misbehaving and well-behaved "instances" behind one server, each under its own path prefix
 (``/i/<name>``), for the aggregator's tests and the benchmark: feeds (Atom with ETag), and instances
-that answer slowly, hang, fail with 500, or answer garbage. ``modes`` can be changed while running."""
+that answer slowly, hang, fail with 500, ask to wait (429 with ``Retry-After: 120``), or answer
+garbage. ``modes`` can be changed while running."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ ENTRY = """<entry><id>urn:{name}:{n}</id><title>Note {n} de {name}</title>
 
 @dataclass
 class Instances:
-    modes: dict[str, str] = field(default_factory=dict)  # name -> ok | hang | fail | garbage | huge
+    modes: dict[str, str] = field(default_factory=dict)  # name -> ok | hang | fail | busy | garbage | huge
     latency: dict[str, float] = field(default_factory=dict)  # name -> seconds
     entries: dict[str, int] = field(default_factory=dict)  # name -> number of feed entries
     hits: dict[str, int] = field(default_factory=dict)
@@ -37,6 +38,8 @@ class Instances:
             await asyncio.sleep(3600)
         if mode == "fail":
             return Response("Internal Server Error", status_code=500)
+        if mode == "busy":
+            return Response("Too Many Requests", status_code=429, headers={"Retry-After": "120"})
         if mode == "garbage":
             return Response(b"\x00\xff<<<not a feed", media_type="application/atom+xml")
         if mode == "huge":

@@ -51,6 +51,7 @@ class PullResult:
     etag: str | None = None
     since: str | None = None
     not_modified: bool = False
+    account_id: str | None = None  # the member's id at the source, when its answer tells (Discourse)
 
 
 Pull = Callable[[Fetcher, PullJob], Awaitable[PullResult]]

@@ -6,7 +6,9 @@ The key is obtained by the member through Discourse's User API key flow (meta.di
 fancy_title?, data: {topic_title, display_username, …}}], …}``. Dismiss marks the notification read:
 ``PUT /notifications/mark-read.json`` with ``{"id": …}``. Unlinking revokes the key
 (``POST /user-api-key/revoke`` with the key in ``User-Api-Key``). Discourse sends no ETag on this endpoint, so
-Portail keeps the highest id it has seen as its since-token and skips older items.
+Portail keeps the highest id it has seen as its since-token and skips older items. The answer's
+``user_id`` (the member's id at Discourse) is kept on the link: the forum's webhook names members by it
+(``webhooks.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _headers(job: PullJob) -> dict[str, str]:
     return {"User-Api-Key": job.credential, "Accept": "application/json"}
 
 
-def _item(base_url: str, raw: Any) -> Item:
+def notification_item(base_url: str, raw: Any) -> Item:
+    """One notification as ``NotificationSerializer`` shows it (``notifications.json`` and webhooks)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
         raise SourceError("error", "notification without id")
     data: dict[str, Any] = raw["data"] if isinstance(raw.get("data"), dict) else {}
@@ -79,9 +82,13 @@ async def pull(http: Fetcher, job: PullJob) -> PullResult:
     if not isinstance(raw_items, list):
         raise SourceError("error", "no notifications list")
     since = int(job.since) if job.since and job.since.isdigit() else 0
-    items = [item for item in (_item(job.base_url, raw) for raw in raw_items) if int(item.native_id) > since]
+    items = [
+        item for item in (notification_item(job.base_url, raw) for raw in raw_items) if int(item.native_id) > since
+    ]
     newest = max([int(i.native_id) for i in items], default=since)
-    return PullResult(items=items, since=str(newest) if newest else job.since)
+    owners = {raw.get("user_id") for raw in raw_items if isinstance(raw, dict)}
+    account_id = str(owners.pop()) if len(owners) == 1 and isinstance(next(iter(owners)), int) else None
+    return PullResult(items=items, since=str(newest) if newest else job.since, account_id=account_id)
 
 
 async def mark_read(http: Fetcher, job: PullJob, native_id: str | None) -> bool:

@@ -13,6 +13,11 @@
 - Read state (``read_state.py``): a private read receipt
   (``POST /_matrix/client/v3/rooms/{roomId}/receipt/m.read.private/{eventId}``, spec "Receipts", v1.4).
   The room is taken from the notification's ``matrix.to`` link, which this module builds.
+- Pushers (spec "Push notifications"): ``POST /_matrix/client/v3/pushers/set`` registers Portail's
+  push gateway for the member (``kind: http``, ``data.url`` ending in ``/_matrix/push/v1/notify``,
+  no ``data.format`` so the homeserver sends the event's sender, type and content);
+  ``kind: null`` removes it, found again by ``GET /_matrix/client/v3/pushers`` (Portail keeps only
+  a hash of the pushkey). ``pushed_item`` reads a Push Gateway API ``notification`` (``gateway.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ def _highlight(actions: Any) -> bool:
     )
 
 
+def _link(room_id: str, event_id: str) -> str:
+    return f"{MATRIX_TO}{quote(room_id, safe='!:')}/{quote(event_id, safe='$:')}"
+
+
+def _title(sender: str, event_type: Any) -> str:
+    return plain(str((sender if event_type == "m.room.message" else f"{sender} · {event_type}") or "Matrix"), 300)
+
+
 def _item(raw: Any) -> tuple[int, Item]:
     if not isinstance(raw, dict) or not isinstance(raw.get("event"), dict):
         raise SourceError("error", "notification without event")
@@ -54,13 +67,12 @@ def _item(raw: Any) -> tuple[int, Item]:
     sender = str(event.get("sender") or "")
     body = str(content.get("body")) if isinstance(content.get("body"), str) else ""
     kind = "mention" if _highlight(raw.get("actions")) else "message"
-    title = sender if event.get("type") == "m.room.message" else f"{sender} · {event.get('type')}"
     return ts, Item(
         native_id=event_id,
-        title=plain(str(title or "Matrix"), 300),
+        title=_title(sender, event.get("type")),
         body=plain(body, 2000),
         kind=kind,
-        link=f"{MATRIX_TO}{quote(room_id, safe='!:')}/{quote(event_id, safe='$:')}",
+        link=_link(room_id, event_id),
         created_at=dt.datetime.fromtimestamp(ts / 1000, dt.UTC),
         read=bool(raw.get("read")),
     )
@@ -139,3 +151,60 @@ async def mark_read(http: Fetcher, base_url: str, access_token: str, room_id: st
         headers={"Authorization": f"Bearer {access_token}"},
         json_body={},
     )
+
+
+def pushed_item(notification: dict[str, Any], tweaks: Any) -> Item | None:
+    """The item of a Push Gateway API ``notification`` (None for a badge-only update, which has no
+    ``event_id``). The ``highlight`` tweak (a mention) makes it a ``mention``, as in ``pull``."""
+    event_id, room_id = notification.get("event_id"), notification.get("room_id")
+    if not isinstance(event_id, str) or not event_id or not isinstance(room_id, str) or not room_id:
+        return None
+    content = notification.get("content") if isinstance(notification.get("content"), dict) else {}
+    body = content.get("body") if isinstance(content, dict) else None
+    highlight = isinstance(tweaks, dict) and bool(tweaks.get("highlight"))
+    return Item(
+        native_id=event_id[:200],
+        title=_title(str(notification.get("sender") or ""), notification.get("type")),
+        body=plain(body if isinstance(body, str) else "", 2000),
+        kind="mention" if highlight else "message",
+        link=_link(room_id, event_id),
+    )
+
+
+async def set_pusher(http: Fetcher, base_url: str, access_token: str, *, app_id: str, pushkey: str, url: str) -> None:
+    """Register an HTTP pusher for the device of ``access_token``; ``SourceError`` if refused."""
+    await http.request(
+        "POST",
+        f"{base_url}/_matrix/client/v3/pushers/set",
+        headers={"Authorization": f"Bearer {access_token}"},
+        json_body={
+            "kind": "http",
+            "app_id": app_id,
+            "pushkey": pushkey,
+            "app_display_name": "Portail En commun",
+            "device_display_name": "Portail",
+            "lang": "fr",
+            "data": {"url": url},
+            "append": False,
+        },
+    )
+
+
+async def remove_pusher(http: Fetcher, base_url: str, access_token: str, *, app_id: str, url: str) -> int:
+    """Remove this member's pushers of ``app_id`` pointing at ``url``; returns how many."""
+    headers = {"Authorization": f"Bearer {access_token}"}
+    listed = (await http.request("GET", f"{base_url}/_matrix/client/v3/pushers", headers=headers)).json()
+    pushers = listed.get("pushers") if isinstance(listed, dict) else None
+    removed = 0
+    for pusher in pushers if isinstance(pushers, list) else []:
+        data = pusher.get("data") if isinstance(pusher, dict) else None
+        if pusher.get("app_id") != app_id or not isinstance(data, dict) or data.get("url") != url:
+            continue
+        await http.request(
+            "POST",
+            f"{base_url}/_matrix/client/v3/pushers/set",
+            headers=headers,
+            json_body={"kind": None, "app_id": app_id, "pushkey": pusher.get("pushkey")},
+        )
+        removed += 1
+    return removed
