@@ -127,11 +127,19 @@ async def read_json(
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.strip().isdigit() or int(declared) > max_bytes):
         raise JsonBodyError(413, f"The body is larger than {max_bytes} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    if hasattr(request, "_body"):  # already read (and cached) by Starlette's request.body()
+        body = bytearray(await request.body())
         if len(body) > max_bytes:
             raise JsonBodyError(413, f"The body is larger than {max_bytes} bytes")
+    else:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise JsonBodyError(413, f"The body is larger than {max_bytes} bytes")
+        # Starlette's own cache: a caller that must see the raw bytes too (a webhook's signature) can
+        # then call request.body() after this reader.
+        request._body = bytes(body)
     if allow_empty and not body.strip():
         return {}
     if not is_json_media_type(request.headers.get("content-type", "")):
