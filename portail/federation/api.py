@@ -21,6 +21,7 @@ from portail.federation import (
     credentials,
     directory,
     hosters,
+    lifecycle,
     nodes,
     openapi,
     overview,
@@ -28,6 +29,7 @@ from portail.federation import (
 )
 from portail.federation.credentials import BearerError, Principal
 from portail.federation.hosters import Application
+from portail.federation.lifecycle import NodeEdit
 from portail.federation.nodes import NodeForm
 from portail.federation.pages import client_ip, deps
 from portail.federation.rules import FederationError
@@ -87,6 +89,11 @@ def _list(data: dict[str, Any], key: str) -> list[str]:
     return [v.strip() for v in value]
 
 
+def _given(data: dict[str, Any], key: str) -> str | None:
+    """A text field of a ``PATCH`` body: ``None`` when absent (left as it is)."""
+    return _text(data, key) if key in data else None
+
+
 def _flag(data: dict[str, Any], key: str) -> bool | None:
     value = data.get(key)
     if value is not None and not isinstance(value, bool):
@@ -105,7 +112,7 @@ def endpoint(scope: str | None) -> Callable[[Handler], Callable[[Request], Await
                 if scope:
                     header = request.headers.get("authorization")
                     principal = await db.run(credentials.authenticate, settings, header, scope, client_ip(request))
-                body = await _body(request) if request.method in ("POST", "PUT") else {}
+                body = await _body(request) if request.method in ("POST", "PUT", "PATCH", "DELETE") else {}
                 return await handler(request, principal, body)
             except BearerError as exc:
                 challenge = f'Bearer error="{exc.code}", error_description="{exc.description}"'
@@ -238,6 +245,68 @@ async def instance_verify(request: Request, principal: Principal | None, body: d
     settings, db = deps(request)
     slug = request.path_params["slug"]
     await nodes.verify(db, settings, _actor(principal), slug)
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+EDITABLE = (
+    "version",
+    "name",
+    "description",
+    "login_url",
+    "provider_identifier",
+    "nextcloud_provider_id",
+    "push_notifications",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "contact_email",
+)
+
+
+def _configuration(settings: Any, instance: Any) -> list[dict[str, str]]:
+    """The configuration snippets with a placeholder for the secret (never shown again)."""
+    return [
+        {"title": translate("en", s.title), "language": s.language, "text": s.text}
+        for s in snippets.for_instance(settings.issuer, instance, instance.client_id or "", None)
+    ]
+
+
+@endpoint("federation:write")
+async def instance_edit(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """``PATCH``: change the keys given (``version`` refuses a concurrent edit with a 409)."""
+    settings, db = deps(request)
+    unknown = sorted(set(body) - set(EDITABLE))
+    if unknown:
+        raise BadBody(f"Unknown or read-only keys: {', '.join(unknown)[:200]}.")
+    change = NodeEdit(
+        version=_given(body, "version"),
+        name=_given(body, "name"),
+        description=_given(body, "description"),
+        login_url=_given(body, "login_url"),
+        provider_identifier=_given(body, "provider_identifier"),
+        nextcloud_provider_id=_given(body, "nextcloud_provider_id"),
+        push_notifications=_flag(body, "push_notifications"),
+        redirect_uris=_list(body, "redirect_uris") if "redirect_uris" in body else None,
+        post_logout_redirect_uris=(
+            _list(body, "post_logout_redirect_uris") if "post_logout_redirect_uris" in body else None
+        ),
+        backchannel_logout_uri=_given(body, "backchannel_logout_uri"),
+        contact_email=_given(body, "contact_email"),
+    )
+    slug = request.path_params["slug"]
+    instance, changed = await db.run(lifecycle.edit, settings, _actor(principal), slug, change)
+    view = await db.run(overview.view_for, _actor(principal), slug)
+    shown = instance.status == "active" and instance.client_id
+    return JSONResponse({**view, "changed": changed, "snippets": _configuration(settings, instance) if shown else []})
+
+
+@endpoint("federation:write")
+async def instance_delete(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """``DELETE``: retire the node (a reason, in the body or ``?reason=``); its URL is released."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    reason = _text(body, "reason") or request.query_params.get("reason", "")[:1000]
+    await db.run(nodes.decide, settings, _actor(principal), slug, "retire", reason)
     return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
 
 

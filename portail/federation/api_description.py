@@ -97,6 +97,24 @@ def describe(prefix: str) -> None:
             },
         },
     )
+    openapi.add_schema("InstanceEdit", {
+        "type": "object", "additionalProperties": False,
+        "description": "keys left out stay as they are; the response adds 'changed' and the configuration "
+                       "'snippets' (secret replaced by a placeholder)",
+        "properties": {"version": {"type": "string", "description": "the instance's 'version' as read; "
+                                   "another edit in between answers 409"},
+                       "name": string, "description": string,
+                       "login_url": {"type": "string", "description": "where 'open' starts the tool's login, "
+                                     "same origin as base_url; empty clears it"},
+                       "provider_identifier": {"type": "string", "description": "Nextcloud user_oidc provider "
+                                               "identifier, Synapse idp_id"},
+                       "nextcloud_provider_id": {"type": "string", "pattern": "^[0-9]{0,9}$", "description":
+                                                 "the numeric id Nextcloud gave the provider (one-click login)"},
+                       "push_notifications": {"type": "boolean"},
+                       "redirect_uris": {"type": "array", "items": string},
+                       "post_logout_redirect_uris": {"type": "array", "items": string},
+                       "backchannel_logout_uri": string, "contact_email": string},
+    })  # fmt: skip
     openapi.add_schema("Reason", {"type": "object", "properties": {"reason": string}})
     openapi.add_schema(
         "ClientConfiguration",
@@ -205,6 +223,27 @@ def describe(prefix: str) -> None:
         summary="Get an instance",
         tag="federation",
         scope="federation:read",
+        response="Instance",
+        parameters=slug,
+    )
+    add(
+        f"{prefix}/instances/{{slug}}",
+        "patch",
+        summary="Edit an instance (its client follows; the hoster is mailed)",
+        tag="federation",
+        scope="federation:write",
+        request="InstanceEdit",
+        response="Instance",
+        parameters=slug,
+        responses={"200": "Edited", "409": "Retired, or edited by someone else since 'version'"},
+    )
+    add(
+        f"{prefix}/instances/{{slug}}",
+        "delete",
+        summary="Retire an instance (reason required, in the body or ?reason=); its base URL is released",
+        tag="federation",
+        scope="federation:write",
+        request="Reason",
         response="Instance",
         parameters=slug,
     )

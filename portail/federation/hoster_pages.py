@@ -154,12 +154,15 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
 
 
 async def _instance(request: Request, actor: Actor, error: str = "", status: int = 200) -> Response:
-    _s, db = deps(request)
+    settings, db = deps(request)
     try:
         data = await db.run(overview.instance_page, actor, request.path_params["slug"])
     except FederationError as exc:
         return failure(request, exc)
-    context = {**data, "software_names": SOFTWARE_NAMES, "error": error}
+    instance = data["instance"]
+    shown = instance.status == "active" and instance.client_id and not data["view"]["secret_pending"]
+    configuration = snippets.for_instance(settings.issuer, instance, instance.client_id, None) if shown else []
+    context = {**data, "software_names": SOFTWARE_NAMES, "error": error, "snippets": configuration}
     return render(request, "federation/instance.html", context, status)
 
 

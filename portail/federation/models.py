@@ -54,7 +54,11 @@ class Instance(SQLModel, table=True):
     slug: str = Field(max_length=80, unique=True, index=True)
     name: str = Field(max_length=200)
     software: str = Field(max_length=20, index=True)
-    base_url: str = Field(max_length=500, unique=True)
+    base_url: str = Field(max_length=500)
+    # normalized origin (origins.origin_key): a live node's key is taken, a retired or expired one's released
+    origin_key: str | None = Field(default=None, max_length=500, index=True)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    contact_email: str = Field(default="", max_length=320)  # who answers for this node (else the hoster)
     hoster_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)
     scope: str = Field(default="central", max_length=20, index=True)
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
@@ -76,6 +80,7 @@ class Instance(SQLModel, table=True):
     data_categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     challenge: str | None = Field(default=None, max_length=100)  # served at /.well-known/portail-challenge
+    challenge_issued_at: dt.datetime | None = None  # an unproven registration expires after federation_unproven_days
     verified_at: dt.datetime | None = None
     approved_at: dt.datetime | None = None
     approved_by: int | None = None

@@ -8,10 +8,13 @@ States (``Instance.status``)::
           +------------- refuse / retire ----------------+               suspend |   | reactivate
                                                                                   v   |
     retired <------------------------- retire ----------------------------- suspended
+    retired --reactivate (federation)--> active (awaiting-proof when it was never approved)
+    awaiting-proof --(no proof within federation_unproven_days)--> retired ("expired")
 
 A hoster registers a node (software, name, base URL, scope, organization or territory served);
 Portail issues a challenge that the hoster serves at ``{base_url}/.well-known/portail-challenge``;
-"verify" fetches it through the SSRF guard. Approval provisions the OIDC client (its secret is never
+"verify" fetches it through the SSRF guard. A base URL is compared on its normalized origin and held
+only by a live node (``lifecycle``: expiry, release, editing). Approval provisions the OIDC client (its secret is never
 shown to the approver: the hoster reveals it once, with the configuration, on the node's page — which
 re-keys the client). Suspension and retirement disable the client and revoke its tokens. Every step
 and every refusal is written to the audit log.
@@ -28,7 +31,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import hosters, notices, provisioning, verification
+from portail.federation import hosters, lifecycle, notices, provisioning, verification
 from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -48,7 +51,7 @@ DECISIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "approve": (("awaiting-approval",), "active", "instance.approved"),
     "refuse": (("awaiting-proof", "awaiting-approval"), "retired", "instance.refused"),
     "suspend": (("active",), "suspended", "instance.suspended"),
-    "reactivate": (("suspended",), "active", "instance.reactivated"),
+    "reactivate": (("suspended", "retired"), "active", "instance.reactivated"),
     "retire": (("awaiting-proof", "awaiting-approval", "active", "suspended"), "retired", "instance.retired"),
 }
 NEEDS_REASON = ("refuse", "suspend", "retire")
@@ -153,10 +156,8 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
     if not name or len(name) > 200:
         raise FederationError("Le nom est obligatoire (200 caractères au plus).")
     organization_id = _served_organization(db, actor, form.scope, form.organization)
-    if db.exec(select(Instance.id).where(Instance.base_url == base)).first() is not None:
-        raise FederationError(
-            "Une instance est déjà inscrite à l’adresse %(url)s.", status=409, code="conflict", url=base
-        )
+    key = lifecycle.key_of(base)
+    lifecycle.ensure_free(db, settings, key)
     uris = provisioning.derive(
         form.software,
         base,
@@ -173,6 +174,7 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         name=name,
         software=form.software,
         base_url=base,
+        origin_key=key,
         hoster_id=hoster.id,
         scope=form.scope,
         organization_id=organization_id,
@@ -184,6 +186,7 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         post_logout_redirect_uris=uris.post_logout_redirect_uris,
         backchannel_logout_uri=uris.backchannel_logout_uri,
         challenge=verification.new_challenge(),
+        challenge_issued_at=utcnow(),
     )
     db.add(instance)
     db.flush()
@@ -306,7 +309,7 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str
         instance.approved_at, instance.approved_by = now, actor.member_id
         instance.extra = {**instance.extra, "secret_pending": True}
     elif action == "reactivate":
-        provisioning.enable(db, instance)
+        new_status = _reactivate(db, settings, instance)
     elif action in ("suspend", "retire"):
         provisioning.disable(db, settings, instance, action, reason)
     instance.status, instance.status_reason, instance.updated_at = new_status, reason[:1000], now
@@ -333,6 +336,20 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str
             instance=instance.name,
         )
     return instance
+
+
+def _reactivate(db: Session, settings: Settings, instance: Instance) -> str:
+    """Bring a suspended or retired node back; returns its new status. A retired node takes its URL
+    back only when no live node holds it; one that was never approved proves its domain again."""
+    if instance.status == "retired":
+        key = instance.origin_key or lifecycle.key_of(instance.base_url)
+        lifecycle.ensure_free(db, settings, key, exclude_id=instance.id)
+        if instance.approved_at is None:
+            instance.challenge, instance.challenge_issued_at = verification.new_challenge(), utcnow()
+            instance.verified_at = None
+            return "awaiting-proof"
+    provisioning.enable(db, instance)
+    return "active"
 
 
 def reveal_secret(db: Session, settings: Settings, actor: Actor, slug: str) -> tuple[Instance, str, str]:

@@ -148,6 +148,11 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
     if private:
         data.update(
             status_reason=instance.status_reason,
+            version=instance.updated_at.isoformat(),
+            description=instance.description,
+            login_url=instance.login_url,
+            nextcloud_provider_id=instance.extra.get("user_oidc_provider_id"),
+            contact_email=instance.contact_email,
             client_id=instance.client_id,
             redirect_uris=list(instance.redirect_uris),
             post_logout_redirect_uris=list(instance.post_logout_redirect_uris),

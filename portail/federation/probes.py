@@ -43,7 +43,7 @@ from sqlmodel import Session, select
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import availability, notices, verification
+from portail.federation import availability, lifecycle, notices, verification
 from portail.federation.models import Hoster, Instance
 from portail.federation.verification import Refused
 from portail.web import N_
@@ -358,7 +358,8 @@ def leadership_for(settings: Settings, db: Database) -> Leadership:
 
 
 class Prober:
-    """The background task: waits, takes leadership if it can, probes, records, repeats."""
+    """The background task: waits, takes leadership if it can, probes, records, retires the
+    registrations whose domain proof is overdue, repeats."""
 
     def __init__(self, settings: Settings, db: Database, *, first_delay: float | None = None) -> None:
         self.settings = settings
@@ -375,6 +376,7 @@ class Prober:
             try:
                 if await leadership.acquire():
                     await run_round(self.settings, self.db)
+                    await self.db.run(lifecycle.expire_unproven, self.settings)  # releases their URLs
                     self.rounds += 1
             except asyncio.CancelledError:
                 raise

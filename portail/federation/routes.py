@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from portail.federation import api, hoster_pages, pages, public
+from portail.federation import api, hoster_pages, node_pages, pages, public
 
 P = "/api/v1/federation"
 
@@ -68,6 +68,12 @@ routes = [
     ),
     Route("/federation/instances/{slug}", hoster_pages.instance_page, methods=["GET"], name="federation_instance"),
     Route(
+        "/federation/instances/{slug}/edit",
+        node_pages.edit_node,
+        methods=["GET", "POST"],
+        name="federation_instance_edit",
+    ),
+    Route(
         "/federation/instances/{slug}/verify",
         hoster_pages.instance_verify,
         methods=["POST"],
@@ -122,6 +128,8 @@ routes = [
     Route(f"{P}/instances", api.instance_register, methods=["POST"], name="api_federation_instance_register"),
     Route(f"{P}/instances", api.instance_list, methods=["GET"], name="api_federation_instances"),
     Route(f"{P}/instances/{{slug}}", api.instance_get, methods=["GET"], name="api_federation_instance"),
+    Route(f"{P}/instances/{{slug}}", api.instance_edit, methods=["PATCH"], name="api_federation_instance_edit"),
+    Route(f"{P}/instances/{{slug}}", api.instance_delete, methods=["DELETE"], name="api_federation_instance_delete"),
     Route(f"{P}/instances/{{slug}}/verify", api.instance_verify, methods=["POST"], name="api_federation_verify"),
     Route(f"{P}/instances/{{slug}}/secret", api.instance_secret, methods=["POST"], name="api_federation_secret"),
     *[

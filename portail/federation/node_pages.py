@@ -1,0 +1,92 @@
+"""Node lifecycle pages (route handlers): editing a node — its name, description, one-click login
+URL, the ids its software gives Portail, push, URIs and contact — with the configuration shown again
+on the node's page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from portail.accounts.models import Member
+from portail.federation import lifecycle, overview
+from portail.federation.hoster_pages import SOFTWARE_NAMES
+from portail.federation.lifecycle import NodeEdit
+from portail.federation.models import Instance
+from portail.federation.pages import deps, failure, form_or_error, members_only, message
+from portail.federation.rules import Actor, FederationError
+from portail.web import _, field, flash, render
+
+EDIT_FIELDS = (
+    "name",
+    "description",
+    "login_url",
+    "provider_identifier",
+    "nextcloud_provider_id",
+    "push_notifications",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "contact_email",
+)
+
+
+def current_values(instance: Instance) -> dict[str, str]:
+    """The edit form filled with what the node has now."""
+    return {
+        "version": instance.updated_at.isoformat(),
+        "name": instance.name,
+        "description": instance.description,
+        "login_url": instance.login_url or "",
+        "provider_identifier": instance.provider_identifier,
+        "nextcloud_provider_id": str(instance.extra.get("user_oidc_provider_id") or ""),
+        "push_notifications": "true" if instance.push_notifications else "false",
+        "redirect_uris": "\n".join(instance.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(instance.post_logout_redirect_uris),
+        "backchannel_logout_uri": instance.backchannel_logout_uri or "",
+        "contact_email": instance.contact_email,
+    }
+
+
+def edit_from_form(values: dict[str, str]) -> NodeEdit:
+    return NodeEdit(
+        version=values["version"] or None,
+        name=values["name"],
+        description=values["description"],
+        login_url=values["login_url"],
+        provider_identifier=values["provider_identifier"],
+        nextcloud_provider_id=values["nextcloud_provider_id"],
+        push_notifications=values["push_notifications"],
+        redirect_uris=values["redirect_uris"].split(),
+        post_logout_redirect_uris=values["post_logout_redirect_uris"].split(),
+        backchannel_logout_uri=values["backchannel_logout_uri"],
+        contact_email=values["contact_email"],
+    )
+
+
+@members_only
+async def edit_node(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    try:
+        context: dict[str, Any] = await db.run(overview.instance_page, actor, slug)
+    except FederationError as exc:
+        return failure(request, exc)
+    context["software_names"] = SOFTWARE_NAMES
+    if request.method == "GET":
+        return render(request, "federation/node_edit.html", {**context, "values": current_values(context["instance"])})
+    form, error = await form_or_error(request)
+    if error:
+        return error
+    values = {k: field(form, k) for k in ("version", *EDIT_FIELDS)}
+    try:
+        _instance, changed = await db.run(lifecycle.edit, settings, actor, slug, edit_from_form(values))
+    except FederationError as exc:
+        page = {**context, "values": values, "error": message(request, exc)}
+        return render(request, "federation/node_edit.html", page, exc.status)
+    if changed:
+        flash(request, _(request, "Nœud modifié; sa configuration est à jour ci-dessous."), "success")
+    else:
+        flash(request, _(request, "Rien n’a changé."), "success")
+    return RedirectResponse(f"/federation/instances/{slug}", status_code=303)
