@@ -25,6 +25,7 @@ from portail.federation import (
     nodes,
     openapi,
     overview,
+    relocation,
     snippets,
 )
 from portail.federation.credentials import BearerError, Principal
@@ -307,6 +308,52 @@ async def instance_delete(request: Request, principal: Principal | None, body: d
     slug = request.path_params["slug"]
     reason = _text(body, "reason") or request.query_params.get("reason", "")[:1000]
     await db.run(nodes.decide, settings, _actor(principal), slug, "retire", reason)
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_transfer(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    await db.run(relocation.offer_transfer, settings, _actor(principal), slug, _text(body, "hoster"))
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_transfer_decision(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """The receiving hoster accepts or refuses; the offering hoster withdraws with ``accept: false``."""
+    settings, db = deps(request)
+    accept = body.get("accept")
+    if not isinstance(accept, bool):
+        raise BadBody("'accept' must be true or false.")
+    instance = await db.run(
+        relocation.answer_transfer, settings, _actor(principal), request.path_params["slug"], accept=accept
+    )
+    return JSONResponse({"slug": instance.slug, "transfer": "accepted" if accept else "cancelled"})
+
+
+@endpoint("federation:write")
+async def instance_move(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    await relocation.request_move(db, settings, _actor(principal), slug, _text(body, "base_url"))
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_move_verify(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    instance = await relocation.verify_move(db, settings, _actor(principal), slug)
+    view = await db.run(overview.view_for, _actor(principal), slug)
+    return JSONResponse({**view, "snippets": _configuration(settings, instance) if instance.client_id else []})
+
+
+@endpoint("federation:write")
+async def instance_move_cancel(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    _s, db = deps(request)
+    slug = request.path_params["slug"]
+    await db.run(relocation.cancel_move, _actor(principal), slug)
     return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
 
 

@@ -116,6 +116,8 @@ def describe(prefix: str) -> None:
                        "backchannel_logout_uri": string, "contact_email": string},
     })  # fmt: skip
     openapi.add_schema("Reason", {"type": "object", "properties": {"reason": string}})
+    openapi.add_schema("TransferOffer", {"type": "object", "required": ["hoster"], "properties": {"hoster": string}})
+    openapi.add_schema("DomainMove", {"type": "object", "required": ["base_url"], "properties": {"base_url": string}})
     openapi.add_schema(
         "ClientConfiguration",
         {
@@ -265,6 +267,24 @@ def describe(prefix: str) -> None:
             tag="federation",
             scope="federation:write" if action == "retire" else "federation:admin",
             request="Reason",
+            response="Instance",
+            parameters=slug,
+        )
+    for path, summary, request in (
+        ("transfer", "Offer the instance to another active hoster (current hoster's administrator)", "TransferOffer"),
+        ("transfer/decision", "The receiving hoster accepts or refuses; the offering one withdraws (accept: false)",
+         "LinkDecision"),
+        ("move", "Prepare a domain move: answers 'move' with the challenge to serve at the new base URL", "DomainMove"),
+        ("move/verify", "Fetch the challenge at the new base URL, then switch (the old URL is released)", None),
+        ("move/cancel", "Cancel a pending domain move", None),
+    ):  # fmt: skip
+        add(
+            f"{prefix}/instances/{{slug}}/{path}",
+            "post",
+            summary=summary,
+            tag="federation",
+            scope="federation:write",
+            request=request,
             response="Instance",
             parameters=slug,
         )

@@ -171,7 +171,7 @@ async def instance_page(request: Request, member: Member, actor: Actor) -> Respo
     return await _instance(request, actor)
 
 
-def _refused(request: Request, actor: Actor) -> Callable[[FederationError], Awaitable[Response]]:
+def refused_on_node(request: Request, actor: Actor) -> Callable[[FederationError], Awaitable[Response]]:
     """A refused action on a node re-renders the node's page with the reason and its status."""
 
     async def show(exc: FederationError) -> Response:
@@ -190,7 +190,7 @@ async def instance_verify(request: Request, member: Member, actor: Actor) -> Res
         text = N_("Domaine vérifié. Le nœud attend maintenant l’approbation de la fédération.")
         return Done(text, f"/federation/instances/{slug}")
 
-    return await form_action(request, verify, _refused(request, actor))
+    return await form_action(request, verify, refused_on_node(request, actor))
 
 
 @members_only
@@ -203,7 +203,7 @@ async def instance_decision(request: Request, member: Member, actor: Actor) -> R
         text = N_("Décision enregistrée; l’hébergeur est prévenu par courriel.")
         return Done(text, f"/federation/instances/{slug}")
 
-    return await form_action(request, decide, _refused(request, actor))
+    return await form_action(request, decide, refused_on_node(request, actor))
 
 
 @members_only

@@ -60,6 +60,7 @@ class Instance(SQLModel, table=True):
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     contact_email: str = Field(default="", max_length=320)  # who answers for this node (else the hoster)
     hoster_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)
+    transfer_to_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)  # offered to this hoster
     scope: str = Field(default="central", max_length=20, index=True)
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     status: str = Field(default="awaiting-proof", max_length=20, index=True)

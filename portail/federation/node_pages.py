@@ -1,6 +1,7 @@
 """Node lifecycle pages (route handlers): editing a node — its name, description, one-click login
 URL, the ids its software gives Portail, push, URIs and contact — with the configuration shown again
-on the node's page."""
+on the node's page; transfer to another hoster (offer, answer) and domain move (request, verify and
+switch, cancel)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,22 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
-from portail.federation import lifecycle, overview
-from portail.federation.hoster_pages import SOFTWARE_NAMES
+from portail.federation import lifecycle, overview, relocation
+from portail.federation.hoster_pages import SOFTWARE_NAMES, refused_on_node
 from portail.federation.lifecycle import NodeEdit
 from portail.federation.models import Instance
-from portail.federation.pages import deps, failure, form_or_error, members_only, message
+from portail.federation.pages import (
+    Done,
+    deps,
+    failure,
+    form_action,
+    form_or_error,
+    local_next,
+    members_only,
+    message,
+)
 from portail.federation.rules import Actor, FederationError
-from portail.web import _, field, flash, render
+from portail.web import N_, _, field, flash, render
 
 EDIT_FIELDS = (
     "name",
@@ -90,3 +100,67 @@ async def edit_node(request: Request, member: Member, actor: Actor) -> Response:
     else:
         flash(request, _(request, "Rien n’a changé."), "success")
     return RedirectResponse(f"/federation/instances/{slug}", status_code=303)
+
+
+@members_only
+async def offer_transfer(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def offer(form: Any) -> Done:
+        await db.run(relocation.offer_transfer, settings, actor, slug, field(form, "hoster"))
+        return Done(
+            N_("Transfert proposé; l’autre hébergeur est prévenu par courriel."), f"/federation/instances/{slug}"
+        )
+
+    return await form_action(request, offer, refused_on_node(request, actor))
+
+
+@members_only
+async def answer_transfer(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def answer(form: Any) -> Done:
+        accept = field(form, "decision") == "accept"
+        await db.run(relocation.answer_transfer, settings, actor, slug, accept=accept)
+        text = N_("Le nœud est maintenant à vous.") if accept else N_("Le transfert est annulé.")
+        return Done(text, local_next(form, f"/federation/instances/{slug}"))
+
+    return await form_action(request, answer)
+
+
+@members_only
+async def request_move(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def move(form: Any) -> Done:
+        await relocation.request_move(db, settings, actor, slug, field(form, "base_url"))
+        return Done(N_("Servez maintenant le jeton à la nouvelle adresse."), f"/federation/instances/{slug}")
+
+    return await form_action(request, move, refused_on_node(request, actor))
+
+
+@members_only
+async def verify_move(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def verify(_form: Any) -> Done:
+        await relocation.verify_move(db, settings, actor, slug)
+        return Done(N_("Nouvelle adresse vérifiée : le nœud y a basculé."), f"/federation/instances/{slug}")
+
+    return await form_action(request, verify, refused_on_node(request, actor))
+
+
+@members_only
+async def cancel_move(request: Request, member: Member, actor: Actor) -> Response:
+    _s, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def cancel(_form: Any) -> Done:
+        await db.run(relocation.cancel_move, actor, slug)
+        return Done(N_("Changement de domaine annulé."), f"/federation/instances/{slug}")
+
+    return await form_action(request, cancel, refused_on_node(request, actor))

@@ -39,6 +39,11 @@ def hoster_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
         "hoster": hoster,
         "people": hosters.people(db, hoster.id or 0),
         "instances": nodes.list_instances(db, hoster_id=hoster.id),
+        "incoming": list(
+            db.exec(
+                select(Instance).where(Instance.transfer_to_id == hoster.id, Instance.status != "retired").limit(100)
+            )
+        ),
         "is_hoster_admin": can_run_hoster(db, actor, hoster.id, admin=True),
     }
 
@@ -65,6 +70,7 @@ def instance_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
         "hoster": hoster,
         "organization": db.get(Organization, instance.organization_id) if instance.organization_id else None,
         "links": audience.links_of_instance(db, instance.id or 0),
+        "transfer_to": db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None,
         "client": client,
         "is_federation_admin": actor.federation_admin,
         "is_hoster_admin": can_run_hoster(db, actor, instance.hoster_id, admin=True),
@@ -163,6 +169,12 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
         )
         if instance.status == "awaiting-proof":
             data["challenge"] = {"token": instance.challenge, "url": verification.challenge_url(instance.base_url)}
+        transfer_to = db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None
+        data["transfer_to"] = transfer_to.slug if transfer_to else None
+        move = instance.extra.get("move")
+        if isinstance(move, dict):
+            url = str(move.get("url", ""))
+            data["move"] = {"base_url": url, "token": move.get("challenge"), "url": verification.challenge_url(url)}
     return data
 
 

@@ -73,6 +73,16 @@ routes = [
         methods=["GET", "POST"],
         name="federation_instance_edit",
     ),
+    *[
+        Route(f"/federation/instances/{{slug}}/{path}", handler, methods=["POST"], name=f"federation_instance_{name}")
+        for path, handler, name in (
+            ("transfer", node_pages.offer_transfer, "transfer"),
+            ("transfer/answer", node_pages.answer_transfer, "transfer_answer"),
+            ("move", node_pages.request_move, "move"),
+            ("move/verify", node_pages.verify_move, "move_verify"),
+            ("move/cancel", node_pages.cancel_move, "move_cancel"),
+        )
+    ],
     Route(
         "/federation/instances/{slug}/verify",
         hoster_pages.instance_verify,
@@ -132,6 +142,16 @@ routes = [
     Route(f"{P}/instances/{{slug}}", api.instance_delete, methods=["DELETE"], name="api_federation_instance_delete"),
     Route(f"{P}/instances/{{slug}}/verify", api.instance_verify, methods=["POST"], name="api_federation_verify"),
     Route(f"{P}/instances/{{slug}}/secret", api.instance_secret, methods=["POST"], name="api_federation_secret"),
+    *[
+        Route(f"{P}/instances/{{slug}}/{path}", handler, methods=["POST"], name=f"api_federation_{name}")
+        for path, handler, name in (
+            ("transfer", api.instance_transfer, "transfer"),
+            ("transfer/decision", api.instance_transfer_decision, "transfer_decision"),
+            ("move", api.instance_move, "move"),
+            ("move/verify", api.instance_move_verify, "move_verify"),
+            ("move/cancel", api.instance_move_cancel, "move_cancel"),
+        )
+    ],
     *[
         Route(f"{P}/instances/{{slug}}/{action}", handler, methods=["POST"], name=f"api_federation_{action}")
         for action, handler in api.DECISION_ENDPOINTS.items()
