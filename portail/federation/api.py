@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portail.federation import (
+    acceptance,
     api_description,
     audience,
     credentials,
@@ -261,14 +262,17 @@ EDITABLE = (
     "post_logout_redirect_uris",
     "backchannel_logout_uri",
     "contact_email",
+    "members_only",
 )
 
 
-def _configuration(settings: Any, instance: Any) -> list[dict[str, str]]:
+async def _configuration(request: Request, instance: Any) -> list[dict[str, str]]:
     """The configuration snippets with a placeholder for the secret (never shown again)."""
+    settings, db = deps(request)
+    groups = await db.run(audience.restriction_groups, instance)
     return [
         {"title": translate("en", s.title), "language": s.language, "text": s.text}
-        for s in snippets.for_instance(settings.issuer, instance, instance.client_id or "", None)
+        for s in snippets.for_instance(settings.issuer, instance, instance.client_id or "", None, groups)
     ]
 
 
@@ -293,12 +297,15 @@ async def instance_edit(request: Request, principal: Principal | None, body: dic
         ),
         backchannel_logout_uri=_given(body, "backchannel_logout_uri"),
         contact_email=_given(body, "contact_email"),
+        members_only=_flag(body, "members_only"),
     )
     slug = request.path_params["slug"]
     instance, changed = await db.run(lifecycle.edit, settings, _actor(principal), slug, change)
     view = await db.run(overview.view_for, _actor(principal), slug)
     shown = instance.status == "active" and instance.client_id
-    return JSONResponse({**view, "changed": changed, "snippets": _configuration(settings, instance) if shown else []})
+    return JSONResponse(
+        {**view, "changed": changed, "snippets": await _configuration(request, instance) if shown else []}
+    )
 
 
 @endpoint("federation:write")
@@ -346,7 +353,7 @@ async def instance_move_verify(request: Request, principal: Principal | None, bo
     slug = request.path_params["slug"]
     instance = await relocation.verify_move(db, settings, _actor(principal), slug)
     view = await db.run(overview.view_for, _actor(principal), slug)
-    return JSONResponse({**view, "snippets": _configuration(settings, instance) if instance.client_id else []})
+    return JSONResponse({**view, "snippets": await _configuration(request, instance) if instance.client_id else []})
 
 
 @endpoint("federation:write")
@@ -355,6 +362,16 @@ async def instance_move_cancel(request: Request, principal: Principal | None, bo
     slug = request.path_params["slug"]
     await db.run(relocation.cancel_move, _actor(principal), slug)
     return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_organization(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """The served organization's administrators: ``decision`` accept | refuse | withdraw."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    decision, reason = _text(body, "decision"), _text(body, "reason")
+    instance = await db.run(acceptance.decide, settings, _actor(principal), slug, decision, reason)
+    return JSONResponse({"slug": instance.slug, "organization_status": instance.organization_status})
 
 
 def _instance_decision(action: str) -> Handler:
@@ -386,7 +403,9 @@ async def instance_secret(request: Request, principal: Principal | None, body: d
         "discovery": snippets.discovery_url(settings.issuer),
         "snippets": [
             {"title": translate("en", s.title), "language": s.language, "text": s.text}
-            for s in snippets.for_instance(settings.issuer, instance, client_id, secret)
+            for s in snippets.for_instance(
+                settings.issuer, instance, client_id, secret, await db.run(audience.restriction_groups, instance)
+            )
         ],
     }
     return JSONResponse(data, headers={"Cache-Control": "no-store"})

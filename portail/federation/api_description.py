@@ -113,9 +113,15 @@ def describe(prefix: str) -> None:
                        "push_notifications": {"type": "boolean"},
                        "redirect_uris": {"type": "array", "items": string},
                        "post_logout_redirect_uris": {"type": "array", "items": string},
-                       "backchannel_logout_uri": string, "contact_email": string},
+                       "backchannel_logout_uri": string, "contact_email": string,
+                       "members_only": {"type": "boolean", "description": "only members of the organizations "
+                                        "served may log in (refused at /authorize); not for central instances"}},
     })  # fmt: skip
     openapi.add_schema("Reason", {"type": "object", "properties": {"reason": string}})
+    openapi.add_schema("OrganizationDecision", {
+        "type": "object", "required": ["decision"],
+        "properties": {"decision": {"enum": ["accept", "refuse", "withdraw"]}, "reason": string},
+    })  # fmt: skip
     openapi.add_schema("TransferOffer", {"type": "object", "required": ["hoster"], "properties": {"hoster": string}})
     openapi.add_schema("DomainMove", {"type": "object", "required": ["base_url"], "properties": {"base_url": string}})
     openapi.add_schema(
@@ -277,6 +283,8 @@ def describe(prefix: str) -> None:
         ("move", "Prepare a domain move: answers 'move' with the challenge to serve at the new base URL", "DomainMove"),
         ("move/verify", "Fetch the challenge at the new base URL, then switch (the old URL is released)", None),
         ("move/cancel", "Cancel a pending domain move", None),
+        ("organization", "The claimed organization's administrators: accept | refuse | withdraw the node",
+         "OrganizationDecision"),
     ):  # fmt: skip
         add(
             f"{prefix}/instances/{{slug}}/{path}",

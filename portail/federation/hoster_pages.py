@@ -161,7 +161,8 @@ async def _instance(request: Request, actor: Actor, error: str = "", status: int
         return failure(request, exc)
     instance = data["instance"]
     shown = instance.status == "active" and instance.client_id and not data["view"]["secret_pending"]
-    configuration = snippets.for_instance(settings.issuer, instance, instance.client_id, None) if shown else []
+    groups = data["restriction_groups"]
+    configuration = snippets.for_instance(settings.issuer, instance, instance.client_id, None, groups) if shown else []
     context = {**data, "software_names": SOFTWARE_NAMES, "error": error, "snippets": configuration}
     return render(request, "federation/instance.html", context, status)
 
@@ -221,7 +222,9 @@ async def instance_secret(request: Request, member: Member, actor: Actor) -> Res
         "instance": instance,
         "client_id": client_id,
         "secret": secret,
-        "snippets": snippets.for_instance(settings.issuer, instance, client_id, secret),
+        "snippets": snippets.for_instance(
+            settings.issuer, instance, client_id, secret, await db.run(audience.restriction_groups, instance)
+        ),
         "discovery": snippets.discovery_url(settings.issuer),
     }
     return render(request, "federation/configuration.html", context, headers={"Cache-Control": "no-store"})

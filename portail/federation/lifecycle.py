@@ -115,6 +115,7 @@ class NodeEdit:
     post_logout_redirect_uris: list[str] | None = None
     backchannel_logout_uri: str | None = None
     contact_email: str | None = None
+    members_only: bool | None = None  # only members of the organizations it serves may log in
 
 
 def _login_url(value: str, instance: Instance) -> str | None:
@@ -150,6 +151,7 @@ def _snapshot(instance: Instance) -> dict[str, object]:
         "post_logout_redirect_uris": list(instance.post_logout_redirect_uris),
         "backchannel_logout_uri": instance.backchannel_logout_uri,
         "contact_email": instance.contact_email,
+        "members_only": instance.members_only,
     }
 
 
@@ -179,6 +181,10 @@ def _apply(instance: Instance, change: NodeEdit) -> list[str]:
         instance.push_notifications = provisioning.push_setting(change.push_notifications, instance.software)
     if change.contact_email is not None:
         instance.contact_email = _contact(change.contact_email)
+    if change.members_only is not None:
+        if change.members_only and instance.scope == "central":
+            raise FederationError("Une instance centrale sert tous les membres : elle ne peut pas être réservée.")
+        instance.members_only = change.members_only
     backchannel = instance.backchannel_logout_uri
     if change.backchannel_logout_uri is not None:
         backchannel = change.backchannel_logout_uri.strip() or None

@@ -62,7 +62,11 @@ class Instance(SQLModel, table=True):
     hoster_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)
     transfer_to_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)  # offered to this hoster
     scope: str = Field(default="central", max_length=20, index=True)
+    # the organization or territory it serves, once that one accepted it (acceptance.py); members see it then
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    claimed_organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    organization_status: str = Field(default="", max_length=20)  # "" | requested | accepted | refused | withdrawn
+    members_only: bool = Field(default=False)  # only members of the organizations it serves may log in
     status: str = Field(default="awaiting-proof", max_length=20, index=True)
     status_reason: str = Field(default="", max_length=1000)
     source: str = Field(default="registry", max_length=20)  # file (instances.toml) | registry

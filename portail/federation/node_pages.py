@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
-from portail.federation import lifecycle, overview, relocation
+from portail.federation import acceptance, lifecycle, overview, relocation
 from portail.federation.hoster_pages import SOFTWARE_NAMES, refused_on_node
 from portail.federation.lifecycle import NodeEdit
 from portail.federation.models import Instance
@@ -39,6 +39,7 @@ EDIT_FIELDS = (
     "post_logout_redirect_uris",
     "backchannel_logout_uri",
     "contact_email",
+    "members_only",
 )
 
 
@@ -56,6 +57,7 @@ def current_values(instance: Instance) -> dict[str, str]:
         "post_logout_redirect_uris": "\n".join(instance.post_logout_redirect_uris),
         "backchannel_logout_uri": instance.backchannel_logout_uri or "",
         "contact_email": instance.contact_email,
+        "members_only": "true" if instance.members_only else "",
     }
 
 
@@ -72,6 +74,7 @@ def edit_from_form(values: dict[str, str]) -> NodeEdit:
         post_logout_redirect_uris=values["post_logout_redirect_uris"].split(),
         backchannel_logout_uri=values["backchannel_logout_uri"],
         contact_email=values["contact_email"],
+        members_only=values["members_only"] == "true",
     )
 
 
@@ -164,3 +167,22 @@ async def cancel_move(request: Request, member: Member, actor: Actor) -> Respons
         return Done(N_("Changement de domaine annulé."), f"/federation/instances/{slug}")
 
     return await form_action(request, cancel, refused_on_node(request, actor))
+
+
+@members_only
+async def organization_decision(request: Request, member: Member, actor: Actor) -> Response:
+    """The served organization's administrators accept, refuse or withdraw a node."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def decide(form: Any) -> Done:
+        decision = field(form, "decision")
+        await db.run(acceptance.decide, settings, actor, slug, decision, field(form, "reason"))
+        texts = {
+            "accept": N_("Nœud accepté : il apparaît maintenant à vos membres."),
+            "refuse": N_("Nœud refusé; son hébergeur est prévenu."),
+        }
+        text = texts.get(decision, N_("Acceptation retirée : le nœud ne dessert plus vos membres."))
+        return Done(text, local_next(form, f"/federation/instances/{slug}"))
+
+    return await form_action(request, decide)

@@ -31,7 +31,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import hosters, lifecycle, notices, provisioning, verification
+from portail.federation import acceptance, hosters, lifecycle, notices, provisioning, verification
 from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -129,7 +129,7 @@ def _unique_slug(db: Session, wanted: str) -> str:
     return slug
 
 
-def _served_organization(db: Session, actor: Actor, scope: str, organization: str) -> int | None:
+def _served_organization(db: Session, actor: Actor, scope: str, organization: str) -> Organization | None:
     if scope not in SCOPES:
         raise FederationError("Portée inconnue.")
     if scope == "central":
@@ -142,7 +142,7 @@ def _served_organization(db: Session, actor: Actor, scope: str, organization: st
         if scope == "territorial":
             raise FederationError("Choisissez le territoire desservi.")
         raise FederationError("Choisissez l’organisation desservie.")
-    return found.id
+    return found
 
 
 def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, form: NodeForm, base: str) -> Instance:
@@ -155,7 +155,7 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
     name = " ".join(form.name.split())
     if not name or len(name) > 200:
         raise FederationError("Le nom est obligatoire (200 caractères au plus).")
-    organization_id = _served_organization(db, actor, form.scope, form.organization)
+    served = _served_organization(db, actor, form.scope, form.organization)
     key = lifecycle.key_of(base)
     lifecycle.ensure_free(db, settings, key)
     uris = provisioning.derive(
@@ -177,7 +177,6 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         origin_key=key,
         hoster_id=hoster.id,
         scope=form.scope,
-        organization_id=organization_id,
         status="awaiting-proof",
         source="registry",
         provider_identifier=provisioning.check_provider_identifier(form.provider_identifier),
@@ -188,6 +187,8 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         challenge=verification.new_challenge(),
         challenge_issued_at=utcnow(),
     )
+    if served is not None:
+        acceptance.claim(db, settings, actor, instance, served)
     db.add(instance)
     db.flush()
     audit(

@@ -71,6 +71,8 @@ def instance_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
         "organization": db.get(Organization, instance.organization_id) if instance.organization_id else None,
         "links": audience.links_of_instance(db, instance.id or 0),
         "transfer_to": db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None,
+        "restriction_groups": audience.restriction_groups(db, instance),
+        "claimed": db.get(Organization, instance.claimed_organization_id) if instance.claimed_organization_id else None,
         "client": client,
         "is_federation_admin": actor.federation_admin,
         "is_hoster_admin": can_run_hoster(db, actor, instance.hoster_id, admin=True),
@@ -92,6 +94,13 @@ def organization_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
         )
     )
     links = audience.links_of_organization(db, organization.id or 0)
+    claims = db.exec(
+        select(Instance)
+        .where(Instance.claimed_organization_id == organization.id, Instance.status != "retired")
+        .where(col(Instance.organization_status).in_(("requested", "refused", "withdrawn")))
+        .order_by(col(Instance.name))
+        .limit(200)
+    ).all()
     taken = {i.id for i in own} | {inst.id for _l, inst in links}
     available = [
         i
@@ -101,6 +110,7 @@ def organization_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
     return {
         "organization": organization,
         "own_instances": own,
+        "claims": list(claims),
         "links": links,
         "available": available,
         "hosters": hosters.list_hosters(db, "active"),
@@ -169,6 +179,10 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
         )
         if instance.status == "awaiting-proof":
             data["challenge"] = {"token": instance.challenge, "url": verification.challenge_url(instance.base_url)}
+        claimed = db.get(Organization, instance.claimed_organization_id) if instance.claimed_organization_id else None
+        data["claimed_organization"] = claimed.slug if claimed else None
+        data["organization_status"] = instance.organization_status or None
+        data["members_only"] = instance.members_only
         transfer_to = db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None
         data["transfer_to"] = transfer_to.slug if transfer_to else None
         move = instance.extra.get("move")

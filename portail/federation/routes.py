@@ -81,6 +81,7 @@ routes = [
             ("move", node_pages.request_move, "move"),
             ("move/verify", node_pages.verify_move, "move_verify"),
             ("move/cancel", node_pages.cancel_move, "move_cancel"),
+            ("organization", node_pages.organization_decision, "organization"),
         )
     ],
     Route(
@@ -150,6 +151,7 @@ routes = [
             ("move", api.instance_move, "move"),
             ("move/verify", api.instance_move_verify, "move_verify"),
             ("move/cancel", api.instance_move_cancel, "move_cancel"),
+            ("organization", api.instance_organization, "organization"),
         )
     ],
     *[
