@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from portail.federation import api, hoster_pages, node_pages, pages, public
+from portail.federation import api, hoster_pages, node_pages, organization_admin_pages, pages, public
 
 P = "/api/v1/federation"
 
@@ -45,6 +45,18 @@ routes = [
         pages.admin_hoster_decision,
         methods=["POST"],
         name="federation_admin_hoster",
+    ),
+    Route(
+        "/federation/admin/organizations",
+        organization_admin_pages.organizations_page,
+        methods=["GET", "POST"],
+        name="federation_admin_organizations",
+    ),
+    Route(
+        "/federation/admin/organizations/{slug}",
+        organization_admin_pages.organization_edit,
+        methods=["GET", "POST"],
+        name="federation_admin_organization",
     ),
     Route("/federation/hosters/apply", hoster_pages.apply, methods=["GET", "POST"], name="federation_apply"),
     Route("/federation/hosters/{slug}", hoster_pages.hoster_page, methods=["GET"], name="federation_hoster"),
