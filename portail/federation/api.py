@@ -21,6 +21,7 @@ from portail.federation import (
     audience,
     credentials,
     directory,
+    governance,
     hosters,
     lifecycle,
     nodes,
@@ -200,6 +201,31 @@ def _hoster_decision(approve: bool) -> Handler:
 
 hoster_approve = endpoint("federation:admin")(_hoster_decision(True))
 hoster_refuse = endpoint("federation:admin")(_hoster_decision(False))
+
+
+def _hoster_governance(action: str) -> Handler:
+    async def handler(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+        settings, db = deps(request)
+        slug = request.path_params["slug"]
+        actor = _actor(principal)
+        if action == "charter":
+            await db.run(governance.accept_charter, settings, actor, slug)
+        elif action == "reapply":
+            await db.run(governance.reapply, settings, actor, slug, accept_charter=body.get("accept_charter") is True)
+        else:
+            await db.run(governance.govern, settings, actor, slug, action, _text(body, "reason"))
+        return JSONResponse(await db.run(hosters.view_for, actor, slug))
+
+    handler.__name__ = f"hoster_{action}"
+    return handler
+
+
+HOSTER_ENDPOINTS = {
+    action: endpoint("federation:admin" if action in governance.ACTIONS else "federation:write")(
+        _hoster_governance(action)
+    )
+    for action in (*governance.ACTIONS, "charter", "reapply")
+}
 
 
 # ---------------------------------------------------------------- instances

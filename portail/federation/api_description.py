@@ -26,7 +26,8 @@ def describe(prefix: str) -> None:
             "properties": {
                 "slug": string,
                 "name": string,
-                "status": {"enum": ["applied", "active", "suspended", "refused"]},
+                "status": {"enum": ["applied", "active", "suspended", "refused", "excluded"]},
+                "charter_due_at": {"type": "string", "description": "a newer charter must be accepted by then"},
                 "status_reason": string,
                 "website": string,
                 "contact_email": string,
@@ -202,6 +203,24 @@ def describe(prefix: str) -> None:
             summary=text,
             tag="federation",
             scope="federation:admin",
+            request="Reason",
+            response="Hoster",
+            parameters=slug,
+        )
+    for verb, text, scope in (
+        ("suspend", "Suspend a hoster and its active nodes (reason required; members and organizations told)",
+         "federation:admin"),
+        ("reinstate", "Reinstate a suspended hoster and the nodes suspended with it", "federation:admin"),
+        ("exclude", "Exclude a hoster: its nodes are retired (reason required)", "federation:admin"),
+        ("charter", "A hoster administrator accepts the current charter version", "federation:write"),
+        ("reapply", "A refused hoster applies again (accept_charter: true)", "federation:write"),
+    ):  # fmt: skip
+        add(
+            f"{prefix}/hosters/{{slug}}/{verb}",
+            "post",
+            summary=text,
+            tag="federation",
+            scope=scope,
             request="Reason",
             response="Hoster",
             parameters=slug,

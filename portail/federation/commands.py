@@ -14,7 +14,7 @@ from typing import Any
 
 from portail import db as database
 from portail.config import Settings
-from portail.federation import hosters, instances_file, nodes, organizations, overview, probes
+from portail.federation import governance, hosters, instances_file, nodes, organizations, overview, probes
 from portail.federation.organizations import OrganizationForm
 from portail.federation.rules import Actor, FederationError
 from portail.web import translate
@@ -154,6 +154,22 @@ def _hoster_decision(approve: bool) -> Any:
     return handler
 
 
+def _hoster_governance(action: str) -> Any:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        handle = _open(settings)
+        try:
+            with handle.session() as session:
+                status = governance.govern(session, settings, Actor.cli(), args.slug, action, args.reason or "").status
+        except FederationError as exc:
+            return _error(exc)
+        finally:
+            handle.dispose()
+        print(f"Hébergeur {args.slug} : {status} / hoster {args.slug}: {status}")
+        return 0
+
+    return handler
+
+
 def _organization_form(args: argparse.Namespace) -> OrganizationForm:
     return OrganizationForm(
         name=args.name,
@@ -263,3 +279,12 @@ def register(subparsers: Any) -> None:
     refuse.add_argument("slug")
     refuse.add_argument("--reason", required=True)
     refuse.set_defaults(handler=_hoster_decision(False))
+    for action, text in (
+        ("suspend", "Suspendre avec ses nœuds / suspend with its nodes"),
+        ("reinstate", "Rétablir avec ses nœuds / reinstate with its nodes"),
+        ("exclude", "Exclure, ses nœuds retirés / exclude, its nodes retired"),
+    ):
+        governed = hsub.add_parser(action, help=text)
+        governed.add_argument("slug")
+        governed.add_argument("--reason", required=action != "reinstate", default="")
+        governed.set_defaults(handler=_hoster_governance(action))

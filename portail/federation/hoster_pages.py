@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
-from portail.federation import audience, hosters, nodes, overview, snippets
+from portail.federation import audience, governance, hosters, nodes, overview, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
 from portail.federation.nodes import NodeForm
@@ -61,7 +61,8 @@ async def hoster_page(request: Request, member: Member, actor: Actor) -> Respons
         data = await db.run(overview.hoster_page, actor, request.path_params["slug"])
     except FederationError as exc:
         return failure(request, exc)
-    return render(request, "federation/hoster.html", {**data, "software_names": SOFTWARE_NAMES})
+    context = {**data, "software_names": SOFTWARE_NAMES, "charter_version": _s.federation_charter_version}
+    return render(request, "federation/hoster.html", context)
 
 
 @members_only
@@ -242,3 +243,42 @@ async def link_decision(request: Request, member: Member, actor: Actor) -> Respo
         return Done(text, local_next(form, f"/federation/links/{link.id}"))
 
     return await form_action(request, decide)
+
+
+@members_only
+async def hoster_governance(request: Request, member: Member, actor: Actor) -> Response:
+    """Federation administrators: suspend, reinstate or exclude a hoster (its nodes follow)."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def govern(form: Any) -> Done:
+        await db.run(governance.govern, settings, actor, slug, field(form, "action"), field(form, "reason"))
+        return Done(N_("Décision enregistrée; l’hébergeur et les organisations desservies sont prévenus."),
+                    "/federation/admin")  # fmt: skip
+
+    return await form_action(request, govern)
+
+
+@members_only
+async def hoster_charter(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def accept(_form: Any) -> Done:
+        await db.run(governance.accept_charter, settings, actor, slug)
+        return Done(N_("Charte acceptée."), f"/federation/hosters/{slug}")
+
+    return await form_action(request, accept)
+
+
+@members_only
+async def hoster_reapply(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def reapply(form: Any) -> Done:
+        accepted = form.get("accept_charter") == "on"
+        await db.run(governance.reapply, settings, actor, slug, accept_charter=accepted)
+        return Done(N_("Votre nouvelle demande est enregistrée."), f"/federation/hosters/{slug}")
+
+    return await form_action(request, reapply)

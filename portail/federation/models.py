@@ -15,7 +15,7 @@ from portail.db import utcnow
 SOFTWARE = ("nextcloud", "matrix", "passerelles", "praxis", "discourse", "other")
 SCOPES = ("central", "organization", "territorial")
 INSTANCE_STATUSES = ("awaiting-proof", "awaiting-approval", "active", "suspended", "retired")
-HOSTER_STATUSES = ("applied", "active", "suspended", "refused")
+HOSTER_STATUSES = ("applied", "active", "suspended", "refused", "excluded")
 
 
 class Hoster(SQLModel, table=True):
@@ -30,6 +30,7 @@ class Hoster(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=2)
     charter_version: str = Field(default="", max_length=40)
     charter_accepted_at: dt.datetime | None = None
+    charter_due_at: dt.datetime | None = None  # a newer charter must be accepted by then (governance.py)
     status: str = Field(default="applied", max_length=20)
     status_reason: str = Field(default="", max_length=1000)
     client_id: str | None = Field(default=None, max_length=100)  # its client_credentials client for the API

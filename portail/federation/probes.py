@@ -43,7 +43,7 @@ from sqlmodel import Session, select
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import availability, lifecycle, notices, verification
+from portail.federation import availability, governance, lifecycle, notices, verification
 from portail.federation.models import Hoster, Instance
 from portail.federation.verification import Refused
 from portail.web import N_
@@ -359,7 +359,8 @@ def leadership_for(settings: Settings, db: Database) -> Leadership:
 
 class Prober:
     """The background task: waits, takes leadership if it can, probes, records, retires the
-    registrations whose domain proof is overdue, repeats."""
+    registrations whose domain proof is overdue, gives hosters behind on the charter their deadline
+    (suspending those past it), repeats."""
 
     def __init__(self, settings: Settings, db: Database, *, first_delay: float | None = None) -> None:
         self.settings = settings
@@ -377,6 +378,7 @@ class Prober:
                 if await leadership.acquire():
                     await run_round(self.settings, self.db)
                     await self.db.run(lifecycle.expire_unproven, self.settings)  # releases their URLs
+                    await self.db.run(governance.charter_sweep, self.settings)
                     self.rounds += 1
             except asyncio.CancelledError:
                 raise

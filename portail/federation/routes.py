@@ -58,6 +58,24 @@ routes = [
         methods=["GET", "POST"],
         name="federation_admin_organization",
     ),
+    Route(
+        "/federation/admin/hosters/{slug}/governance",
+        hoster_pages.hoster_governance,
+        methods=["POST"],
+        name="federation_admin_hoster_governance",
+    ),
+    Route(
+        "/federation/hosters/{slug}/charter",
+        hoster_pages.hoster_charter,
+        methods=["POST"],
+        name="federation_hoster_charter",
+    ),
+    Route(
+        "/federation/hosters/{slug}/reapply",
+        hoster_pages.hoster_reapply,
+        methods=["POST"],
+        name="federation_hoster_reapply",
+    ),
     Route("/federation/hosters/apply", hoster_pages.apply, methods=["GET", "POST"], name="federation_apply"),
     Route("/federation/hosters/{slug}", hoster_pages.hoster_page, methods=["GET"], name="federation_hoster"),
     Route(
@@ -148,6 +166,10 @@ routes = [
     Route(f"{P}/hosters/{{slug}}", api.hoster_get, methods=["GET"], name="api_federation_hoster"),
     Route(f"{P}/hosters/{{slug}}/approve", api.hoster_approve, methods=["POST"], name="api_federation_hoster_approve"),
     Route(f"{P}/hosters/{{slug}}/refuse", api.hoster_refuse, methods=["POST"], name="api_federation_hoster_refuse"),
+    *[
+        Route(f"{P}/hosters/{{slug}}/{action}", handler, methods=["POST"], name=f"api_federation_hoster_{action}")
+        for action, handler in api.HOSTER_ENDPOINTS.items()
+    ],
     Route(f"{P}/instances", api.instance_register, methods=["POST"], name="api_federation_instance_register"),
     Route(f"{P}/instances", api.instance_list, methods=["GET"], name="api_federation_instances"),
     Route(f"{P}/instances/{{slug}}", api.instance_get, methods=["GET"], name="api_federation_instance"),
