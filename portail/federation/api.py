@@ -246,6 +246,7 @@ async def instance_register(request: Request, principal: Principal | None, body:
         backchannel_logout_uri=_text(body, "backchannel_logout_uri"),
         slug=_text(body, "slug"),
         push_notifications=_flag(body, "push_notifications"),
+        jwks_uri=_text(body, "jwks_uri"),
     )
     instance = await nodes.register(db, settings, _actor(principal), _text(body, "hoster"), form)
     view = await db.run(overview.view_for, _actor(principal), instance.slug)
@@ -289,6 +290,7 @@ EDITABLE = (
     "backchannel_logout_uri",
     "contact_email",
     "members_only",
+    "jwks_uri",
 )
 
 
@@ -324,6 +326,7 @@ async def instance_edit(request: Request, principal: Principal | None, body: dic
         backchannel_logout_uri=_given(body, "backchannel_logout_uri"),
         contact_email=_given(body, "contact_email"),
         members_only=_flag(body, "members_only"),
+        jwks_uri=_given(body, "jwks_uri"),
     )
     slug = request.path_params["slug"]
     instance, changed = await db.run(lifecycle.edit, settings, _actor(principal), slug, change)
@@ -420,8 +423,10 @@ DECISION_ENDPOINTS = {
 @endpoint("federation:write")
 async def instance_secret(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
     settings, db = deps(request)
+    seen = _text(body, "rotated_at") if "rotated_at" in body else None
+    revoke_now = _flag(body, "revoke_previous") is True
     instance, client_id, secret = await db.run(
-        nodes.reveal_secret, settings, _actor(principal), request.path_params["slug"]
+        nodes.reveal_secret, settings, _actor(principal), request.path_params["slug"], revoke_now=revoke_now, seen=seen
     )
     data = {
         "client_id": client_id,

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
+from portail.db import utcnow
 from portail.federation import audience, governance, hosters, nodes, overview, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
@@ -131,6 +132,7 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
             "post_logout_redirect_uris",
             "backchannel_logout_uri",
             "push_notifications",
+            "jwks_uri",
         )
     }
     context["values"] = values
@@ -145,6 +147,7 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
         post_logout_redirect_uris=values["post_logout_redirect_uris"].split(),
         backchannel_logout_uri=values["backchannel_logout_uri"],
         push_notifications=values["push_notifications"],
+        jwks_uri=values["jwks_uri"],
     )
     try:
         instance = await nodes.register(db, settings, actor, slug, node)
@@ -164,7 +167,14 @@ async def _instance(request: Request, actor: Actor, error: str = "", status: int
     shown = instance.status == "active" and instance.client_id and not data["view"]["secret_pending"]
     groups = data["restriction_groups"]
     configuration = snippets.for_instance(settings.issuer, instance, instance.client_id, None, groups) if shown else []
-    context = {**data, "software_names": SOFTWARE_NAMES, "error": error, "snippets": configuration}
+    context = {
+        **data,
+        "software_names": SOFTWARE_NAMES,
+        "error": error,
+        "snippets": configuration,
+        "grace_hours": settings.secret_rotation_grace_hours,
+        "now": utcnow(),
+    }
     return render(request, "federation/instance.html", context, status)
 
 
@@ -212,11 +222,15 @@ async def instance_decision(request: Request, member: Member, actor: Actor) -> R
 async def instance_secret(request: Request, member: Member, actor: Actor) -> Response:
     """Re-key the client and show the secret once, with the configuration to paste."""
     settings, db = deps(request)
-    _form, error = await form_or_error(request)
+    form, error = await form_or_error(request)
     if error:
         return error
+    seen = field(form, "rotated_at") if "rotated_at" in form else None  # the node page's form always has it
+    revoke_now = form.get("revoke_now") == "on"
     try:
-        instance, client_id, secret = await db.run(nodes.reveal_secret, settings, actor, request.path_params["slug"])
+        instance, client_id, secret = await db.run(
+            nodes.reveal_secret, settings, actor, request.path_params["slug"], revoke_now=revoke_now, seen=seen
+        )
     except FederationError as exc:
         return await _instance(request, actor, message(request, exc), exc.status)
     context = {

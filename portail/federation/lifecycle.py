@@ -116,6 +116,7 @@ class NodeEdit:
     backchannel_logout_uri: str | None = None
     contact_email: str | None = None
     members_only: bool | None = None  # only members of the organizations it serves may log in
+    jwks_uri: str | None = None  # set: the client authenticates with private_key_jwt; "" back to its secret
 
 
 def _login_url(value: str, instance: Instance) -> str | None:
@@ -127,6 +128,19 @@ def _login_url(value: str, instance: Instance) -> str | None:
         raise FederationError(
             "L’adresse de connexion doit être sur la même origine que l’adresse de base (%(base)s), sans fragment.",
             base=instance.base_url,
+        )
+    return value
+
+
+def checked_jwks_uri(value: str, base_url: str) -> str | None:
+    """A node's ``jwks_uri`` for ``private_key_jwt`` (same origin as its base URL); ``""`` → ``None``."""
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > 1000 or urlsplit(value).fragment or not provisioning.same_origin(value, base_url):
+        raise FederationError(
+            "L’adresse des clés (jwks_uri) doit être sur la même origine que l’adresse de base (%(base)s).",
+            base=base_url,
         )
     return value
 
@@ -152,6 +166,7 @@ def _snapshot(instance: Instance) -> dict[str, object]:
         "backchannel_logout_uri": instance.backchannel_logout_uri,
         "contact_email": instance.contact_email,
         "members_only": instance.members_only,
+        "jwks_uri": instance.extra.get("jwks_uri"),
     }
 
 
@@ -181,6 +196,10 @@ def _apply(instance: Instance, change: NodeEdit) -> list[str]:
         instance.push_notifications = provisioning.push_setting(change.push_notifications, instance.software)
     if change.contact_email is not None:
         instance.contact_email = _contact(change.contact_email)
+    if change.jwks_uri is not None:
+        extra = {k: v for k, v in instance.extra.items() if k != "jwks_uri"}
+        found = checked_jwks_uri(change.jwks_uri, instance.base_url)
+        instance.extra = {**extra, "jwks_uri": found} if found else extra
     if change.members_only is not None:
         if change.members_only and instance.scope == "central":
             raise FederationError("Une instance centrale sert tous les membres : elle ne peut pas être réservée.")

@@ -40,6 +40,7 @@ EDIT_FIELDS = (
     "backchannel_logout_uri",
     "contact_email",
     "members_only",
+    "jwks_uri",
 )
 
 
@@ -58,6 +59,7 @@ def current_values(instance: Instance) -> dict[str, str]:
         "backchannel_logout_uri": instance.backchannel_logout_uri or "",
         "contact_email": instance.contact_email,
         "members_only": "true" if instance.members_only else "",
+        "jwks_uri": str(instance.extra.get("jwks_uri") or ""),
     }
 
 
@@ -75,6 +77,7 @@ def edit_from_form(values: dict[str, str]) -> NodeEdit:
         backchannel_logout_uri=values["backchannel_logout_uri"],
         contact_email=values["contact_email"],
         members_only=values["members_only"] == "true",
+        jwks_uri=values["jwks_uri"],
     )
 
 

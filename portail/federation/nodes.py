@@ -22,6 +22,7 @@ and every refusal is written to the audit log.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,6 +71,7 @@ class NodeForm:
     backchannel_logout_uri: str = ""
     slug: str = ""
     push_notifications: bool | str | None = None  # None or "": the software's default
+    jwks_uri: str = ""  # given: the client authenticates with private_key_jwt (keys fetched there)
 
 
 def normalize_base_url(raw: str, settings: Settings) -> str:
@@ -187,6 +189,9 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         challenge=verification.new_challenge(),
         challenge_issued_at=utcnow(),
     )
+    jwks_uri = lifecycle.checked_jwks_uri(form.jwks_uri, base)
+    if jwks_uri:
+        instance.extra = {**instance.extra, "jwks_uri": jwks_uri}
     if served is not None:
         acceptance.claim(db, settings, actor, instance, served)
     db.add(instance)
@@ -353,15 +358,30 @@ def _reactivate(db: Session, settings: Settings, instance: Instance) -> str:
     return "active"
 
 
-def reveal_secret(db: Session, settings: Settings, actor: Actor, slug: str) -> tuple[Instance, str, str]:
-    """Give the hoster a new client secret, shown once (re-keys the client)."""
-    instance = get_for(db, actor, slug)
+def reveal_secret(
+    db: Session, settings: Settings, actor: Actor, slug: str, *, revoke_now: bool = False, seen: str | None = None
+) -> tuple[Instance, str, str]:
+    """Give a hoster administrator a new client secret, shown once. The first one is issued after
+    approval; a rotation keeps the previous secret working for ``secret_rotation_grace_hours`` unless
+    ``revoke_now``. ``seen`` is the rotation date the form was drawn with (``""`` for none): a second
+    submission of the same form finds it changed and rotates nothing."""
+    instance = get(db, slug)
+    require_hoster(db, actor, instance.hoster_id, admin=True)
     if instance.status != "active":
         raise FederationError("Le nœud doit être actif.", status=409, code="conflict")
     if provisioning.client_of(db, instance) is None:
         provisioning.provision(db, settings, instance)
-    secret = provisioning.rotate(db, instance)
+    client = provisioning.client_of(db, instance)
+    current = client.secret_rotated_at.isoformat() if client and client.secret_rotated_at else ""
+    if seen is not None and seen != current:
+        raise FederationError(
+            "Le secret vient déjà d’être renouvelé (formulaire envoyé deux fois?). Rechargez la page du nœud.",
+            status=409,
+            code="conflict",
+        )
     first = bool(instance.extra.get("secret_pending"))
+    grace = None if first or revoke_now else dt.timedelta(hours=settings.secret_rotation_grace_hours)
+    secret = provisioning.rotate(db, instance, grace)
     instance.extra = {k: v for k, v in instance.extra.items() if k != "secret_pending"}
     instance.updated_at = utcnow()
     db.add(instance)
@@ -371,6 +391,21 @@ def reveal_secret(db: Session, settings: Settings, actor: Actor, slug: str) -> t
         actor_id=actor.member_id,
         subject_type="instance",
         subject_id=slug,
+        reason="" if first else ("previous revoked" if revoke_now else f"previous valid {grace}"),
         ip_address=actor.ip_address,
     )
+    hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
+    if hoster is not None and not first:
+        until = (utcnow() + grace).strftime("%Y-%m-%d %H:%M UTC") if grace else ""
+        notices.send(
+            settings,
+            notices.hoster_recipients(db, settings, hoster),
+            N_("Secret renouvelé : %(instance)s"),
+            N_("Le secret du client de %(instance)s a été renouvelé. L’ancien reste valide jusqu’au %(until)s.")
+            if grace
+            else N_("Le secret du client de %(instance)s a été renouvelé; l’ancien est révoqué immédiatement."),
+            link=f"{settings.issuer}/federation/instances/{slug}",
+            instance=instance.name,
+            until=until,
+        )
     return instance, instance.client_id or "", secret

@@ -183,6 +183,7 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
         data["claimed_organization"] = claimed.slug if claimed else None
         data["organization_status"] = instance.organization_status or None
         data["members_only"] = instance.members_only
+        data["jwks_uri"] = instance.extra.get("jwks_uri")
         transfer_to = db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None
         data["transfer_to"] = transfer_to.slug if transfer_to else None
         move = instance.extra.get("move")

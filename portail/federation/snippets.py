@@ -150,7 +150,11 @@ def generic(issuer: str, instance: Instance, client_id: str, secret: str | None)
         f"discovery = {discovery_url(issuer)}",
         f"client_id = {client_id}",
         f"client_secret = {secret or SECRET_PLACEHOLDER}",
-        "token_endpoint_auth_method = client_secret_basic (client_secret_post)",
+        (
+            f"token_endpoint_auth_method = private_key_jwt (jwks_uri = {instance.extra['jwks_uri']})"
+            if instance.extra.get("jwks_uri")
+            else "token_endpoint_auth_method = client_secret_basic (client_secret_post)"
+        ),
         "scopes = openid profile email groups offline_access",
         *[f"redirect_uri = {u}" for u in instance.redirect_uris],
         *[f"post_logout_redirect_uri = {u}" for u in instance.post_logout_redirect_uris],
