@@ -70,10 +70,11 @@ def describe(prefix: str) -> None:
                 "status": {"enum": ["awaiting-proof", "awaiting-approval", "active", "suspended", "retired"]},
                 "hoster": string,
                 "organization": string,
-                "health": {"enum": ["unknown", "up", "down"]},
+                "health": {"enum": ["unknown", "up", "degraded", "down"]},
                 "availability": {
-                    "enum": ["demo", "new", "up", "down"],
-                    "description": "what members are shown: demo entry, not reached yet, up, down after being up",
+                    "enum": ["demo", "new", "up", "degraded", "down"],
+                    "description": "what members are shown: demo entry, not reached yet, up, degraded (slow or "
+                    "partial answer), down after being up",
                 },
                 "software_version": string,
                 "client_id": string,

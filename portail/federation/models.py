@@ -91,7 +91,7 @@ class Instance(SQLModel, table=True):
     approved_at: dt.datetime | None = None
     approved_by: int | None = None
     # -- health, written by the prober only
-    health: str = Field(default="unknown", max_length=10)  # unknown | up | down
+    health: str = Field(default="unknown", max_length=10)  # unknown | up | degraded | down
     latency_ms: int | None = None
     software_version: str | None = Field(default=None, max_length=100)
     consecutive_failures: int = Field(default=0)
@@ -102,6 +102,18 @@ class Instance(SQLModel, table=True):
     demo: bool = Field(default=False)  # a demonstration entry (instances.toml ``demo = true``): never probed
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ProbeSample(SQLModel, table=True):
+    """One probe's outcome, kept ``UPTIME_DAYS`` for the 30-day uptime (probes.py)."""
+
+    __tablename__ = "probe_sample"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: int = Field(foreign_key="instance.id", index=True)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    state: str = Field(max_length=10)  # up | degraded | down
+    latency_ms: int | None = None
 
 
 class InstanceLink(SQLModel, table=True):

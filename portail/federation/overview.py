@@ -38,7 +38,8 @@ def hoster_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
     return {
         "hoster": hoster,
         "people": hosters.people(db, hoster.id or 0),
-        "instances": nodes.list_instances(db, hoster_id=hoster.id),
+        "instances": (own := nodes.list_instances(db, hoster_id=hoster.id)),
+        "uptime": availability.uptime(db, [i.id or 0 for i in own]),
         "incoming": list(
             db.exec(
                 select(Instance).where(Instance.transfer_to_id == hoster.id, Instance.status != "retired").limit(100)
