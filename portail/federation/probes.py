@@ -16,7 +16,8 @@ Demo instances and names reserved never to resolve are not probed (``availabilit
 Results land on the ``Instance`` row (health — up, degraded when slower than ``probe_degraded_ms``
 or answering partially, down —, latency, version, consecutive failures, last error, ``last_up_at``)
 and in ``ProbeSample`` (kept ``availability.UPTIME_DAYS``, for the 30-day uptime shown on the directory and the
-hoster's page);
+hoster's page); the certificate of each reached https node is read, and its hoster warned
+``certificates.CERT_WARNING_DAYS`` (14) days before it expires;
 after ``probe_failures_before_alert`` failures in a row the hoster is mailed once, and again when
 the instance comes back. Pages only read those columns: no member-facing request waits for a probe.
 
@@ -46,7 +47,7 @@ from sqlmodel import Session, col, select
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import availability, governance, lifecycle, notices, verification
+from portail.federation import availability, certificates, governance, lifecycle, notices, verification
 from portail.federation.models import Hoster, Instance, ProbeSample
 from portail.federation.verification import Refused
 from portail.web import N_
@@ -254,7 +255,22 @@ async def run_round(settings: Settings, db: Database, slugs: set[str] | None = N
     async with verification.client(settings) as http:
         results = list(await asyncio.gather(*(one(t, http) for t in targets)))
     await db.run(record_all, settings, results)
+    await check_certificates(settings, db, [t for t, r in results if r.up])
     return results
+
+
+async def check_certificates(settings: Settings, db: Database, targets: list[Target]) -> None:
+    """Read each reached https node's certificate expiry; hosters are warned ahead (certificates.py)."""
+    gate = asyncio.Semaphore(max(1, settings.probe_concurrency))
+
+    async def one(target: Target) -> tuple[Target, dt.datetime | None]:
+        async with gate:
+            return target, await certificates.expiry(settings, target.base_url)
+
+    found = await asyncio.gather(*(one(t) for t in targets if t.base_url.startswith("https://")))
+    for target, not_after in found:
+        if not_after is not None:
+            await db.run(certificates.record_expiry, settings, target.id, not_after)
 
 
 def record_all(db: Session, settings: Settings, results: list[tuple[Target, Result]]) -> None:
