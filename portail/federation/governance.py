@@ -9,6 +9,7 @@ refusal, and acceptance of a new charter version.
   federation suspended on their own).
 - **Exclude** (``active | suspended → excluded``, reason required): every node not yet retired is
   retired (its URL released). An excluded hoster cannot act again.
+- The hoster's own API client is disabled (its tokens revoked) while it is suspended or excluded.
 - Each time the hoster is mailed (its contact and administrators), and so are the administrators of
   every organization or territory its nodes served.
 - **Re-apply**: a refused hoster's administrator applies again, accepting the current charter; the
@@ -31,6 +32,7 @@ from portail.db import utcnow
 from portail.federation import audience, hosters, notices, provisioning
 from portail.federation.models import Hoster, Instance
 from portail.federation.rules import Actor, FederationError, require_federation_admin, require_hoster
+from portail.oidc import clients, tokens
 from portail.web import N_
 
 ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -119,6 +121,7 @@ def _apply(
             changed.append(instance)
             audit(db, f"instance.{action}_with_hoster", actor_id=actor.member_id, subject_type="instance",
                   subject_id=instance.slug, reason=reason)  # fmt: skip
+    _api_client(db, hoster, enabled=action == "reinstate", reason=reason)
     hoster.status, hoster.status_reason, hoster.decided_at = new_status, reason[:1000], now
     if action == "reinstate":
         hoster.charter_due_at = None  # still behind on the charter: the next sweep gives a fresh deadline
@@ -127,6 +130,18 @@ def _apply(
           reason=reason, ip_address=actor.ip_address)  # fmt: skip
     _tell(db, settings, hoster, action, reason, changed)
     return hoster
+
+
+def _api_client(db: Session, hoster: Hoster, *, enabled: bool, reason: str) -> None:
+    """The hoster's own API client follows it: disabled (tokens revoked) while suspended or excluded."""
+    client = clients.get_client(db, hoster.client_id) if hoster.client_id else None
+    if client is None:
+        return
+    if enabled:
+        clients.enable_client(db, client)
+    else:
+        clients.disable_client(db, client)
+        tokens.revoke_client_tokens(db, client.client_id, f"hoster withdrawn: {reason}"[:200])
 
 
 def _tell(db: Session, settings: Settings, hoster: Hoster, action: str, reason: str, nodes: list[Instance]) -> None:

@@ -6,6 +6,7 @@ accepted within the grace period, shown on the hoster's page, or the hoster is s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ def test_a_suspended_hoster_takes_its_nodes_along_and_everyone_concerned_is_told
     slug, client_id, secret = approved_node(client, alice, admin, hoster, stub_server)
     pending = register(client, alice, hoster, "matrix", f"{stub_server.url}/chat").json()["slug"]
     redirect_uri = f"{stub_server.url}/apps/user_oidc/code"
+    page = client.get(f"/federation/hosters/{hoster}")
+    issued = client.post(f"/federation/hosters/{hoster}/api-client", data={"csrf_token": csrf_from(page.text)})
+    api_id = re.search(r'id="client-id">([^<]+)<', issued.text).group(1)  # type: ignore[union-attr]
+    api_secret = re.search(r'id="client-secret">([^<]+)<', issued.text).group(1)  # type: ignore[union-attr]
+
+    def api_token() -> int:
+        data = {"grant_type": "client_credentials", "scope": "federation:read"}
+        return client.post("/token", data=data, auth=(api_id, api_secret)).status_code
+
+    assert api_token() == 200
     with TestClient(app, base_url=BASE_URL, follow_redirects=False) as carol:
         login(carol, "carol@example.org")
         assert decide(carol, slug, "accept").status_code == 303
@@ -55,6 +66,7 @@ def test_a_suspended_hoster_takes_its_nodes_along_and_everyone_concerned_is_told
         assert node.status == "suspended" and node.extra.get("with_hoster")
         assert "est suspendu" in dave.get("/").text  # dave is told in the portal's inbox
         assert flow.authorize().status_code == 400  # logins through the node are refused
+        assert api_token() == 401  # and the hoster's own API client is disabled
         for address in ("tech@coop.example", "carol@example.org"):
             assert any("Hébergeur suspendu" in s for s in subjects(settings, address)), address
         told = [m for m in outbox(settings) if str(m["To"]) == "carol@example.org" and "suspendu" in str(m["Subject"])]
@@ -63,6 +75,7 @@ def test_a_suspended_hoster_takes_its_nodes_along_and_everyone_concerned_is_told
         reinstated = call(client, "POST", f"{P}/hosters/{hoster}/reinstate", admin, {})
         assert reinstated.status_code == 200 and reinstated.json()["status"] == "active"
         assert instance_row(settings, slug).status == "active" and "code" in flow.code()
+        assert api_token() == 200
         assert any("Hébergeur rétabli" in s for s in subjects(settings, "carol@example.org"))
 
     assert call(client, "POST", f"{P}/hosters/{hoster}/exclude", alice, {"reason": "x"}).status_code == 403
