@@ -89,7 +89,11 @@ class Settings:
     probe_interval_seconds: int = 300
     probe_concurrency: int = 10
     probe_failures_before_alert: int = 3
+    probe_degraded_ms: int = 2000
     federation_charter_version: str = "2026-11"
+    federation_unproven_days: int = 7
+    secret_rotation_grace_hours: int = 24
+    federation_charter_grace_days: int = 30
     api_token_max_days: int = 365
     # -- notifications
     inbox_budget_seconds: float = 1.5
@@ -183,8 +187,12 @@ SETTINGS_DOC: dict[str, str] = {
     "outbound_max_bytes": "Most bytes read from an instance's answer",
     "probe_interval_seconds": "Interval between health probes of instances (0 turns the prober off)",
     "probe_concurrency": "Instances probed at once",
+    "probe_degraded_ms": "An instance answering slower than this (milliseconds) is shown as degraded",
     "probe_failures_before_alert": "Consecutive failed probes before the instance's hoster is mailed",
     "federation_charter_version": "Version of the federation charter a hoster accepts when applying",
+    "federation_charter_grace_days": "Days a hoster has to accept a new charter version before it is suspended",
+    "secret_rotation_grace_hours": "Hours a node's previous client secret keeps working after a rotation",
+    "federation_unproven_days": "Days after which a registration that never proved its domain expires (URL released)",
     "api_token_max_days": "Longest lifetime of a personal API token (days)",
     "inbox_budget_seconds": "Longest time the inbox waits for instances",
     "notification_retention_days": "Notifications older than this are purged",

@@ -114,6 +114,7 @@ class Organization(SQLModel, table=True):
     locality: str | None = Field(default=None, max_length=200)  # MRC or neighbourhood
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     website: str | None = Field(default=None, max_length=500)
+    contact_email: str = Field(default="", max_length=320)  # recorded by the federation (federation_0006)
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 

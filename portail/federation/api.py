@@ -15,19 +15,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portail.federation import (
+    acceptance,
     api_description,
     audience,
     credentials,
     directory,
+    governance,
     hosters,
+    lifecycle,
     nodes,
     openapi,
     overview,
     provisioning,
+    relocation,
     snippets,
 )
 from portail.federation.credentials import BearerError, Principal
 from portail.federation.hosters import Application
+from portail.federation.lifecycle import NodeEdit
 from portail.federation.nodes import NodeForm
 from portail.federation.pages import client_ip, deps
 from portail.federation.rules import FederationError
@@ -71,6 +76,11 @@ def _list(data: dict[str, Any], key: str) -> list[str]:
     return [v.strip() for v in value]
 
 
+def _given(data: dict[str, Any], key: str) -> str | None:
+    """A text field of a ``PATCH`` body: ``None`` when absent (left as it is)."""
+    return _text(data, key) if key in data else None
+
+
 def _flag(data: dict[str, Any], key: str) -> bool | None:
     value = data.get(key)
     if value is not None and not isinstance(value, bool):
@@ -89,7 +99,7 @@ def endpoint(scope: str | None) -> Callable[[Handler], Callable[[Request], Await
                 if scope:
                     header = request.headers.get("authorization")
                     principal = await db.run(credentials.authenticate, settings, header, scope, client_ip(request))
-                body = await _body(request) if request.method in ("POST", "PUT") else {}
+                body = await _body(request) if request.method in ("POST", "PUT", "PATCH", "DELETE") else {}
                 return await handler(request, principal, body)
             except BearerError as exc:
                 challenge = f'Bearer error="{exc.code}", error_description="{exc.description}"'
@@ -177,6 +187,31 @@ hoster_approve = endpoint("federation:admin")(_hoster_decision(True))
 hoster_refuse = endpoint("federation:admin")(_hoster_decision(False))
 
 
+def _hoster_governance(action: str) -> Handler:
+    async def handler(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+        settings, db = deps(request)
+        slug = request.path_params["slug"]
+        actor = _actor(principal)
+        if action == "charter":
+            await db.run(governance.accept_charter, settings, actor, slug)
+        elif action == "reapply":
+            await db.run(governance.reapply, settings, actor, slug, accept_charter=body.get("accept_charter") is True)
+        else:
+            await db.run(governance.govern, settings, actor, slug, action, _text(body, "reason"))
+        return JSONResponse(await db.run(hosters.view_for, actor, slug))
+
+    handler.__name__ = f"hoster_{action}"
+    return handler
+
+
+HOSTER_ENDPOINTS = {
+    action: endpoint("federation:admin" if action in governance.ACTIONS else "federation:write")(
+        _hoster_governance(action)
+    )
+    for action in (*governance.ACTIONS, "charter", "reapply")
+}
+
+
 # ---------------------------------------------------------------- instances
 
 
@@ -195,6 +230,7 @@ async def instance_register(request: Request, principal: Principal | None, body:
         backchannel_logout_uri=_text(body, "backchannel_logout_uri"),
         slug=_text(body, "slug"),
         push_notifications=_flag(body, "push_notifications"),
+        jwks_uri=_text(body, "jwks_uri"),
     )
     instance = await nodes.register(db, settings, _actor(principal), _text(body, "hoster"), form)
     view = await db.run(overview.view_for, _actor(principal), instance.slug)
@@ -225,6 +261,132 @@ async def instance_verify(request: Request, principal: Principal | None, body: d
     return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
 
 
+EDITABLE = (
+    "version",
+    "name",
+    "description",
+    "login_url",
+    "provider_identifier",
+    "nextcloud_provider_id",
+    "push_notifications",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "contact_email",
+    "members_only",
+    "jwks_uri",
+)
+
+
+async def _configuration(request: Request, instance: Any) -> list[dict[str, str]]:
+    """The configuration snippets with a placeholder for the secret (never shown again)."""
+    settings, db = deps(request)
+    groups = await db.run(audience.restriction_groups, instance)
+    return [
+        {"title": translate("en", s.title), "language": s.language, "text": s.text}
+        for s in snippets.for_instance(settings.issuer, instance, instance.client_id or "", None, groups)
+    ]
+
+
+@endpoint("federation:write")
+async def instance_edit(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """``PATCH``: change the keys given (``version`` refuses a concurrent edit with a 409)."""
+    settings, db = deps(request)
+    unknown = sorted(set(body) - set(EDITABLE))
+    if unknown:
+        raise BadBody(f"Unknown or read-only keys: {', '.join(unknown)[:200]}.")
+    change = NodeEdit(
+        version=_given(body, "version"),
+        name=_given(body, "name"),
+        description=_given(body, "description"),
+        login_url=_given(body, "login_url"),
+        provider_identifier=_given(body, "provider_identifier"),
+        nextcloud_provider_id=_given(body, "nextcloud_provider_id"),
+        push_notifications=_flag(body, "push_notifications"),
+        redirect_uris=_list(body, "redirect_uris") if "redirect_uris" in body else None,
+        post_logout_redirect_uris=(
+            _list(body, "post_logout_redirect_uris") if "post_logout_redirect_uris" in body else None
+        ),
+        backchannel_logout_uri=_given(body, "backchannel_logout_uri"),
+        contact_email=_given(body, "contact_email"),
+        members_only=_flag(body, "members_only"),
+        jwks_uri=_given(body, "jwks_uri"),
+    )
+    slug = request.path_params["slug"]
+    instance, changed = await db.run(lifecycle.edit, settings, _actor(principal), slug, change)
+    view = await db.run(overview.view_for, _actor(principal), slug)
+    shown = instance.status == "active" and instance.client_id
+    return JSONResponse(
+        {**view, "changed": changed, "snippets": await _configuration(request, instance) if shown else []}
+    )
+
+
+@endpoint("federation:write")
+async def instance_delete(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """``DELETE``: retire the node (a reason, in the body or ``?reason=``); its URL is released."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    reason = _text(body, "reason") or request.query_params.get("reason", "")[:1000]
+    await db.run(nodes.decide, settings, _actor(principal), slug, "retire", reason)
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_transfer(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    await db.run(relocation.offer_transfer, settings, _actor(principal), slug, _text(body, "hoster"))
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_transfer_decision(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """The receiving hoster accepts or refuses; the offering hoster withdraws with ``accept: false``."""
+    settings, db = deps(request)
+    accept = body.get("accept")
+    if not isinstance(accept, bool):
+        raise BadBody("'accept' must be true or false.")
+    instance = await db.run(
+        relocation.answer_transfer, settings, _actor(principal), request.path_params["slug"], accept=accept
+    )
+    return JSONResponse({"slug": instance.slug, "transfer": "accepted" if accept else "cancelled"})
+
+
+@endpoint("federation:write")
+async def instance_move(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    await relocation.request_move(db, settings, _actor(principal), slug, _text(body, "base_url"))
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_move_verify(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    instance = await relocation.verify_move(db, settings, _actor(principal), slug)
+    view = await db.run(overview.view_for, _actor(principal), slug)
+    return JSONResponse({**view, "snippets": await _configuration(request, instance) if instance.client_id else []})
+
+
+@endpoint("federation:write")
+async def instance_move_cancel(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    _s, db = deps(request)
+    slug = request.path_params["slug"]
+    await db.run(relocation.cancel_move, _actor(principal), slug)
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_organization(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """The served organization's administrators: ``decision`` accept | refuse | withdraw."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    decision, reason = _text(body, "decision"), _text(body, "reason")
+    instance = await db.run(acceptance.decide, settings, _actor(principal), slug, decision, reason)
+    return JSONResponse({"slug": instance.slug, "organization_status": instance.organization_status})
+
+
 def _instance_decision(action: str) -> Handler:
     async def handler(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
         settings, db = deps(request)
@@ -245,8 +407,10 @@ DECISION_ENDPOINTS = {
 @endpoint("federation:write")
 async def instance_secret(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
     settings, db = deps(request)
+    seen = _text(body, "rotated_at") if "rotated_at" in body else None
+    revoke_now = _flag(body, "revoke_previous") is True
     instance, client_id, secret = await db.run(
-        nodes.reveal_secret, settings, _actor(principal), request.path_params["slug"]
+        nodes.reveal_secret, settings, _actor(principal), request.path_params["slug"], revoke_now=revoke_now, seen=seen
     )
     data = {
         "client_id": client_id,
@@ -259,6 +423,7 @@ async def instance_secret(request: Request, principal: Principal | None, body: d
                 instance,
                 client_id,
                 secret,
+                await db.run(audience.restriction_groups, instance),
                 webhook_secret=provisioning.discourse_webhook_secret(settings.secret_key, instance),
             )
         ],

@@ -26,7 +26,8 @@ def describe(prefix: str) -> None:
             "properties": {
                 "slug": string,
                 "name": string,
-                "status": {"enum": ["applied", "active", "suspended", "refused"]},
+                "status": {"enum": ["applied", "active", "suspended", "refused", "excluded"]},
+                "charter_due_at": {"type": "string", "description": "a newer charter must be accepted by then"},
                 "status_reason": string,
                 "website": string,
                 "contact_email": string,
@@ -69,10 +70,11 @@ def describe(prefix: str) -> None:
                 "status": {"enum": ["awaiting-proof", "awaiting-approval", "active", "suspended", "retired"]},
                 "hoster": string,
                 "organization": string,
-                "health": {"enum": ["unknown", "up", "down"]},
+                "health": {"enum": ["unknown", "up", "degraded", "down"]},
                 "availability": {
-                    "enum": ["demo", "new", "up", "down"],
-                    "description": "what members are shown: demo entry, not reached yet, up, down after being up",
+                    "enum": ["demo", "new", "up", "degraded", "down"],
+                    "description": "what members are shown: demo entry, not reached yet, up, degraded (slow or "
+                    "partial answer), down after being up",
                 },
                 "software_version": string,
                 "client_id": string,
@@ -97,7 +99,33 @@ def describe(prefix: str) -> None:
             },
         },
     )
+    openapi.add_schema("InstanceEdit", {
+        "type": "object", "additionalProperties": False,
+        "description": "keys left out stay as they are; the response adds 'changed' and the configuration "
+                       "'snippets' (secret replaced by a placeholder)",
+        "properties": {"version": {"type": "string", "description": "the instance's 'version' as read; "
+                                   "another edit in between answers 409"},
+                       "name": string, "description": string,
+                       "login_url": {"type": "string", "description": "where 'open' starts the tool's login, "
+                                     "same origin as base_url; empty clears it"},
+                       "provider_identifier": {"type": "string", "description": "Nextcloud user_oidc provider "
+                                               "identifier, Synapse idp_id"},
+                       "nextcloud_provider_id": {"type": "string", "pattern": "^[0-9]{0,9}$", "description":
+                                                 "the numeric id Nextcloud gave the provider (one-click login)"},
+                       "push_notifications": {"type": "boolean"},
+                       "redirect_uris": {"type": "array", "items": string},
+                       "post_logout_redirect_uris": {"type": "array", "items": string},
+                       "backchannel_logout_uri": string, "contact_email": string,
+                       "members_only": {"type": "boolean", "description": "only members of the organizations "
+                                        "served may log in (refused at /authorize); not for central instances"}},
+    })  # fmt: skip
     openapi.add_schema("Reason", {"type": "object", "properties": {"reason": string}})
+    openapi.add_schema("OrganizationDecision", {
+        "type": "object", "required": ["decision"],
+        "properties": {"decision": {"enum": ["accept", "refuse", "withdraw"]}, "reason": string},
+    })  # fmt: skip
+    openapi.add_schema("TransferOffer", {"type": "object", "required": ["hoster"], "properties": {"hoster": string}})
+    openapi.add_schema("DomainMove", {"type": "object", "required": ["base_url"], "properties": {"base_url": string}})
     openapi.add_schema(
         "ClientConfiguration",
         {
@@ -180,6 +208,24 @@ def describe(prefix: str) -> None:
             response="Hoster",
             parameters=slug,
         )
+    for verb, text, scope in (
+        ("suspend", "Suspend a hoster and its active nodes (reason required; members and organizations told)",
+         "federation:admin"),
+        ("reinstate", "Reinstate a suspended hoster and the nodes suspended with it", "federation:admin"),
+        ("exclude", "Exclude a hoster: its nodes are retired (reason required)", "federation:admin"),
+        ("charter", "A hoster administrator accepts the current charter version", "federation:write"),
+        ("reapply", "A refused hoster applies again (accept_charter: true)", "federation:write"),
+    ):  # fmt: skip
+        add(
+            f"{prefix}/hosters/{{slug}}/{verb}",
+            "post",
+            summary=text,
+            tag="federation",
+            scope=scope,
+            request="Reason",
+            response="Hoster",
+            parameters=slug,
+        )
     add(
         f"{prefix}/instances",
         "post",
@@ -209,6 +255,27 @@ def describe(prefix: str) -> None:
         parameters=slug,
     )
     add(
+        f"{prefix}/instances/{{slug}}",
+        "patch",
+        summary="Edit an instance (its client follows; the hoster is mailed)",
+        tag="federation",
+        scope="federation:write",
+        request="InstanceEdit",
+        response="Instance",
+        parameters=slug,
+        responses={"200": "Edited", "409": "Retired, or edited by someone else since 'version'"},
+    )
+    add(
+        f"{prefix}/instances/{{slug}}",
+        "delete",
+        summary="Retire an instance (reason required, in the body or ?reason=); its base URL is released",
+        tag="federation",
+        scope="federation:write",
+        request="Reason",
+        response="Instance",
+        parameters=slug,
+    )
+    add(
         f"{prefix}/instances/{{slug}}/verify",
         "post",
         summary="Fetch the challenge from the node",
@@ -226,6 +293,26 @@ def describe(prefix: str) -> None:
             tag="federation",
             scope="federation:write" if action == "retire" else "federation:admin",
             request="Reason",
+            response="Instance",
+            parameters=slug,
+        )
+    for path, summary, request in (
+        ("transfer", "Offer the instance to another active hoster (current hoster's administrator)", "TransferOffer"),
+        ("transfer/decision", "The receiving hoster accepts or refuses; the offering one withdraws (accept: false)",
+         "LinkDecision"),
+        ("move", "Prepare a domain move: answers 'move' with the challenge to serve at the new base URL", "DomainMove"),
+        ("move/verify", "Fetch the challenge at the new base URL, then switch (the old URL is released)", None),
+        ("move/cancel", "Cancel a pending domain move", None),
+        ("organization", "The claimed organization's administrators: accept | refuse | withdraw the node",
+         "OrganizationDecision"),
+    ):  # fmt: skip
+        add(
+            f"{prefix}/instances/{{slug}}/{path}",
+            "post",
+            summary=summary,
+            tag="federation",
+            scope="federation:write",
+            request=request,
             response="Instance",
             parameters=slug,
         )

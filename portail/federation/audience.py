@@ -11,6 +11,12 @@ their active memberships and to the territory of their profile (``Member.territo
 - ``groups_for(db, member, client)`` — the ``groups`` claim an instance receives: the slugs of the
   member's organizations relevant to that instance (all of them for a central instance or a client
   that is not an instance).
+- ``members_only_refusal`` — an instance restricted to its organizations' members
+  (``Instance.members_only``) is refused at ``/authorize`` to everyone else;
+  ``restriction_groups`` gives the snippets the ``groups`` values to whitelist in the software.
+
+The organization or territory a node was registered for serves it only once it accepted it
+(``acceptance.py``).
 """
 
 from __future__ import annotations
@@ -93,6 +99,28 @@ def groups_for(db: Session, member: Member, client: OAuthClient) -> list[str]:
         return []
     slugs = db.exec(select(Organization.slug).where(col(Organization.id).in_(orgs)))
     return sorted(slugs)
+
+
+def members_only_refusal(db: Session, member: Member, client: OAuthClient) -> str | None:
+    """The OIDC access rule (``prompts.register_access_rule``): a members-only instance refuses a member
+    who belongs to none of the organizations or territories it serves."""
+    instance = instance_for_client(db, client.client_id)
+    if instance is None or not instance.members_only or instance.scope == "central":
+        return None
+    if member_organization_ids(db, member) & served_organization_ids(db, instance):
+        return None
+    return N_(
+        "Cet outil est réservé aux membres des organisations qu’il dessert. Demandez à l’organisation de "
+        "vous ajouter à ses membres, ou retournez à votre portail pour ouvrir un autre outil."
+    )
+
+
+def restriction_groups(db: Session, instance: Instance) -> list[str]:
+    """The ``groups`` values a members-only instance admits (for its software's own restriction)."""
+    if not instance.members_only or instance.scope == "central":
+        return []
+    ids = served_organization_ids(db, instance)
+    return sorted(db.exec(select(Organization.slug).where(col(Organization.id).in_(ids)))) if ids else []
 
 
 # ---------------------------------------------------------------- links

@@ -1,4 +1,5 @@
-"""``portail instances …`` and ``portail hosters …``: the registry from the command line.
+"""``portail instances …``, ``portail hosters …`` and ``portail organizations …``: the registry from
+the command line.
 
 The CLI acts as a federation administrator (its audit entries have no member as actor). Messages
 are French first, then English; errors print one line and exit 1.
@@ -13,7 +14,8 @@ from typing import Any
 
 from portail import db as database
 from portail.config import Settings
-from portail.federation import hosters, instances_file, nodes, overview, probes
+from portail.federation import governance, hosters, instances_file, nodes, organizations, overview, probes
+from portail.federation.organizations import OrganizationForm
 from portail.federation.rules import Actor, FederationError
 from portail.web import translate
 
@@ -152,7 +154,93 @@ def _hoster_decision(approve: bool) -> Any:
     return handler
 
 
+def _hoster_governance(action: str) -> Any:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        handle = _open(settings)
+        try:
+            with handle.session() as session:
+                status = governance.govern(session, settings, Actor.cli(), args.slug, action, args.reason or "").status
+        except FederationError as exc:
+            return _error(exc)
+        finally:
+            handle.dispose()
+        print(f"Hébergeur {args.slug} : {status} / hoster {args.slug}: {status}")
+        return 0
+
+    return handler
+
+
+def _organization_form(args: argparse.Namespace) -> OrganizationForm:
+    return OrganizationForm(
+        name=args.name,
+        kind=args.kind,
+        region=args.region,
+        locality=args.locality,
+        website=args.website,
+        contact_email=args.contact,
+    )
+
+
+def cmd_organizations_save(args: argparse.Namespace, settings: Settings) -> int:
+    handle = _open(settings)
+    try:
+        with handle.session() as session:
+            if args.organizations_command == "create":
+                found = organizations.create(session, Actor.cli(), args.slug, _organization_form(args))
+            else:
+                found = organizations.edit(session, Actor.cli(), args.slug, _organization_form(args))
+            row = organizations.view(found)
+    except FederationError as exc:
+        return _error(exc)
+    finally:
+        handle.dispose()
+    if args.json:
+        print(json.dumps(row, ensure_ascii=False))
+    else:
+        verb = ("créée", "created") if args.organizations_command == "create" else ("modifiée", "updated")
+        print(f"Organisation {row['slug']} {verb[0]} / organization {row['slug']} {verb[1]}")
+    return 0
+
+
+def cmd_organizations_list(args: argparse.Namespace, settings: Settings) -> int:
+    handle = _open(settings)
+    try:
+        with handle.session() as session:
+            rows = [organizations.view(o) for o in organizations.list_all(session, args.kind or "")]
+    finally:
+        handle.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for row in rows:
+        print(f"{row['slug']}\t{row['kind']}\t{row['region'] or '-'}\t{row['name']}\t{row['contact_email'] or '-'}")
+    return 0
+
+
+def _register_organizations(subparsers: Any) -> None:
+    parser = subparsers.add_parser("organizations", help="Organisations et territoires / organizations and territories")
+    sub = parser.add_subparsers(dest="organizations_command", required=True)
+    for action, text in (("create", "Créer / create"), ("edit", "Modifier / edit")):
+        command = sub.add_parser(action, help=text)
+        command.add_argument("slug")
+        command.add_argument("--name", required=action == "create", default=None)
+        command.add_argument(
+            "--kind", choices=organizations.KINDS, default="organization" if action == "create" else None
+        )
+        command.add_argument("--region", default=None, help="Code (05) ou nom (Estrie) / code or name")
+        command.add_argument("--locality", default=None, help="MRC, quartier / MRC, neighbourhood")
+        command.add_argument("--website", default=None)
+        command.add_argument("--contact", default=None, help="Courriel de contact / contact email")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(handler=cmd_organizations_save)
+    listing = sub.add_parser("list", help="Lister / list")
+    listing.add_argument("--kind", choices=organizations.KINDS, default="")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_organizations_list)
+
+
 def register(subparsers: Any) -> None:
+    _register_organizations(subparsers)
     instances = subparsers.add_parser("instances", help="Instances de la fédération / federation instances")
     sub = instances.add_subparsers(dest="instances_command", required=True)
     sync = sub.add_parser("sync", help="Synchroniser instances.toml / sync instances.toml")
@@ -191,3 +279,12 @@ def register(subparsers: Any) -> None:
     refuse.add_argument("slug")
     refuse.add_argument("--reason", required=True)
     refuse.set_defaults(handler=_hoster_decision(False))
+    for action, text in (
+        ("suspend", "Suspendre avec ses nœuds / suspend with its nodes"),
+        ("reinstate", "Rétablir avec ses nœuds / reinstate with its nodes"),
+        ("exclude", "Exclure, ses nœuds retirés / exclude, its nodes retired"),
+    ):
+        governed = hsub.add_parser(action, help=text)
+        governed.add_argument("slug")
+        governed.add_argument("--reason", required=action != "reinstate", default="")
+        governed.set_defaults(handler=_hoster_governance(action))

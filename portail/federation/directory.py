@@ -45,6 +45,7 @@ class Entry:
     hoster: Hoster | None
     organization: Organization | None
     region: str | None
+    uptime: float | None = None  # percent of the last 30 days' probes that reached it
 
     def as_json(self) -> dict[str, Any]:
         i = self.instance
@@ -66,6 +67,7 @@ class Entry:
             "health": i.health,
             "availability": availability.state(i),
             "latency_ms": i.latency_ms,
+            "uptime_30d": self.uptime,
             "last_probe_at": i.last_probe_at.isoformat() if i.last_probe_at else None,
         }
 
@@ -112,7 +114,8 @@ def entries(db: Session, filters: Filters | None = None) -> list[Entry]:
         if f.region and region != f.region:
             continue
         found.append(Entry(instance, hoster, organization, region))
-    return found
+    shares = availability.uptime(db, [e.instance.id or 0 for e in found])
+    return [Entry(e.instance, e.hoster, e.organization, e.region, shares.get(e.instance.id or 0)) for e in found]
 
 
 def choices(db: Session) -> dict[str, list[tuple[str, str]]]:
@@ -226,7 +229,7 @@ def organization_file(db: Session, issuer: str, hoster: Hoster) -> str:
 def service_file(db: Session, issuer: str, instance: Instance) -> str:
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     name, website, licence, source = SOFTWARE_INFO.get(instance.software, SOFTWARE_INFO["other"])
-    status = {"up": "OK", "down": "ERROR"}.get(instance.health, "OK")
+    status = {"up": "OK", "degraded": "WARNING", "down": "ERROR"}.get(instance.health, "OK")
     return _properties(
         [
             _file("service", f"{issuer}{STATOOL_PREFIX}/services/{instance.slug}.properties"),

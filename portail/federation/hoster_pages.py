@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
-from portail.db import row_id
-from portail.federation import audience, hosters, nodes, overview, provisioning, snippets
+from portail.db import row_id, utcnow
+from portail.federation import audience, governance, hosters, nodes, overview, provisioning, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
 from portail.federation.nodes import NodeForm
@@ -62,7 +62,8 @@ async def hoster_page(request: Request, member: Member, actor: Actor) -> Respons
         data = await db.run(overview.hoster_page, actor, request.path_params["slug"])
     except FederationError as exc:
         return failure(request, exc)
-    return render(request, "federation/hoster.html", {**data, "software_names": SOFTWARE_NAMES})
+    context = {**data, "software_names": SOFTWARE_NAMES, "charter_version": _s.federation_charter_version}
+    return render(request, "federation/hoster.html", context)
 
 
 @members_only
@@ -130,6 +131,7 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
             "post_logout_redirect_uris",
             "backchannel_logout_uri",
             "push_notifications",
+            "jwks_uri",
         )
     }
     context["values"] = values
@@ -144,6 +146,7 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
         post_logout_redirect_uris=values["post_logout_redirect_uris"].split(),
         backchannel_logout_uri=values["backchannel_logout_uri"],
         push_notifications=values["push_notifications"],
+        jwks_uri=values["jwks_uri"],
     )
     try:
         instance = await nodes.register(db, settings, actor, slug, node)
@@ -154,12 +157,23 @@ async def register_node(request: Request, member: Member, actor: Actor) -> Respo
 
 
 async def _instance(request: Request, actor: Actor, error: str = "", status: int = 200) -> Response:
-    _s, db = deps(request)
+    settings, db = deps(request)
     try:
         data = await db.run(overview.instance_page, actor, request.path_params["slug"])
     except FederationError as exc:
         return failure(request, exc)
-    context = {**data, "software_names": SOFTWARE_NAMES, "error": error}
+    instance = data["instance"]
+    shown = instance.status == "active" and instance.client_id and not data["view"]["secret_pending"]
+    groups = data["restriction_groups"]
+    configuration = snippets.for_instance(settings.issuer, instance, instance.client_id, None, groups) if shown else []
+    context = {
+        **data,
+        "software_names": SOFTWARE_NAMES,
+        "error": error,
+        "snippets": configuration,
+        "grace_hours": settings.secret_rotation_grace_hours,
+        "now": utcnow(),
+    }
     return render(request, "federation/instance.html", context, status)
 
 
@@ -168,7 +182,7 @@ async def instance_page(request: Request, member: Member, actor: Actor) -> Respo
     return await _instance(request, actor)
 
 
-def _refused(request: Request, actor: Actor) -> Callable[[FederationError], Awaitable[Response]]:
+def refused_on_node(request: Request, actor: Actor) -> Callable[[FederationError], Awaitable[Response]]:
     """A refused action on a node re-renders the node's page with the reason and its status."""
 
     async def show(exc: FederationError) -> Response:
@@ -187,7 +201,7 @@ async def instance_verify(request: Request, member: Member, actor: Actor) -> Res
         text = N_("Domaine vérifié. Le nœud attend maintenant l’approbation de la fédération.")
         return Done(text, f"/federation/instances/{slug}")
 
-    return await form_action(request, verify, _refused(request, actor))
+    return await form_action(request, verify, refused_on_node(request, actor))
 
 
 @members_only
@@ -200,18 +214,22 @@ async def instance_decision(request: Request, member: Member, actor: Actor) -> R
         text = N_("Décision enregistrée; l’hébergeur est prévenu par courriel.")
         return Done(text, f"/federation/instances/{slug}")
 
-    return await form_action(request, decide, _refused(request, actor))
+    return await form_action(request, decide, refused_on_node(request, actor))
 
 
 @members_only
 async def instance_secret(request: Request, member: Member, actor: Actor) -> Response:
     """Re-key the client and show the secret once, with the configuration to paste."""
     settings, db = deps(request)
-    _form, error = await form_or_error(request)
+    form, error = await form_or_error(request)
     if error:
         return error
+    seen = field(form, "rotated_at") if "rotated_at" in form else None  # the node page's form always has it
+    revoke_now = form.get("revoke_now") == "on"
     try:
-        instance, client_id, secret = await db.run(nodes.reveal_secret, settings, actor, request.path_params["slug"])
+        instance, client_id, secret = await db.run(
+            nodes.reveal_secret, settings, actor, request.path_params["slug"], revoke_now=revoke_now, seen=seen
+        )
     except FederationError as exc:
         return await _instance(request, actor, message(request, exc), exc.status)
     context = {
@@ -223,6 +241,7 @@ async def instance_secret(request: Request, member: Member, actor: Actor) -> Res
             instance,
             client_id,
             secret,
+            await db.run(audience.restriction_groups, instance),
             webhook_secret=provisioning.discourse_webhook_secret(settings.secret_key, instance),
         ),
         "discovery": snippets.discovery_url(settings.issuer),
@@ -242,3 +261,42 @@ async def link_decision(request: Request, member: Member, actor: Actor) -> Respo
         return Done(text, local_next(form, f"/federation/links/{link.id}"))
 
     return await form_action(request, decide)
+
+
+@members_only
+async def hoster_governance(request: Request, member: Member, actor: Actor) -> Response:
+    """Federation administrators: suspend, reinstate or exclude a hoster (its nodes follow)."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def govern(form: Any) -> Done:
+        await db.run(governance.govern, settings, actor, slug, field(form, "action"), field(form, "reason"))
+        return Done(N_("Décision enregistrée; l’hébergeur et les organisations desservies sont prévenus."),
+                    "/federation/admin")  # fmt: skip
+
+    return await form_action(request, govern)
+
+
+@members_only
+async def hoster_charter(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def accept(_form: Any) -> Done:
+        await db.run(governance.accept_charter, settings, actor, slug)
+        return Done(N_("Charte acceptée."), f"/federation/hosters/{slug}")
+
+    return await form_action(request, accept)
+
+
+@members_only
+async def hoster_reapply(request: Request, member: Member, actor: Actor) -> Response:
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def reapply(form: Any) -> Done:
+        accepted = form.get("accept_charter") == "on"
+        await db.run(governance.reapply, settings, actor, slug, accept_charter=accepted)
+        return Done(N_("Votre nouvelle demande est enregistrée."), f"/federation/hosters/{slug}")
+
+    return await form_action(request, reapply)

@@ -156,7 +156,7 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, *, approve:
     require_federation_admin(actor)
     hoster = get(db, slug)
     reason = reason.strip()
-    allowed = ("applied", "suspended", "refused") if approve else ("applied",)
+    allowed = ("applied", "refused") if approve else ("applied",)  # a suspended hoster is reinstated (governance)
     if hoster.status not in allowed:
         raise FederationError("Cette demande a déjà été traitée.", status=409, code="conflict")
     if not approve and not reason:
@@ -303,6 +303,7 @@ def view_for(db: Session, actor: Actor, slug: str) -> dict[str, object]:
         "contact_email": hoster.contact_email,
         "region": hoster.region,
         "charter_version": hoster.charter_version,
+        "charter_due_at": hoster.charter_due_at.isoformat() if hoster.charter_due_at else None,
         "client_id": hoster.client_id,
         "people": [{"name": m.name, "email": m.email, "role": r} for m, r in people(db, hoster.id or 0)],
     }

@@ -28,6 +28,7 @@ from portail.config import ConfigError, Settings
 from portail.db import Database, utcnow
 from portail.federation import provisioning
 from portail.federation.models import SCOPES, SOFTWARE, Hoster, Instance
+from portail.federation.origins import origin_key
 from portail.federation.rules import REGIONS, FederationError, valid_slug
 from portail.oidc.clients import SUBJECT_TYPES
 from portail.web import translate
@@ -213,7 +214,11 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
     if scope not in SCOPES:
         raise _fail(slug, f"scope = {' | '.join(SCOPES)}")
     base = str(entry.get("base_url", "")).rstrip("/")
-    if not base.startswith(("https://", "http://")) or "?" in base or "#" in base:
+    try:
+        key = origin_key(base)
+    except ValueError:
+        key = ""
+    if not key or not base.startswith(("https://", "http://")) or "?" in base or "#" in base:
         raise _fail(slug, "base_url : URL http(s) absolue / absolute http(s) URL")
     hoster_id = None
     if entry.get("hoster"):
@@ -255,6 +260,7 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         "name": str(entry["name"]),
         "software": software,
         "base_url": base,
+        "origin_key": key,
         "hoster_id": hoster_id,
         "scope": scope,
         "organization_id": organization_id,
@@ -298,7 +304,11 @@ def _sync_instance(
     slug = entry["slug"]
     wanted = _instance_values(db, settings, entry)
     instance = db.exec(select(Instance).where(Instance.slug == slug)).first()
-    clash = db.exec(select(Instance).where(Instance.base_url == wanted["base_url"], Instance.slug != slug)).first()
+    clash = db.exec(
+        select(Instance).where(
+            Instance.origin_key == wanted["origin_key"], Instance.slug != slug, Instance.status != "retired"
+        )
+    ).first()
     if clash is not None:
         raise _fail(slug, f"base_url déjà utilisée par / already used by {clash.slug}")
     changed: list[str] = []

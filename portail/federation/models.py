@@ -15,7 +15,7 @@ from portail.db import utcnow
 SOFTWARE = ("nextcloud", "matrix", "passerelles", "praxis", "discourse", "other")
 SCOPES = ("central", "organization", "territorial")
 INSTANCE_STATUSES = ("awaiting-proof", "awaiting-approval", "active", "suspended", "retired")
-HOSTER_STATUSES = ("applied", "active", "suspended", "refused")
+HOSTER_STATUSES = ("applied", "active", "suspended", "refused", "excluded")
 
 
 class Hoster(SQLModel, table=True):
@@ -30,6 +30,7 @@ class Hoster(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=2)
     charter_version: str = Field(default="", max_length=40)
     charter_accepted_at: dt.datetime | None = None
+    charter_due_at: dt.datetime | None = None  # a newer charter must be accepted by then (governance.py)
     status: str = Field(default="applied", max_length=20)
     status_reason: str = Field(default="", max_length=1000)
     client_id: str | None = Field(default=None, max_length=100)  # its client_credentials client for the API
@@ -54,10 +55,19 @@ class Instance(SQLModel, table=True):
     slug: str = Field(max_length=80, unique=True, index=True)
     name: str = Field(max_length=200)
     software: str = Field(max_length=20, index=True)
-    base_url: str = Field(max_length=500, unique=True)
+    base_url: str = Field(max_length=500)
+    # normalized origin (origins.origin_key): a live node's key is taken, a retired or expired one's released
+    origin_key: str | None = Field(default=None, max_length=500, index=True)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    contact_email: str = Field(default="", max_length=320)  # who answers for this node (else the hoster)
     hoster_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)
+    transfer_to_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)  # offered to this hoster
     scope: str = Field(default="central", max_length=20, index=True)
+    # the organization or territory it serves, once that one accepted it (acceptance.py); members see it then
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    claimed_organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    organization_status: str = Field(default="", max_length=20)  # "" | requested | accepted | refused | withdrawn
+    members_only: bool = Field(default=False)  # only members of the organizations it serves may log in
     status: str = Field(default="awaiting-proof", max_length=20, index=True)
     status_reason: str = Field(default="", max_length=1000)
     source: str = Field(default="registry", max_length=20)  # file (instances.toml) | registry
@@ -76,11 +86,12 @@ class Instance(SQLModel, table=True):
     data_categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     challenge: str | None = Field(default=None, max_length=100)  # served at /.well-known/portail-challenge
+    challenge_issued_at: dt.datetime | None = None  # an unproven registration expires after federation_unproven_days
     verified_at: dt.datetime | None = None
     approved_at: dt.datetime | None = None
     approved_by: int | None = None
     # -- health, written by the prober only
-    health: str = Field(default="unknown", max_length=10)  # unknown | up | down
+    health: str = Field(default="unknown", max_length=10)  # unknown | up | degraded | down
     latency_ms: int | None = None
     software_version: str | None = Field(default=None, max_length=100)
     consecutive_failures: int = Field(default=0)
@@ -91,6 +102,18 @@ class Instance(SQLModel, table=True):
     demo: bool = Field(default=False)  # a demonstration entry (instances.toml ``demo = true``): never probed
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ProbeSample(SQLModel, table=True):
+    """One probe's outcome, kept ``UPTIME_DAYS`` for the 30-day uptime (probes.py)."""
+
+    __tablename__ = "probe_sample"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: int = Field(foreign_key="instance.id", index=True)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    state: str = Field(max_length=10)  # up | degraded | down
+    latency_ms: int | None = None
 
 
 class InstanceLink(SQLModel, table=True):

@@ -8,10 +8,13 @@ States (``Instance.status``)::
           +------------- refuse / retire ----------------+               suspend |   | reactivate
                                                                                   v   |
     retired <------------------------- retire ----------------------------- suspended
+    retired --reactivate (federation)--> active (awaiting-proof when it was never approved)
+    awaiting-proof --(no proof within federation_unproven_days)--> retired ("expired")
 
 A hoster registers a node (software, name, base URL, scope, organization or territory served);
 Portail issues a challenge that the hoster serves at ``{base_url}/.well-known/portail-challenge``;
-"verify" fetches it through the SSRF guard. Approval provisions the OIDC client (its secret is never
+"verify" fetches it through the SSRF guard. A base URL is compared on its normalized origin and held
+only by a live node (``lifecycle``: expiry, release, editing). Approval provisions the OIDC client (its secret is never
 shown to the approver: the hoster reveals it once, with the configuration, on the node's page — which
 re-keys the client). Suspension and retirement disable the client and revoke its tokens. Every step
 and every refusal is written to the audit log.
@@ -19,6 +22,7 @@ and every refusal is written to the audit log.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,7 +32,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import hosters, notices, provisioning, verification
+from portail.federation import acceptance, hosters, lifecycle, notices, provisioning, verification
 from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -48,7 +52,7 @@ DECISIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "approve": (("awaiting-approval",), "active", "instance.approved"),
     "refuse": (("awaiting-proof", "awaiting-approval"), "retired", "instance.refused"),
     "suspend": (("active",), "suspended", "instance.suspended"),
-    "reactivate": (("suspended",), "active", "instance.reactivated"),
+    "reactivate": (("suspended", "retired"), "active", "instance.reactivated"),
     "retire": (("awaiting-proof", "awaiting-approval", "active", "suspended"), "retired", "instance.retired"),
 }
 NEEDS_REASON = ("refuse", "suspend", "retire")
@@ -67,6 +71,7 @@ class NodeForm:
     backchannel_logout_uri: str = ""
     slug: str = ""
     push_notifications: bool | str | None = None  # None or "": the software's default
+    jwks_uri: str = ""  # given: the client authenticates with private_key_jwt (keys fetched there)
 
 
 def normalize_base_url(raw: str, settings: Settings) -> str:
@@ -126,7 +131,7 @@ def _unique_slug(db: Session, wanted: str) -> str:
     return slug
 
 
-def _served_organization(db: Session, actor: Actor, scope: str, organization: str) -> int | None:
+def _served_organization(db: Session, actor: Actor, scope: str, organization: str) -> Organization | None:
     if scope not in SCOPES:
         raise FederationError("Portée inconnue.")
     if scope == "central":
@@ -139,7 +144,7 @@ def _served_organization(db: Session, actor: Actor, scope: str, organization: st
         if scope == "territorial":
             raise FederationError("Choisissez le territoire desservi.")
         raise FederationError("Choisissez l’organisation desservie.")
-    return found.id
+    return found
 
 
 def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, form: NodeForm, base: str) -> Instance:
@@ -152,11 +157,9 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
     name = " ".join(form.name.split())
     if not name or len(name) > 200:
         raise FederationError("Le nom est obligatoire (200 caractères au plus).")
-    organization_id = _served_organization(db, actor, form.scope, form.organization)
-    if db.exec(select(Instance.id).where(Instance.base_url == base)).first() is not None:
-        raise FederationError(
-            "Une instance est déjà inscrite à l’adresse %(url)s.", status=409, code="conflict", url=base
-        )
+    served = _served_organization(db, actor, form.scope, form.organization)
+    key = lifecycle.key_of(base)
+    lifecycle.ensure_free(db, settings, key)
     uris = provisioning.derive(
         form.software,
         base,
@@ -173,9 +176,9 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         name=name,
         software=form.software,
         base_url=base,
+        origin_key=key,
         hoster_id=hoster.id,
         scope=form.scope,
-        organization_id=organization_id,
         status="awaiting-proof",
         source="registry",
         provider_identifier=provisioning.check_provider_identifier(form.provider_identifier),
@@ -184,7 +187,13 @@ def _create(db: Session, settings: Settings, actor: Actor, hoster_slug: str, for
         post_logout_redirect_uris=uris.post_logout_redirect_uris,
         backchannel_logout_uri=uris.backchannel_logout_uri,
         challenge=verification.new_challenge(),
+        challenge_issued_at=utcnow(),
     )
+    jwks_uri = lifecycle.checked_jwks_uri(form.jwks_uri, base)
+    if jwks_uri:
+        instance.extra = {**instance.extra, "jwks_uri": jwks_uri}
+    if served is not None:
+        acceptance.claim(db, settings, actor, instance, served)
     db.add(instance)
     db.flush()
     audit(
@@ -306,7 +315,7 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str
         instance.approved_at, instance.approved_by = now, actor.member_id
         instance.extra = {**instance.extra, "secret_pending": True}
     elif action == "reactivate":
-        provisioning.enable(db, instance)
+        new_status = _reactivate(db, settings, instance)
     elif action in ("suspend", "retire"):
         provisioning.disable(db, settings, instance, action, reason)
     instance.status, instance.status_reason, instance.updated_at = new_status, reason[:1000], now
@@ -335,15 +344,44 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str
     return instance
 
 
-def reveal_secret(db: Session, settings: Settings, actor: Actor, slug: str) -> tuple[Instance, str, str]:
-    """Give the hoster a new client secret, shown once (re-keys the client)."""
-    instance = get_for(db, actor, slug)
+def _reactivate(db: Session, settings: Settings, instance: Instance) -> str:
+    """Bring a suspended or retired node back; returns its new status. A retired node takes its URL
+    back only when no live node holds it; one that was never approved proves its domain again."""
+    if instance.status == "retired":
+        key = instance.origin_key or lifecycle.key_of(instance.base_url)
+        lifecycle.ensure_free(db, settings, key, exclude_id=instance.id)
+        if instance.approved_at is None:
+            instance.challenge, instance.challenge_issued_at = verification.new_challenge(), utcnow()
+            instance.verified_at = None
+            return "awaiting-proof"
+    provisioning.enable(db, instance)
+    return "active"
+
+
+def reveal_secret(
+    db: Session, settings: Settings, actor: Actor, slug: str, *, revoke_now: bool = False, seen: str | None = None
+) -> tuple[Instance, str, str]:
+    """Give a hoster administrator a new client secret, shown once. The first one is issued after
+    approval; a rotation keeps the previous secret working for ``secret_rotation_grace_hours`` unless
+    ``revoke_now``. ``seen`` is the rotation date the form was drawn with (``""`` for none): a second
+    submission of the same form finds it changed and rotates nothing."""
+    instance = get(db, slug)
+    require_hoster(db, actor, instance.hoster_id, admin=True)
     if instance.status != "active":
         raise FederationError("Le nœud doit être actif.", status=409, code="conflict")
     if provisioning.client_of(db, instance) is None:
         provisioning.provision(db, settings, instance)
-    secret = provisioning.rotate(db, instance)
+    client = provisioning.client_of(db, instance)
+    current = client.secret_rotated_at.isoformat() if client and client.secret_rotated_at else ""
+    if seen is not None and seen != current:
+        raise FederationError(
+            "Le secret vient déjà d’être renouvelé (formulaire envoyé deux fois?). Rechargez la page du nœud.",
+            status=409,
+            code="conflict",
+        )
     first = bool(instance.extra.get("secret_pending"))
+    grace = None if first or revoke_now else dt.timedelta(hours=settings.secret_rotation_grace_hours)
+    secret = provisioning.rotate(db, instance, grace)
     instance.extra = {k: v for k, v in instance.extra.items() if k != "secret_pending"}
     instance.updated_at = utcnow()
     db.add(instance)
@@ -353,6 +391,21 @@ def reveal_secret(db: Session, settings: Settings, actor: Actor, slug: str) -> t
         actor_id=actor.member_id,
         subject_type="instance",
         subject_id=slug,
+        reason="" if first else ("previous revoked" if revoke_now else f"previous valid {grace}"),
         ip_address=actor.ip_address,
     )
+    hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
+    if hoster is not None and not first:
+        until = (utcnow() + grace).strftime("%Y-%m-%d %H:%M UTC") if grace else ""
+        notices.send(
+            settings,
+            notices.hoster_recipients(db, settings, hoster),
+            N_("Secret renouvelé : %(instance)s"),
+            N_("Le secret du client de %(instance)s a été renouvelé. L’ancien reste valide jusqu’au %(until)s.")
+            if grace
+            else N_("Le secret du client de %(instance)s a été renouvelé; l’ancien est révoqué immédiatement."),
+            link=f"{settings.issuer}/federation/instances/{slug}",
+            instance=instance.name,
+            until=until,
+        )
     return instance, instance.client_id or "", secret

@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from portail import mail
-from portail.accounts.models import Member
+from portail.accounts.models import Member, Membership
 from portail.config import Settings
 from portail.federation.models import Hoster, HosterPerson
 from portail.federation.rules import federation_admins
@@ -79,3 +79,15 @@ def admin_recipients(db: Session) -> list[Recipient]:
 
 def member_recipient(member: Member | None) -> list[Recipient]:
     return [(member.email, member.locale, member.name)] if member is not None and member.active else []
+
+
+def organization_admin_recipients(db: Session, organization_id: int) -> list[Recipient]:
+    """The administrators of an organization or territory (the federation's when it has none)."""
+    admins = db.exec(
+        select(Member)
+        .join(Membership, Membership.member_id == Member.id)  # type: ignore[arg-type]
+        .where(Membership.organization_id == organization_id, Membership.role == "admin", Membership.status == "active")
+        .limit(50)
+    ).all()
+    found = [(m.email, m.locale, m.name) for m in admins if m.active]
+    return found or admin_recipients(db)

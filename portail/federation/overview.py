@@ -38,7 +38,13 @@ def hoster_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
     return {
         "hoster": hoster,
         "people": hosters.people(db, hoster.id or 0),
-        "instances": nodes.list_instances(db, hoster_id=hoster.id),
+        "instances": (own := nodes.list_instances(db, hoster_id=hoster.id)),
+        "uptime": availability.uptime(db, [i.id or 0 for i in own]),
+        "incoming": list(
+            db.exec(
+                select(Instance).where(Instance.transfer_to_id == hoster.id, Instance.status != "retired").limit(100)
+            )
+        ),
         "is_hoster_admin": can_run_hoster(db, actor, hoster.id, admin=True),
     }
 
@@ -65,6 +71,9 @@ def instance_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
         "hoster": hoster,
         "organization": db.get(Organization, instance.organization_id) if instance.organization_id else None,
         "links": audience.links_of_instance(db, instance.id or 0),
+        "transfer_to": db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None,
+        "restriction_groups": audience.restriction_groups(db, instance),
+        "claimed": db.get(Organization, instance.claimed_organization_id) if instance.claimed_organization_id else None,
         "client": client,
         "is_federation_admin": actor.federation_admin,
         "is_hoster_admin": can_run_hoster(db, actor, instance.hoster_id, admin=True),
@@ -86,6 +95,13 @@ def organization_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
         )
     )
     links = audience.links_of_organization(db, organization.id or 0)
+    claims = db.exec(
+        select(Instance)
+        .where(Instance.claimed_organization_id == organization.id, Instance.status != "retired")
+        .where(col(Instance.organization_status).in_(("requested", "refused", "withdrawn")))
+        .order_by(col(Instance.name))
+        .limit(200)
+    ).all()
     taken = {i.id for i in own} | {inst.id for _l, inst in links}
     available = [
         i
@@ -95,6 +111,7 @@ def organization_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
     return {
         "organization": organization,
         "own_instances": own,
+        "claims": list(claims),
         "links": links,
         "available": available,
         "hosters": hosters.list_hosters(db, "active"),
@@ -148,6 +165,11 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
     if private:
         data.update(
             status_reason=instance.status_reason,
+            version=instance.updated_at.isoformat(),
+            description=instance.description,
+            login_url=instance.login_url,
+            nextcloud_provider_id=instance.extra.get("user_oidc_provider_id"),
+            contact_email=instance.contact_email,
             client_id=instance.client_id,
             redirect_uris=list(instance.redirect_uris),
             post_logout_redirect_uris=list(instance.post_logout_redirect_uris),
@@ -158,6 +180,17 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
         )
         if instance.status == "awaiting-proof":
             data["challenge"] = {"token": instance.challenge, "url": verification.challenge_url(instance.base_url)}
+        claimed = db.get(Organization, instance.claimed_organization_id) if instance.claimed_organization_id else None
+        data["claimed_organization"] = claimed.slug if claimed else None
+        data["organization_status"] = instance.organization_status or None
+        data["members_only"] = instance.members_only
+        data["jwks_uri"] = instance.extra.get("jwks_uri")
+        transfer_to = db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None
+        data["transfer_to"] = transfer_to.slug if transfer_to else None
+        move = instance.extra.get("move")
+        if isinstance(move, dict):
+            url = str(move.get("url", ""))
+            data["move"] = {"base_url": url, "token": move.get("challenge"), "url": verification.challenge_url(url)}
     return data
 
 

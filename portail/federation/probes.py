@@ -13,8 +13,11 @@ active instances, ``probe_concurrency`` at a time, each fetch through the SSRF g
   document's ``software.version``; integrations.md §6.2), best effort.
 
 Demo instances and names reserved never to resolve are not probed (``availability.probed``).
-Results land on the ``Instance`` row (health, latency, version, consecutive failures, last error,
-``last_up_at``);
+Results land on the ``Instance`` row (health — up, degraded when slower than ``probe_degraded_ms``
+or answering partially, down —, latency, version, consecutive failures, last error, ``last_up_at``)
+and in ``ProbeSample`` (kept ``availability.UPTIME_DAYS``, for the 30-day uptime shown on the directory and the
+hoster's page); the certificate of each reached https node is read, and its hoster warned
+``certificates.CERT_WARNING_DAYS`` (14) days before it expires;
 after ``probe_failures_before_alert`` failures in a row the hoster is mailed once, and again when
 the instance comes back. Pages only read those columns: no member-facing request waits for a probe.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import logging
@@ -36,16 +40,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from portail import metrics
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import availability, notices, verification
-from portail.federation.models import Hoster, Instance
+from portail.federation import availability, certificates, governance, lifecycle, notices, verification
+from portail.federation.models import Hoster, Instance, ProbeSample
 from portail.federation.verification import Refused
 from portail.web import N_
 
@@ -71,7 +75,12 @@ class Result:
     up: bool
     latency_ms: int | None = None
     version: str | None = None
-    error: str = ""
+    error: str = ""  # why it is down, or (up) why it is degraded
+    degraded: bool = False  # reached, but slower than probe_degraded_ms or with a partial answer
+
+    @property
+    def state(self) -> str:
+        return ("degraded" if self.degraded else "up") if self.up else "down"
 
 
 def _json(body: bytes) -> Any:
@@ -91,6 +100,8 @@ def _main_check(software: str, fetched: verification.Fetched) -> tuple[bool, str
             return False, None, "status.php: unreadable answer (not JSON)"
         if not installed or maintenance:
             return False, version, "Nextcloud not installed or in maintenance"
+        if data.get("needsDbUpgrade"):
+            return True, version, "partial answer: Nextcloud needs a database upgrade"
         return True, version, ""
     if software == "matrix":
         if fetched.status != 200:
@@ -160,7 +171,10 @@ async def probe(settings: Settings, target: Target, http: httpx.AsyncClient | No
         version = await _matrix_server(settings, target.base_url, http)
     if up:
         version = await _nodeinfo(settings, target.base_url, http) or version
-    return Result(up=up, latency_ms=fetched.elapsed_ms, version=version, error=error)
+    slow = fetched.elapsed_ms is not None and fetched.elapsed_ms > settings.probe_degraded_ms
+    if up and slow and not error:
+        error = f"slow: {fetched.elapsed_ms} ms (over {settings.probe_degraded_ms} ms)"
+    return Result(up=up, latency_ms=fetched.elapsed_ms, version=version, error=error, degraded=up and bool(error))
 
 
 def active_targets(db: Session) -> list[Target]:
@@ -181,8 +195,9 @@ def record(db: Session, settings: Settings, target: Target, result: Result) -> I
     if result.version:
         instance.software_version = result.version
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
+    db.add(ProbeSample(instance_id=instance.id or 0, at=now, state=result.state, latency_ms=result.latency_ms))
     if result.up:
-        instance.health, instance.consecutive_failures, instance.last_up_at = "up", 0, now
+        instance.health, instance.consecutive_failures, instance.last_up_at = result.state, 0, now
         if instance.down_notified_at is not None:
             instance.down_notified_at = None
             audit(db, "instance.up_again", subject_type="instance", subject_id=instance.slug)
@@ -243,16 +258,31 @@ async def run_round(settings: Settings, db: Database, slugs: set[str] | None = N
     for _target, result in results:
         metrics.PROBES.labels("up" if result.up else "down").inc()
     await db.run(record_all, settings, results)
+    await check_certificates(settings, db, [t for t, r in results if r.up])
     return results
 
 
+async def check_certificates(settings: Settings, db: Database, targets: list[Target]) -> None:
+    """Read each reached https node's certificate expiry; hosters are warned ahead (certificates.py)."""
+    gate = asyncio.Semaphore(max(1, settings.probe_concurrency))
+
+    async def one(target: Target) -> tuple[Target, dt.datetime | None]:
+        async with gate:
+            return target, await certificates.expiry(settings, target.base_url)
+
+    found = await asyncio.gather(*(one(t) for t in targets if t.base_url.startswith("https://")))
+    for target, not_after in found:
+        if not_after is not None:
+            await db.run(certificates.record_expiry, settings, target.id, not_after)
+
+
 def record_all(db: Session, settings: Settings, results: list[tuple[Target, Result]]) -> None:
-    """Store a round's results in one transaction (one commit, not one per instance)."""
+    """Store a round's results in one transaction (one commit, not one per instance), and forget the
+    samples older than ``availability.UPTIME_DAYS``."""
     for target, result in results:
         record(db, settings, target, result)
-
-
-# ---------------------------------------------------------------- leadership
+    cutoff = utcnow() - dt.timedelta(days=availability.UPTIME_DAYS)
+    db.execute(delete(ProbeSample).where(col(ProbeSample.at) < cutoff))  # type: ignore[call-overload]
 
 
 class Leadership(Protocol):
@@ -361,7 +391,9 @@ def leadership_for(settings: Settings, db: Database) -> Leadership:
 
 
 class Prober:
-    """The background task: waits, takes leadership if it can, probes, records, repeats."""
+    """The background task: waits, takes leadership if it can, probes, records, retires the
+    registrations whose domain proof is overdue, gives hosters behind on the charter their deadline
+    (suspending those past it), repeats."""
 
     def __init__(self, settings: Settings, db: Database, *, first_delay: float | None = None) -> None:
         self.settings = settings
@@ -380,6 +412,8 @@ class Prober:
                 metrics.LEADER.labels("probes").set(1 if leads else 0)
                 if leads:
                     await run_round(self.settings, self.db)
+                    await self.db.run(lifecycle.expire_unproven, self.settings)  # releases their URLs
+                    await self.db.run(governance.charter_sweep, self.settings)
                     self.rounds += 1
             except asyncio.CancelledError:
                 raise

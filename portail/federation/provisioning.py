@@ -38,6 +38,7 @@ the same transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -181,6 +182,8 @@ def spec_for(settings: Settings, instance: Instance, *, administrator: bool = Fa
         subject_type=str(instance.extra.get("subject_type") or settings.default_subject_type),
         trusted=instance.trusted,
         allow_loopback_http=administrator or settings.allow_http_instances,
+        token_endpoint_auth_method="private_key_jwt" if instance.extra.get("jwks_uri") else None,
+        jwks_uri=str(instance.extra["jwks_uri"]) if instance.extra.get("jwks_uri") else None,
     )
 
 
@@ -221,11 +224,11 @@ def provision(db: Session, settings: Settings, instance: Instance, *, administra
     return secret
 
 
-def rotate(db: Session, instance: Instance) -> str:
+def rotate(db: Session, instance: Instance, grace: dt.timedelta | None = None) -> str:
     client = client_of(db, instance)
     if client is None:
         raise FederationError("Cette instance n’a pas encore de client OpenID Connect.", status=409, code="conflict")
-    return clients.rotate_secret(db, client)
+    return clients.rotate_secret(db, client, grace)
 
 
 def set_secret(db: Session, instance: Instance, secret: str) -> bool:
@@ -233,7 +236,7 @@ def set_secret(db: Session, instance: Instance, secret: str) -> bool:
     client = client_of(db, instance)
     if client is None or client.is_public:
         return False
-    if clients.verify_secret(client, secret):
+    if clients.verify_secret(client, secret, previous=False):
         return False
     client.client_secret_hash = clients.hash_secret(secret)
     db.add(client)

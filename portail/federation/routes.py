@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from portail.federation import api, hoster_pages, pages, public
+from portail.federation import api, hoster_pages, node_pages, organization_admin_pages, pages, public
 
 P = "/api/v1/federation"
 
@@ -46,6 +46,36 @@ routes = [
         methods=["POST"],
         name="federation_admin_hoster",
     ),
+    Route(
+        "/federation/admin/organizations",
+        organization_admin_pages.organizations_page,
+        methods=["GET", "POST"],
+        name="federation_admin_organizations",
+    ),
+    Route(
+        "/federation/admin/organizations/{slug}",
+        organization_admin_pages.organization_edit,
+        methods=["GET", "POST"],
+        name="federation_admin_organization",
+    ),
+    Route(
+        "/federation/admin/hosters/{slug}/governance",
+        hoster_pages.hoster_governance,
+        methods=["POST"],
+        name="federation_admin_hoster_governance",
+    ),
+    Route(
+        "/federation/hosters/{slug}/charter",
+        hoster_pages.hoster_charter,
+        methods=["POST"],
+        name="federation_hoster_charter",
+    ),
+    Route(
+        "/federation/hosters/{slug}/reapply",
+        hoster_pages.hoster_reapply,
+        methods=["POST"],
+        name="federation_hoster_reapply",
+    ),
     Route("/federation/hosters/apply", hoster_pages.apply, methods=["GET", "POST"], name="federation_apply"),
     Route("/federation/hosters/{slug}", hoster_pages.hoster_page, methods=["GET"], name="federation_hoster"),
     Route(
@@ -67,6 +97,23 @@ routes = [
         name="federation_register_node",
     ),
     Route("/federation/instances/{slug}", hoster_pages.instance_page, methods=["GET"], name="federation_instance"),
+    Route(
+        "/federation/instances/{slug}/edit",
+        node_pages.edit_node,
+        methods=["GET", "POST"],
+        name="federation_instance_edit",
+    ),
+    *[
+        Route(f"/federation/instances/{{slug}}/{path}", handler, methods=["POST"], name=f"federation_instance_{name}")
+        for path, handler, name in (
+            ("transfer", node_pages.offer_transfer, "transfer"),
+            ("transfer/answer", node_pages.answer_transfer, "transfer_answer"),
+            ("move", node_pages.request_move, "move"),
+            ("move/verify", node_pages.verify_move, "move_verify"),
+            ("move/cancel", node_pages.cancel_move, "move_cancel"),
+            ("organization", node_pages.organization_decision, "organization"),
+        )
+    ],
     Route(
         "/federation/instances/{slug}/verify",
         hoster_pages.instance_verify,
@@ -119,11 +166,28 @@ routes = [
     Route(f"{P}/hosters/{{slug}}", api.hoster_get, methods=["GET"], name="api_federation_hoster"),
     Route(f"{P}/hosters/{{slug}}/approve", api.hoster_approve, methods=["POST"], name="api_federation_hoster_approve"),
     Route(f"{P}/hosters/{{slug}}/refuse", api.hoster_refuse, methods=["POST"], name="api_federation_hoster_refuse"),
+    *[
+        Route(f"{P}/hosters/{{slug}}/{action}", handler, methods=["POST"], name=f"api_federation_hoster_{action}")
+        for action, handler in api.HOSTER_ENDPOINTS.items()
+    ],
     Route(f"{P}/instances", api.instance_register, methods=["POST"], name="api_federation_instance_register"),
     Route(f"{P}/instances", api.instance_list, methods=["GET"], name="api_federation_instances"),
     Route(f"{P}/instances/{{slug}}", api.instance_get, methods=["GET"], name="api_federation_instance"),
+    Route(f"{P}/instances/{{slug}}", api.instance_edit, methods=["PATCH"], name="api_federation_instance_edit"),
+    Route(f"{P}/instances/{{slug}}", api.instance_delete, methods=["DELETE"], name="api_federation_instance_delete"),
     Route(f"{P}/instances/{{slug}}/verify", api.instance_verify, methods=["POST"], name="api_federation_verify"),
     Route(f"{P}/instances/{{slug}}/secret", api.instance_secret, methods=["POST"], name="api_federation_secret"),
+    *[
+        Route(f"{P}/instances/{{slug}}/{path}", handler, methods=["POST"], name=f"api_federation_{name}")
+        for path, handler, name in (
+            ("transfer", api.instance_transfer, "transfer"),
+            ("transfer/decision", api.instance_transfer_decision, "transfer_decision"),
+            ("move", api.instance_move, "move"),
+            ("move/verify", api.instance_move_verify, "move_verify"),
+            ("move/cancel", api.instance_move_cancel, "move_cancel"),
+            ("organization", api.instance_organization, "organization"),
+        )
+    ],
     *[
         Route(f"{P}/instances/{{slug}}/{action}", handler, methods=["POST"], name=f"api_federation_{action}")
         for action, handler in api.DECISION_ENDPOINTS.items()

@@ -44,6 +44,15 @@ REGIONS: dict[str, str] = {
 }
 
 
+def region_code(value: str) -> str | None:
+    """A region given by its code (``05``, ``5``) or its name (``Estrie``, ``montreal``); ``None`` if unknown."""
+    value = value.strip()
+    if value.isdigit() and f"{int(value):02d}" in REGIONS:
+        return f"{int(value):02d}"
+    wanted = slugify(value, "")
+    return next((code for code, name in REGIONS.items() if slugify(name, "-") == wanted), None)
+
+
 class FederationError(Exception):
     """A refused federation operation; ``message`` is a French source string, ``params`` fill it.
 

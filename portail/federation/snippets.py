@@ -16,12 +16,20 @@
   and, for an instance that pushes notifications, the ``client_credentials`` grant and its scope.
 
 When ``secret`` is ``None`` (already shown once) a placeholder stands in its place.
+
+A members-only instance (``groups``: the slugs of the organizations it serves, from
+``audience.restriction_groups``) also gets its software's own restriction where it has one:
+Nextcloud ``--group-restrict-login-to-whitelist=1`` with ``--group-whitelist-regex`` (integrations.md
+§10), Synapse ``attribute_requirements`` on the ``groups`` claim (``value`` or ``one_of``, with the
+``groups`` scope requested). Portail refuses the others at ``/authorize`` in any case.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from portail.federation import provisioning
@@ -42,7 +50,7 @@ def discovery_url(issuer: str) -> str:
     return f"{issuer}/.well-known/openid-configuration"
 
 
-def nextcloud(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
+def nextcloud(issuer: str, instance: Instance, client_id: str, secret: str | None, groups: Sequence[str] = ()) -> str:
     args = [
         ("--clientid", client_id),
         ("--clientsecret", secret or SECRET_PLACEHOLDER),
@@ -58,6 +66,9 @@ def nextcloud(issuer: str, instance: Instance, client_id: str, secret: str | Non
         ("--mapping-groups", "groups"),
         ("--group-provisioning", "1"),
     ]
+    if groups:
+        alternatives = "|".join(re.escape(g) for g in groups)
+        args += [("--group-whitelist-regex", f"/^({alternatives})$/"), ("--group-restrict-login-to-whitelist", "1")]
     lines = [f"sudo -u www-data php occ user_oidc:provider {shlex.quote(instance.provider_identifier)} \\"]
     lines += [f"  {name}={shlex.quote(value)} \\" for name, value in args[:-1]]
     lines.append(f"  {args[-1][0]}={shlex.quote(args[-1][1])}")
@@ -71,8 +82,17 @@ def _q(value: str) -> str:
 MATRIX_LINK_CALLBACK = "/notifications/link/matrix/callback"  # notifications.linking.CALLBACK (a higher package)
 
 
-def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None) -> str:
+def _requirement(groups: Sequence[str]) -> list[str]:
+    if not groups:
+        return []
+    if len(groups) == 1:
+        return ["    attribute_requirements:", f"      - attribute: groups\n        value: {_q(groups[0])}"]
+    return ["    attribute_requirements:", f"      - attribute: groups\n        one_of: {json.dumps(list(groups))}"]
+
+
+def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None, groups: Sequence[str] = ()) -> str:
     idp_id, _exposed = provisioning.synapse_idp(instance)
+    scopes = '["openid", "profile", "email", "groups"]' if groups else '["openid", "profile", "email"]'
     return "\n".join(
         [
             "# Retour de liaison Matrix de Portail : ajoutez-le à votre sso.client_whitelist s’il existe déjà.",
@@ -87,7 +107,7 @@ def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None)
             f"    client_id: {_q(client_id)}",
             f"    client_secret: {_q(secret or SECRET_PLACEHOLDER)}",
             "    client_auth_method: client_secret_basic",
-            '    scopes: ["openid", "profile", "email"]',
+            f"    scopes: {scopes}",
             "    pkce_method: auto",
             "    allow_existing_users: true",
             "    backchannel_logout_enabled: true",
@@ -98,6 +118,7 @@ def synapse(issuer: str, instance: Instance, client_id: str, secret: str | None)
             '        display_name_template: "{{ user.name }}"',
             '        email_template: "{{ user.email }}"',
             "        confirm_localpart: false",
+            *_requirement(groups),
             "",
         ]
     )
@@ -144,7 +165,11 @@ def generic(issuer: str, instance: Instance, client_id: str, secret: str | None)
         f"discovery = {discovery_url(issuer)}",
         f"client_id = {client_id}",
         f"client_secret = {secret or SECRET_PLACEHOLDER}",
-        "token_endpoint_auth_method = client_secret_basic (client_secret_post)",
+        (
+            f"token_endpoint_auth_method = private_key_jwt (jwks_uri = {instance.extra['jwks_uri']})"
+            if instance.extra.get("jwks_uri")
+            else "token_endpoint_auth_method = client_secret_basic (client_secret_post)"
+        ),
         "scopes = openid profile email groups offline_access",
         *[f"redirect_uri = {u}" for u in instance.redirect_uris],
         *[f"post_logout_redirect_uri = {u}" for u in instance.post_logout_redirect_uris],
@@ -160,7 +185,13 @@ def generic(issuer: str, instance: Instance, client_id: str, secret: str | None)
 
 
 def for_instance(
-    issuer: str, instance: Instance, client_id: str, secret: str | None, *, webhook_secret: str | None = None
+    issuer: str,
+    instance: Instance,
+    client_id: str,
+    secret: str | None,
+    groups: Sequence[str] = (),
+    *,
+    webhook_secret: str | None = None,
 ) -> list[Snippet]:
     """The snippets to show for this instance's software (the generic one always comes last)."""
     found: list[Snippet] = []
@@ -169,11 +200,13 @@ def for_instance(
             Snippet(
                 N_("Nextcloud (application user_oidc) : commande occ"),
                 "shell",
-                nextcloud(issuer, instance, client_id, secret),
+                nextcloud(issuer, instance, client_id, secret, groups),
             )
         )
     elif instance.software == "matrix":
-        found.append(Snippet(N_("Synapse : homeserver.yaml"), "yaml", synapse(issuer, instance, client_id, secret)))
+        found.append(
+            Snippet(N_("Synapse : homeserver.yaml"), "yaml", synapse(issuer, instance, client_id, secret, groups))
+        )
     elif instance.software == "discourse":
         found.append(
             Snippet(N_("Discourse : réglages du site"), "shell", discourse(issuer, instance, client_id, secret))

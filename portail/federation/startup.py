@@ -1,6 +1,7 @@
 """What the federation adds to the running application (called from ``portail/app.py``):
 
-- ``register_hooks()``: the ``groups`` claim provider of the OpenID Connect provider
+- ``register_hooks()``: the members-only access rule at ``/authorize`` (``audience.members_only_refusal``),
+  the ``groups`` claim provider of the OpenID Connect provider
   (``portail.oidc.claims.register_groups_provider``) — an instance receives only the member's
   organizations relevant to it (``audience.groups_for``), and which OIDC clients were provisioned
   for a hoster's node (``provisioning.hoster_clients``: back-channel logout reaches them guarded);
@@ -15,7 +16,7 @@ from portail.config import Settings
 from portail.db import Database
 from portail.federation import audience, credentials, provisioning
 from portail.federation.probes import Prober
-from portail.oidc import backchannel, claims
+from portail.oidc import backchannel, claims, prompts
 
 log = logging.getLogger("portail.federation")
 
@@ -23,6 +24,7 @@ log = logging.getLogger("portail.federation")
 def register_hooks() -> None:
     """The ``groups`` claim provider and the federation's API scopes (for ``client_credentials``)."""
     claims.register_groups_provider(audience.groups_for)
+    prompts.register_access_rule(audience.members_only_refusal)
     backchannel.guard_clients_found_by(provisioning.hoster_clients)
     for name, description in credentials.SCOPES.items():
         claims.register_scope(name, description)

@@ -201,9 +201,7 @@ def replace(db: Session, client: OAuthClient, metadata: object, settings: Settin
     spec, extra = spec_from_metadata(metadata, settings)
     if spec.public != client.is_public:
         raise MetadataError("invalid_client_metadata", "token_endpoint_auth_method cannot change client type")
-    clients.update_client(db, client, spec)
-    client.jwks = dict(spec.jwks) if spec.jwks else None
-    client.jwks_uri = spec.jwks_uri
+    clients.update_client(db, client, spec)  # jwks and jwks_uri included
     _apply_extra(client, extra)
     db.add(client)
     db.flush()

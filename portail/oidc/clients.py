@@ -7,6 +7,7 @@ Redirect URIs are matched exactly (``redirect_uri_allowed``), never by prefix.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -165,6 +166,8 @@ def update_client(db: Session, client: OAuthClient, spec: ClientSpec) -> OAuthCl
     client.subject_type = spec.subject_type
     client.trusted = spec.trusted
     client.resource_audiences = list(spec.resource_audiences)
+    client.jwks = dict(spec.jwks) if spec.jwks else None
+    client.jwks_uri = spec.jwks_uri
     db.add(client)
     db.flush()
     return client
@@ -182,18 +185,30 @@ def list_clients(db: Session) -> list[OAuthClient]:
     return list(db.exec(select(OAuthClient).order_by(col(OAuthClient.id))))
 
 
-def verify_secret(client: OAuthClient, secret: str) -> bool:
+def verify_secret(client: OAuthClient, secret: str, *, previous: bool = True) -> bool:
+    """The client's secret, or (``previous``) the one it replaced while its grace period lasts."""
     if client.client_secret_hash is None or not secret:
         return False
-    return hmac.compare_digest(client.client_secret_hash, hash_secret(secret))
+    given = hash_secret(secret)
+    if hmac.compare_digest(client.client_secret_hash, given):
+        return True
+    if not previous or client.previous_secret_hash is None or client.previous_secret_expires_at is None:
+        return False
+    return client.previous_secret_expires_at > utcnow() and hmac.compare_digest(client.previous_secret_hash, given)
 
 
-def rotate_secret(db: Session, client: OAuthClient) -> str:
+def rotate_secret(db: Session, client: OAuthClient, grace: dt.timedelta | None = None) -> str:
+    """A new secret; with ``grace``, the current one keeps working that long (else it dies at once)."""
     if client.is_public:
         raise ClientError("Un client public n’a pas de secret", "client_secret")
     secret = new_secret()
+    now = utcnow()
+    if grace:
+        client.previous_secret_hash, client.previous_secret_expires_at = client.client_secret_hash, now + grace
+    else:
+        client.previous_secret_hash, client.previous_secret_expires_at = None, None
     client.client_secret_hash = hash_secret(secret)
-    client.secret_rotated_at = utcnow()
+    client.secret_rotated_at = now
     db.add(client)
     return secret
 

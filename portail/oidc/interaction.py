@@ -12,8 +12,10 @@ State diagram of one interaction::
           │                  └──────► other invalid parameter ─────► error to redirect_uri (+state, iss)
           ▼
        prompts ── nothing needed ──────────────────────────────────► code to redirect_uri (no page)
-          │   └─ prompt=none and something needed ─────────────────► login_required | consent_required |
-          │                                                          interaction_required to redirect_uri
+          │   ├─ prompt=none and something needed ─────────────────► login_required | consent_required |
+          │   │                                                      interaction_required to redirect_uri
+          │   └─ an access rule closes the client to this member ──► "reserved" page (403; access_denied
+          │                                                          with prompt=none)
           ▼ (park: PARKED)
      ┌─ login needed ──► /login?next=/authorize/resume/{id} ──┐
      ├─ email unconfirmed ──► "confirm your email" page ──────┤ (member acts)
@@ -100,6 +102,10 @@ def proceed(
 ) -> Outcome:
     """Run the prompts; issue the code, answer an error, or park and send the member to a page."""
     step = prompts.decide(db, settings, req, login, parked)
+    if step.kind == "refuse":
+        if parked is not None:
+            db.delete(parked)
+        return ShowError(step.description, 403)
     if step.kind in ("issue", "error"):
         if parked is not None:
             db.delete(parked)

@@ -52,6 +52,9 @@ class OAuthClient(SQLModel, table=True):
     registered_dynamically: bool = Field(default=False)
     created_at: dt.datetime = Field(default_factory=utcnow)
     secret_rotated_at: dt.datetime | None = None
+    # after a rotation with a grace period, the previous secret keeps working until then
+    previous_secret_hash: str | None = Field(default=None, max_length=255)
+    previous_secret_expires_at: dt.datetime | None = None
     disabled_at: dt.datetime | None = None  # a disabled client can neither log members in nor get tokens
     tokens_revoked_at: dt.datetime | None = None  # access tokens issued before this are no longer valid
 

@@ -14,6 +14,9 @@ a login, a confirmed email, or the member's consent — or nothing.
 - Consent when this client lacks a scope or claim under the current privacy-policy version, or
   when ``prompt`` has ``consent``. A trusted client skips the page; its consent is recorded as
   implicit.
+- A client may be closed to this member: higher packages register access rules
+  (``register_access_rule``; the federation's members-only instances); a refusal is a page saying
+  why (or ``access_denied`` with ``prompt=none``), before any consent.
 - With ``prompt=none`` nothing may be shown: the answer is ``login_required``,
   ``interaction_required`` or ``consent_required`` instead (§3.1.2.6).
 """
@@ -21,6 +24,7 @@ a login, a confirmed email, or the member's consent — or nothing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,16 +32,36 @@ from sqlmodel import Session
 
 from portail.accounts.current import Login
 from portail.accounts.mfa import step_up
+from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
 from portail.oidc import claims, consents
 from portail.oidc.authorization_request import AuthzRequest
-from portail.oidc.models import ParkedRequest
+from portail.oidc.models import OAuthClient, ParkedRequest
+
+# rule(db, member, client) -> None when the member may use the client, else a French source message
+AccessRule = Callable[[Session, Member, OAuthClient], str | None]
+_access_rules: list[AccessRule] = []
+
+
+def register_access_rule(rule: AccessRule) -> None:
+    """Add a rule run before a code is issued (registering the same function again replaces it)."""
+    name = (rule.__module__, rule.__qualname__)
+    _access_rules[:] = [r for r in _access_rules if (r.__module__, r.__qualname__) != name]
+    _access_rules.append(rule)
+
+
+def refusal(db: Session, member: Member, client: OAuthClient) -> str | None:
+    for rule in list(_access_rules):
+        message = rule(db, member, client)
+        if message:
+            return message
+    return None
 
 
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["login", "verify", "mfa", "step", "consent", "issue", "error"]
+    kind: Literal["login", "verify", "mfa", "step", "consent", "issue", "error", "refuse"]
     error: str = ""
     description: str = ""
 
@@ -80,6 +104,13 @@ def decide(
         if silent:
             return Step("error", "interaction_required", "The member must confirm their email address")
         return Step("verify")
+    refused = refusal(db, member, req.client)
+    if refused:
+        return (
+            Step("error", "access_denied", "This account may not use this client")
+            if silent
+            else Step("refuse", description=refused)
+        )
     if needs_mfa(settings, req) and not step_up.is_mfa(login.session.amr):
         if silent:
             return Step("error", "interaction_required", "A second authentication factor is required")

@@ -192,7 +192,8 @@ def test_hoster_journey_from_application_to_configuration(
     rotated = post(client, f"/federation/instances/{node}", f"/federation/instances/{node}/secret", {})
     new_secret = rotated.text.split('id="client-secret">', 1)[1].split("<", 1)[0]
     assert new_secret != secret
-    assert not clients.verify_secret(client_row(settings, row.client_id), secret)
+    assert not clients.verify_secret(client_row(settings, row.client_id), secret, previous=False)
+    assert clients.verify_secret(client_row(settings, row.client_id), secret)  # during the grace period
     assert clients.verify_secret(client_row(settings, row.client_id), new_secret)
     assert row.name in client.get("/federation/directory").text
 
