@@ -1,7 +1,8 @@
 """OpenID Connect provider benchmark: Portail side by side with panva's ``oidc-provider`` (node).
 
 In one run, for each scenario (discovery, JWKS, userinfo, refresh-token grant, full authorization
-code flow of a logged-in member who already consented) and each concurrency (16 and 64), it
+code flow of a logged-in member who already consented, client-credentials grant, introspection of
+an access token by its client) and each concurrency (16 and 64), it
 measures requests/s, iterations/s, p50/p99 latency and the server's CPU, for:
 
 * ``oidc-provider``: ``bench/oidc_provider/server.mjs`` (node, one thread, in-memory store);
@@ -342,7 +343,7 @@ def measure(
 
 def _line(label: str, name: str, concurrency: int, r: dict[str, float], ratio: str = "") -> str:
     return (
-        f"| {label:<20} | {name:<9} | {concurrency:>3} | {r['req_s']:>8.0f} | {r['iter_s']:>8.0f} | "
+        f"| {label:<20} | {name:<18} | {concurrency:>3} | {r['req_s']:>8.0f} | {r['iter_s']:>8.0f} | "
         f"{r['p50_ms']:>7.1f} | {r['p99_ms']:>7.1f} | {r['srv_cpu']:>6.0f}% | {r['srv_ms_it']:>7.2f} | "
         f"{r['errors']:>5.0f} | {ratio:>6} |"
     )

@@ -48,6 +48,36 @@ def open_db(settings: Settings) -> database.Database:
 # ---------------------------------------------------------------- serve and db
 
 
+# Idle keep-alive connections stay open longer than any client or proxy keeps them (undici/node
+# fetch 4 s, httpx 5 s, nginx and cloud load balancers 60 s), so that the client always closes
+# first. With uvicorn's default (5 s), a client whose event loop was late on a busy machine reused
+# a connection the server had just closed and got "other side closed" (reproduced: a node fetch
+# idle 3.5 s then starved 2.5 s). An idle connection costs a socket and a few kilobytes.
+KEEP_ALIVE_SECONDS = 75
+
+
+def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``portail serve`` passes to ``uvicorn.run``."""
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "http": "httptools",
+        "loop": "uvloop",
+        "proxy_headers": False,  # handled by portail.request_log with the forwarded_allow_ips setting
+        "log_level": args.log_level,
+        "access_log": args.access_log,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }
+    # Each worker must answer uvicorn's readiness check; importing and building the app can take
+    # longer than uvicorn's 5-second default on a busy small machine, and the worker is then killed
+    # and respawned forever.
+    if "timeout_worker_healthcheck" in _uvicorn_options():
+        options["timeout_worker_healthcheck"] = 60
+    return options
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -61,23 +91,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     load_instances(settings, db)
     db.dispose()
     print(f"Portail : {settings.issuer} — écoute sur / listening on http://{args.host}:{args.port}", flush=True)
-    # Each worker must answer uvicorn's readiness check; importing and building the app can take
-    # longer than uvicorn's 5-second default on a busy small machine, and the worker is then killed
-    # and respawned forever.
-    patience = {"timeout_worker_healthcheck": 60} if "timeout_worker_healthcheck" in _uvicorn_options() else {}
-    uvicorn.run(
-        "portail.app:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        http="httptools",
-        loop="uvloop",
-        proxy_headers=False,  # handled by portail.request_log with the forwarded_allow_ips setting
-        log_level=args.log_level,
-        access_log=args.access_log,
-        **patience,  # type: ignore[arg-type]
-    )
+    uvicorn.run("portail.app:create_app_from_env", **uvicorn_options(args))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Smoke probe for the reference oidc-provider (bench/oidc_provider/server.mjs).
 
 Starts ``node server.mjs`` on a free loopback port, waits for discovery,
-performs each of the five benchmark scenarios once, prints ``OK <scenario>``
+performs each of the seven benchmark scenarios once, prints ``OK <scenario>``
 per scenario and stops the server. Exit status 0 only if all passed.
 
     .venv/bin/python bench/oidc_provider/probe.py            # own server
@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
 import httpx
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("discovery", "jwks", "userinfo", "refresh", "authcode")
+SCENARIOS = ("discovery", "jwks", "userinfo", "refresh", "authcode", "client_credentials", "introspection")
 
 
 # --------------------------------------------------------------------------- server
@@ -176,6 +176,28 @@ async def sc_refresh(client: httpx.AsyncClient, st: BenchState) -> None:
     st.refresh_token = body.get("refresh_token", st.refresh_token)
 
 
+async def sc_client_credentials(client: httpx.AsyncClient, st: BenchState) -> None:
+    """client_credentials grant (RFC 6749 §4.4), no scope: an access token for the client itself."""
+    r = await client.post(
+        st.endpoint("token_endpoint"),
+        headers={"Authorization": st.basic_auth},
+        data={"grant_type": "client_credentials"},
+    )
+    if r.status_code != 200 or "access_token" not in r.json():
+        raise AssertionError(f"client_credentials: {r.status_code} {r.text[:200]}")
+
+
+async def sc_introspection(client: httpx.AsyncClient, st: BenchState) -> None:
+    """RFC 7662: the client introspects the member's access token it holds (active)."""
+    r = await client.post(
+        st.endpoint("introspection_endpoint"),
+        headers={"Authorization": st.basic_auth},
+        data={"token": st.access_token, "token_type_hint": "access_token"},
+    )
+    if r.status_code != 200 or r.json().get("active") is not True:
+        raise AssertionError(f"introspection: {r.status_code} {r.text[:200]}")
+
+
 def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(32)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -239,6 +261,8 @@ SCENARIO_FUNCS = {
     "userinfo": sc_userinfo,
     "refresh": sc_refresh,
     "authcode": sc_authcode,
+    "client_credentials": sc_client_credentials,
+    "introspection": sc_introspection,
 }
 
 

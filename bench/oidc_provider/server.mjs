@@ -141,7 +141,7 @@ const configuration = {
       client_secret: CLIENT_SECRET,
       redirect_uris: [REDIRECT_URI],
       response_types: ['code'],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: ID_TOKEN_ALG,
     },
@@ -160,6 +160,8 @@ const configuration = {
   features: {
     devInteractions: { enabled: false }, // replaced by the bench interaction route
     userinfo: { enabled: true },
+    clientCredentials: { enabled: true }, // the client_credentials scenario
+    introspection: { enabled: true }, // the introspection scenario (RFC 7662)
     rpInitiatedLogout: { enabled: false },
   },
   pkce: {

@@ -150,17 +150,25 @@ def issue_id_token(
     return keys.sign(claims, alg=alg if alg in keys.ALGORITHMS else "RS256")
 
 
+# A Core INSERT built once: an ORM ``db.add`` costs a unit-of-work flush (~0.5 ms per refresh),
+# triggered by the next query of the same request.
+_INSERT_REFRESH = sa.insert(RefreshToken.__table__).values(  # type: ignore[attr-defined]
+    {name: bindparam(name) for name in ("token_hash", "grant_id", "client_id", "issued_at", "expires_at")}
+)
+
+
 def new_refresh_token(db: Session, settings: Settings, grant_id: int, client_id: str) -> str:
     raw = secrets.token_urlsafe(32)
     now = utcnow()
-    db.add(
-        RefreshToken(
-            token_hash=hash_token(raw),
-            grant_id=grant_id,
-            client_id=client_id,
-            issued_at=now,
-            expires_at=now + dt.timedelta(days=settings.refresh_token_days),
-        )
+    db.execute(  # type: ignore[call-overload]
+        _INSERT_REFRESH,
+        {
+            "token_hash": hash_token(raw),
+            "grant_id": grant_id,
+            "client_id": client_id,
+            "issued_at": now,
+            "expires_at": now + dt.timedelta(days=settings.refresh_token_days),
+        },
     )
     return raw
 
