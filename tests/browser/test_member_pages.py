@@ -1,0 +1,125 @@
+"""Every member page on a phone (390×844) and a desktop (1280×900) in real Chromium: nothing sticks out
+sideways (``scrollWidth <= innerWidth``), axe-core finds no violation of any impact, and the narrow header
+opens its menu from a button. The member is set up through the pages (sign up, confirm, log in); the one
+OpenID Connect client is created as an administrator would (``create_client``, what ``portail clients create`` calls).
+Screenshots of the main pages are written to ``docs/screenshots/`` (issue 12)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from portail.db import Database
+from portail.oidc.clients import ClientSpec, create_client
+from tests.browser.conftest import LiveServer, axe_check
+from tests.conftest import link_in, outbox
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "une phrase de passe solide"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+MAIN_PAGES = {"home", "account", "my-data", "ledger", "notifications", "signup", "login"}
+
+MEMBER_PAGES = {
+    "home": "/",
+    "account": "/account",
+    "security": "/account/security",
+    "notifications": "/notifications",
+    "notification-preferences": "/notifications/preferences",
+    "my-data": "/account/data",
+    "ledger": "/account/data/ledger",
+    "access-log": "/account/data/access",
+    "organizations": "/organizations",
+    "territory": "/account/territory",
+    "api-tokens": "/account/api-tokens",
+    "privacy-history": "/privacy/history",
+}
+VISITOR_PAGES = {"login": "/login", "signup": "/signup", "reset": "/password/forgot"}
+
+
+def fits(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def check(page: Page, name: str, width: str) -> None:
+    assert fits(page), f"{name} ({width}) scrolls sideways: {page.evaluate('document.documentElement.scrollWidth')} px"
+    axe_check(page, impacts=("minor", "moderate", "serious", "critical"))
+    if name in MAIN_PAGES:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=False)
+
+
+def sign_up_and_log_in(page: Page, server: LiveServer) -> None:
+    page.goto(f"{server.url}/signup")
+    page.get_by_label("Nom", exact=True).fill("Béatrice Gagnon")
+    page.get_by_label("Adresse courriel").fill("beatrice@example.org")
+    page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
+    page.get_by_label("J’accepte les conditions d’utilisation").check()
+    page.get_by_label("J’accepte la politique de confidentialité").check()
+    page.get_by_role("button", name="Créer mon compte").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Vérifiez vos courriels")
+    [mail] = outbox(server.settings)
+    page.goto(link_in(mail))
+    page.get_by_label("Adresse courriel").fill("beatrice@example.org")
+    page.get_by_label("Mot de passe", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Béatrice Gagnon")
+
+
+def consent_url(server: LiveServer) -> str:
+    db = Database(server.settings)
+    with db.session() as s:
+        create_client(
+            s, ClientSpec(name="Agenda du quartier", client_id="agenda", redirect_uris=["http://127.0.0.1:9/cb"])
+        )
+    db.dispose()
+    query = {"response_type": "code", "client_id": "agenda", "redirect_uri": "http://127.0.0.1:9/cb"}
+    query |= {"scope": "openid profile email", "state": "s1", "nonce": "n1"}
+    return f"{server.url}/authorize?{urlencode(query)}"
+
+
+@pytest.mark.parametrize(("width", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
+def test_every_member_page_fits_the_screen_and_is_axe_clean(
+    live_server: LiveServer, browser: Browser, width: str, viewport: dict[str, int]
+) -> None:
+    context = browser.new_context(
+        locale="fr-CA", viewport=viewport, extra_http_headers={"Accept-Language": "fr-CA,fr;q=0.9"}
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    for name, path in VISITOR_PAGES.items():
+        page.goto(f"{live_server.url}{path}")
+        check(page, name, width)
+    sign_up_and_log_in(page, live_server)
+    for name, path in MEMBER_PAGES.items():
+        page.goto(f"{live_server.url}{path}")
+        expect(page.locator("h1").first).to_be_visible()
+        check(page, name, width)
+    page.goto(consent_url(live_server))
+    expect(page).to_have_url(re.compile(r"/authorize/consent/"))
+    check(page, "consent", width)
+    context.close()
+
+
+def test_the_phone_header_is_compact_and_opens_its_menu(live_server: LiveServer, browser: Browser) -> None:
+    context = browser.new_context(locale="fr-CA", viewport=PHONE, extra_http_headers={"Accept-Language": "fr-CA"})
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login")
+    header = page.locator("header.top")
+    box = header.bounding_box()
+    assert box is not None and box["height"] <= 70, box
+    menu = page.get_by_role("button", name="Menu")
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("link", name="Créer un compte").first).to_be_visible()  # the page's own link
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("#site-menu").get_by_role("link", name="Se connecter")).to_have_attribute(
+        "aria-current", "page"
+    )
+    context.close()
