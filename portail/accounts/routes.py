@@ -24,7 +24,7 @@ from portail.accounts.current import (
     safe_next,
     signed_in,
 )
-from portail.accounts.members import AccountError, email_key, normalize_email
+from portail.accounts.members import AccountError, FieldErrors, email_key, normalize_email
 from portail.accounts.mfa import factors, security_routes, step_up
 from portail.accounts.mfa import routes as mfa_routes
 from portail.accounts.models import LoginSession, Member
@@ -45,6 +45,11 @@ def _base_url(request: Request) -> str:
 
 def _error(request: Request, exc: AccountError) -> str:
     return _(request, exc.message, **exc.params)
+
+
+def _field_errors(request: Request, exc: FieldErrors) -> dict[str, str]:
+    """Each refused field's error in the member's language, in the form's order (``_macros.html`` shows them)."""
+    return {name: _error(request, error) for name, error in exc.errors.items()}
 
 
 def _client_ip(request: Request) -> str:
@@ -82,6 +87,7 @@ async def signup(request: Request) -> Response:
     except FormError as exc:
         return render(request, "accounts/signup.html", {"values": values, "error": exc.message}, 400)
     values = {"name": field(form, "name"), "email": field(form, "email")}
+    values |= {"accept_terms": form.get("accept_terms") == "on", "accept_privacy": form.get("accept_privacy") == "on"}
     signup_form = flows.SignUp(
         name=values["name"],
         email=values["email"],
@@ -99,6 +105,9 @@ async def signup(request: Request) -> Response:
             return render(request, "accounts/signup.html", context, 429, headers=_retry_headers(verdict))
         password_hash = await passwords.hash_async(signup_form.password)
         await db.run(flows.sign_up, settings, signup_form, password_hash, _base_url(request), send_mail=verdict.send)
+    except FieldErrors as exc:
+        context = {"values": values, "field_errors": _field_errors(request, exc)}
+        return render(request, "accounts/signup.html", context, 400)
     except AccountError as exc:
         return render(request, "accounts/signup.html", {"values": values, "error": _error(request, exc)}, 400)
     return render(request, "accounts/signup_sent.html", {"email": values["email"]})

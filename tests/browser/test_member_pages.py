@@ -123,3 +123,31 @@ def test_the_phone_header_is_compact_and_opens_its_menu(live_server: LiveServer,
         "aria-current", "page"
     )
     context.close()
+
+
+def test_an_empty_sign_up_shows_every_error_at_its_field_and_keeps_the_values(
+    live_server: LiveServer, page: Page
+) -> None:
+    page.goto(f"{live_server.url}/signup")
+    page.get_by_label("Nom", exact=True).fill("Béatrice Gagnon")
+    page.get_by_label("J’accepte la politique de confidentialité").check()
+    page.get_by_role("button", name="Créer mon compte").click()
+
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("Corrigez ces 3 champs")
+    for field in ("email", "password", "accept_terms"):
+        control = page.locator(f"#f-{field}")
+        expect(control).to_have_attribute("aria-invalid", "true")
+        described = control.get_attribute("aria-describedby") or ""
+        assert f"e-{field}" in described.split()
+        expect(page.locator(f"#e-{field}")).to_be_visible()
+        expect(summary.locator(f'a[href="#f-{field}"]')).to_be_visible()
+    expect(page.locator("#f-name")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#e-accept_terms")).to_have_text(re.compile("conditions d’utilisation"))
+    expect(page.locator("#f-email")).to_be_focused()
+    expect(page.get_by_label("Nom", exact=True)).to_have_value("Béatrice Gagnon")
+    expect(page.get_by_label("J’accepte la politique de confidentialité")).to_be_checked()
+    axe_check(page, impacts=("minor", "moderate", "serious", "critical"))
+
+    page.get_by_role("button", name="Afficher le mot de passe").click()
+    expect(page.locator("#f-password")).to_have_attribute("type", "text")
