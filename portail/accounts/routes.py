@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlmodel import Session
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -363,10 +364,12 @@ async def account(request: Request) -> Response:
         return login
     active = await db.run(sessions.active_sessions, login.member.id or 0, settings)
     territory = await db.run(organizations.territory_of, login.member)
+    pending_email = await db.run(links.pending_email_change, login.member.id or 0)
     return render(
         request,
         "accounts/account.html",
         {
+            "pending_email": pending_email,
             "sessions": active,
             "devices": {row.sid: devices.describe(row.user_agent) for row in active},
             "current_sid": login.session.sid,
@@ -397,6 +400,7 @@ async def _account_form(request: Request, which: str) -> Response:
         stale = await security_routes.require_fresh(request, login)
         if stale is not None:
             return stale
+    form = FormData()
     try:
         form = await read_form(request)
         if which == "profile":
@@ -408,11 +412,17 @@ async def _account_form(request: Request, which: str) -> Response:
         elif which == "password":
             current = str(form.get("current_password") or "")
             new = str(form.get("new_password") or "")
+            refused: dict[str, AccountError] = {}
             if not await passwords.verify_async(member.password_hash, current):
-                raise AccountError("Le mot de passe actuel est incorrect.")
+                refused["current_password"] = AccountError("Le mot de passe actuel est incorrect.")
+            try:
+                flows.check_password(new, settings)
+            except AccountError as exc:
+                refused["new_password"] = exc
             if new != str(form.get("new_password_confirm") or ""):
-                raise AccountError("Les deux mots de passe ne correspondent pas.")
-            flows.check_password(new, settings)
+                refused["new_password_confirm"] = AccountError("Les deux mots de passe ne correspondent pas.")
+            if refused:
+                raise FieldErrors(refused)
             new_hash = await passwords.hash_async(new)
             await db.run(_change_password, settings, member.id or 0, new_hash, login.session.id)
             flash(
@@ -439,20 +449,25 @@ async def _account_form(request: Request, which: str) -> Response:
                 "success",
             )
     except (FormError, AccountError) as exc:
-        message = exc.message if isinstance(exc, FormError) else _error(request, exc)
+        context: dict[str, Any] = {
+            "section": which,
+            "values": {"name": field(form, "name"), "email": field(form, "email")},
+        }
+        if isinstance(exc, FormError):
+            context["error"] = exc.message
+        elif isinstance(exc, FieldErrors):
+            context["field_errors"] = _field_errors(request, exc)
+        else:  # one field per form can be refused alone: the name, or the new address
+            context["field_errors"] = {"name" if which == "profile" else "email": _error(request, exc)}
         active = await db.run(sessions.active_sessions, member.id or 0, settings)
-        return render(
-            request,
-            "accounts/account.html",
-            {
-                "sessions": active,
-                "devices": {row.sid: devices.describe(row.user_agent) for row in active},
-                "current_sid": login.session.sid,
-                "error": message,
-                "section": which,
-            },
-            400,
-        )
+        context |= {
+            "sessions": active,
+            "devices": {row.sid: devices.describe(row.user_agent) for row in active},
+            "current_sid": login.session.sid,
+            "territory": await db.run(organizations.territory_of, member),
+            "pending_email": await db.run(links.pending_email_change, member.id or 0),
+        }
+        return render(request, "accounts/account.html", context, 400)
     response = RedirectResponse("/account", status_code=303)
     if which == "profile" and request.state.locale in LOCALES:
         _set_lang_cookie(response, settings, request.state.locale)
