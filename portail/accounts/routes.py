@@ -339,13 +339,22 @@ async def reset_password(request: Request) -> Response:
     try:
         form = await read_form(request)
         password = str(form.get("password") or "")
+        refused: dict[str, AccountError] = {}
+        try:
+            flows.check_password(password, settings)
+        except AccountError as exc:
+            refused["password"] = exc
         if password != str(form.get("password_confirm") or ""):
-            raise AccountError("Les deux mots de passe ne correspondent pas.")
-        flows.check_password(password, settings)
+            refused["password_confirm"] = AccountError("Les deux mots de passe ne correspondent pas.")
+        if refused:
+            raise FieldErrors(refused)
         new_hash = await passwords.hash_async(password)
         await db.run(flows.reset_password, settings, token, new_hash)
     except FormError as exc:
         return render(request, "accounts/reset.html", {"token": token, "error": exc.message}, 400)
+    except FieldErrors as exc:
+        context = {"token": token, "field_errors": _field_errors(request, exc)}
+        return render(request, "accounts/reset.html", context, 400)
     except AccountError as exc:
         return render(request, "accounts/reset.html", {"token": token, "error": _error(request, exc)}, 400)
     flash(request, _(request, "Votre mot de passe a été changé. Connectez-vous avec le nouveau."), "success")

@@ -8,7 +8,7 @@ import re
 from starlette.testclient import TestClient
 
 from portail.config import Settings
-from tests.conftest import create_member, form_post, login
+from tests.conftest import BASE_URL, create_member, form_post, link_in, login, outbox
 
 
 def test_a_refused_password_change_names_each_field_at_once(client: TestClient, settings: Settings) -> None:
@@ -42,3 +42,13 @@ def test_the_account_page_shows_a_pending_address_change(client: TestClient, set
     assert "Changement demandé vers alice.new@example.org" in page
     refused = form_post(client, "/account", "/account/email", {"email": "nope"})
     assert refused.status_code == 400 and 'id="e-email"' in refused.text and 'value="nope"' in refused.text
+
+
+def test_a_refused_new_password_on_the_reset_page_names_both_fields(client: TestClient, settings: Settings) -> None:
+    create_member(settings, "alice@example.org", "Alice")
+    assert form_post(client, "/password/forgot", "/password/forgot", {"email": "alice@example.org"}).status_code < 400
+    link = link_in(outbox(settings)[-1]).removeprefix(BASE_URL)
+    response = form_post(client, link, link, {"password": "court", "password_confirm": "autre"})
+    assert response.status_code == 400
+    assert "Corrigez ces 2 champs" in response.text
+    assert 'id="e-password"' in response.text and 'id="e-password_confirm"' in response.text
