@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import devices, flows, links, mail_limits, organizations, policy, sessions, throttle
+from portail.accounts import delays, devices, flows, links, mail_limits, organizations, policy, sessions, throttle
 from portail.accounts import login as authenticate
 from portail.accounts.current import (
     clear_session_cookie,
@@ -66,8 +66,8 @@ async def _mail_verdict(request: Request, address: str) -> mail_limits.Verdict:
 def _too_many_mails(request: Request, verdict: mail_limits.Verdict) -> str:
     return _(
         request,
-        "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
-        minutes=verdict.retry_minutes,
+        "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(delay)s.",
+        delay=delays.in_words(verdict.retry_after, request_locale(request)),
     )
 
 
@@ -161,8 +161,8 @@ def _unverified_refusal(
         message = _(
             request,
             "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. "
-            "Vérifiez vos courriels indésirables, ou réessayez dans %(minutes)s minutes.",
-            minutes=request.app.state.settings.mail_limit_window_minutes,
+            "Vérifiez vos courriels indésirables, ou réessayez dans %(delay)s.",
+            delay=delays.in_words(request.app.state.settings.mail_limit_window_minutes * 60, request_locale(request)),
         )
     context = {
         "next": next_url,
@@ -238,7 +238,11 @@ async def login_page(request: Request) -> Response:
     ip = _client_ip(request)
     wait, member = await db.run(authenticate.lookup, key, ip, email)
     if wait:
-        message = _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
+        message = _(
+            request,
+            "Trop de tentatives. Réessayez dans %(delay)s.",
+            delay=delays.in_words(wait, request_locale(request)),
+        )
         return render(
             request,
             "accounts/login.html",
@@ -443,8 +447,8 @@ async def _account_form(request: Request, which: str) -> Response:
             verdict = await _mail_verdict(request, field(form, "email"))
             if verdict.retry_after:
                 raise AccountError(
-                    "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
-                    minutes=verdict.retry_minutes,
+                    "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(delay)s.",
+                    delay=delays.in_words(verdict.retry_after, request_locale(request)),
                 )
             if verdict.send:  # over the address's limit: the same confirmation, no mail
                 await db.run(_change_email, settings, member.id or 0, field(form, "email"), _base_url(request))
