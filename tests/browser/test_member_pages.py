@@ -44,6 +44,8 @@ MEMBER_PAGES = {
     "territory": "/account/territory",
     "api-tokens": "/account/api-tokens",
     "privacy-history": "/privacy/history",
+    "instance": "/federation/instances/agora",
+    "directory": "/federation/directory",
 }
 VISITOR_PAGES = {"login": "/login", "signup": "/signup", "reset": "/password/forgot"}
 
@@ -161,6 +163,14 @@ def test_every_member_page_fits_the_screen_and_is_axe_clean(
     for name, path in MEMBER_PAGES.items():
         page.goto(f"{live_server.url}{path}")
         no_raw_codes(page, f"{name} (en)", FRENCH_IN_ENGLISH)
+    page.goto(f"{live_server.url}/account/data")
+    page.get_by_role("button", name="Prepare an archive").click()
+    check(page, "export", width)
+    page.goto(f"{live_server.url}/account/data")
+    page.get_by_label("Confirm with your password").fill(PASSWORD)
+    page.get_by_role("button", name="Ask for my account to be deleted").click()
+    expect(page.locator("h1").first).to_be_visible()
+    check(page, "deletion", width)
     context.close()
 
 
