@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -29,7 +30,7 @@ from portail.accounts.members import AccountError, FieldErrors, email_key, norma
 from portail.accounts.mfa import factors, security_routes, step_up
 from portail.accounts.mfa import routes as mfa_routes
 from portail.accounts.models import LoginSession, Member
-from portail.accounts.passwords import CheckUnavailable, Passwords
+from portail.accounts.passwords import COMMON_PASSWORDS, CheckUnavailable, Passwords
 from portail.config import Settings
 from portail.db import Database
 from portail.web import LANG_COOKIE, LOCALES, N_, FormError, _, field, flash, read_form, render, request_locale
@@ -641,6 +642,13 @@ async def privacy(request: Request) -> Response:
     )
 
 
+async def common_passwords(request: Request) -> Response:
+    """The common-password list the server refuses, for the strength hint of new-password fields (portail.js)."""
+    body = await run_in_threadpool(COMMON_PASSWORDS.read_bytes)
+    headers = {"Content-Encoding": "gzip", "Cache-Control": "public, max-age=86400"}
+    return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
+
+
 routes = [
     Route("/terms", terms, methods=["GET"], name="terms"),
     Route("/privacy", privacy, methods=["GET"], name="privacy"),
@@ -650,6 +658,7 @@ routes = [
     Route("/verify/address", correct_address, methods=["POST"], name="verify_address"),
     Route("/login", login_page, methods=["GET", "POST"], name="login"),
     Route("/logout", logout, methods=["GET", "POST"], name="logout"),
+    Route("/password/common.txt", common_passwords, methods=["GET"], name="password_common"),
     Route("/password/forgot", forgot_password, methods=["GET", "POST"], name="password_forgot"),
     Route("/password/reset", reset_password, methods=["GET", "POST"], name="password_reset"),
     Route("/account", account, methods=["GET"], name="account"),

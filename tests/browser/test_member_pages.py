@@ -218,3 +218,14 @@ def test_an_empty_sign_up_shows_every_error_at_its_field_and_keeps_the_values(
 
     page.get_by_role("button", name="Afficher le mot de passe").click()
     expect(page.locator("#f-password")).to_have_attribute("type", "text")
+
+
+def test_the_new_password_hint_uses_the_common_password_list(live_server: LiveServer, page: Page) -> None:
+    page.goto(f"{live_server.url}/signup")
+    password = page.get_by_label("Mot de passe", exact=True)
+    password.fill("court")
+    expect(page.locator("#s-password")).to_have_text(re.compile("Encore trop court"))
+    password.fill("password123")
+    expect(page.locator("#s-password")).to_have_text(re.compile("trop courant"))
+    password.fill(PASSWORD)
+    expect(page.locator("#s-password")).to_have_text(re.compile("Bon choix"))
