@@ -229,3 +229,15 @@ def test_the_new_password_hint_uses_the_common_password_list(live_server: LiveSe
     expect(page.locator("#s-password")).to_have_text(re.compile("trop courant"))
     password.fill(PASSWORD)
     expect(page.locator("#s-password")).to_have_text(re.compile("Bon choix"))
+
+
+def test_a_first_visit_gets_a_welcome_that_can_be_dismissed(live_server: LiveServer, page: Page) -> None:
+    sign_up_and_log_in(page, live_server)
+    welcome = page.get_by_role("region", name="Bienvenue! Par où commencer")
+    expect(welcome).to_be_visible()
+    expect(welcome.get_by_role("link", name="Mes données")).to_have_attribute("href", "/account/data")
+    welcome.get_by_role("button", name="J’ai compris, masquer ce message").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Béatrice Gagnon")
+    expect(welcome).to_have_count(0)
+    page.reload()
+    expect(welcome).to_have_count(0)
