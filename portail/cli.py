@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from portail import db as database
+from portail import mail
 from portail.accounts import flows, imports, members, newcomers
 from portail.accounts.members import AccountError
 from portail.accounts.mfa import commands as mfa_commands
@@ -91,6 +92,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     load_instances(settings, db)
     db.dispose()
     print(f"Portail : {settings.issuer} — écoute sur / listening on http://{args.host}:{args.port}", flush=True)
+    if not settings.smtp_url:
+        mail.announce_outbox(sys.stdout)
+        print(f"Courriels dans / mail goes to {settings.outbox_path}", flush=True)
     uvicorn.run("portail.app:create_app_from_env", **uvicorn_options(args))
     return 0
 

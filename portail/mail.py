@@ -14,7 +14,7 @@ import uuid
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
 from markupsafe import Markup
@@ -24,6 +24,20 @@ from portail.db import after_commit
 from portail.web import TEMPLATES_ENV, translator
 
 log = logging.getLogger("portail.mail")
+# One line per mail written to the outbox (path and subject, no address): ``portail serve`` shows it on the
+# console (``announce_outbox``), so whoever runs ``make run`` knows where the sign-up link went.
+outbox_log = logging.getLogger("portail.mail.outbox")
+
+
+def announce_outbox(stream: TextIO) -> None:
+    """Print each mail written to the outbox on ``stream`` (once per process, however often called)."""
+    if any(getattr(h, "portail_outbox", False) for h in outbox_log.handlers):
+        return
+    handler = logging.StreamHandler(stream)
+    handler.portail_outbox = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    outbox_log.addHandler(handler)
+    outbox_log.setLevel(logging.INFO)
 
 
 def compose(settings: Settings, to: str, template: str, locale: str, context: dict[str, Any]) -> EmailMessage:
@@ -77,6 +91,7 @@ def deliver(settings: Settings, message: EmailMessage) -> Path | None:
     path = outbox / f"{uuid.uuid4().hex}.eml"
     path.write_bytes(bytes(message))
     log.info("mail for %s written to %s: %s", message["To"], path, message["Subject"])
+    outbox_log.info("Courriel écrit / mail written: %s — %s", path, message["Subject"])
     return path
 
 

@@ -4,6 +4,7 @@ password and profile changes. Each takes typed values and a DB session, never a 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlmodel import Session
@@ -12,6 +13,7 @@ from portail import mail
 from portail.accounts import links, policy, sessions
 from portail.accounts.members import (
     AccountError,
+    FieldErrors,
     audit,
     clean_name,
     create_member,
@@ -46,12 +48,30 @@ def check_password(password: str, settings: Settings) -> None:
 
 
 def validate_sign_up(form: SignUp, settings: Settings) -> str:
-    """Check every field before anything is written; returns the normalized email."""
-    clean_name(form.name)
-    email = normalize_email(form.email)
-    check_password(form.password, settings)
-    if not form.accept_terms or not form.accept_privacy:
-        raise AccountError("Vous devez accepter les conditions d’utilisation et la politique de confidentialité.")
+    """Check every field before anything is written; returns the normalized email.
+
+    Raises ``FieldErrors`` naming every refused field at once, so the form can show each error at its field.
+    """
+    errors: dict[str, AccountError] = {}
+    email = ""
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("name", lambda: clean_name(form.name)),
+        ("email", lambda: normalize_email(form.email)),
+        ("password", lambda: check_password(form.password, settings)),
+    ]
+    for name, check in checks:
+        try:
+            result = check()
+        except AccountError as exc:
+            errors[name] = exc
+        else:
+            email = str(result) if name == "email" else email
+    if not form.accept_terms:
+        errors["accept_terms"] = AccountError("Acceptez les conditions d’utilisation pour créer un compte.")
+    if not form.accept_privacy:
+        errors["accept_privacy"] = AccountError("Acceptez la politique de confidentialité pour créer un compte.")
+    if errors:
+        raise FieldErrors(errors)
     return email
 
 

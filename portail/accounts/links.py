@@ -100,3 +100,15 @@ def consume(db: Session, secret_key: str, purpose: str, token: str) -> OneTimeLi
     if result.rowcount != 1:
         raise AccountError("Ce lien a déjà été utilisé.")
     return row
+
+
+def pending_email_change(db: Session, member_id: int) -> str | None:
+    """The address a member asked to move to and has not confirmed yet (the newest live link), if any."""
+    row = db.exec(
+        select(OneTimeLink)
+        .where(OneTimeLink.member_id == member_id, OneTimeLink.purpose == "email-change")
+        .where(col(OneTimeLink.used_at).is_(None), OneTimeLink.expires_at > utcnow())
+        .order_by(col(OneTimeLink.created_at).desc())
+        .limit(1)
+    ).first()
+    return row.new_email if row else None

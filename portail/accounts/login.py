@@ -130,7 +130,7 @@ def second_step(
     code, credential = answer
     wait = throttle.retry_after(db, second_step_key(member_id), device.ip)
     if wait:
-        return Rejected(N_("Trop de tentatives. Réessayez dans %(seconds)s secondes."), wait)
+        return Rejected(N_("Trop de tentatives. Réessayez dans %(delay)s."), wait)
     amr, left, failure = "", None, N_("Ce code est incorrect ou a déjà servi.")
     member = db.get(Member, member_id)
     if member is None or not member.active:

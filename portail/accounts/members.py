@@ -23,6 +23,18 @@ class AccountError(Exception):
         self.params = params
 
 
+class FieldErrors(AccountError):
+    """Every refused field of one form at once: ``errors`` maps a form field's name to its error.
+
+    The message of the first error stands for the whole, so code that only knows ``AccountError`` still
+    says something true."""
+
+    def __init__(self, errors: dict[str, AccountError]) -> None:
+        first = next(iter(errors.values()))
+        super().__init__(first.message, **first.params)
+        self.errors = errors
+
+
 def normalize_email(raw: str) -> str:
     """Trim, NFC-normalize and lower-case the domain; refuse what is not an address."""
     value = unicodedata.normalize("NFC", raw.strip())

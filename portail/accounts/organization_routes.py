@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import mail_limits, memberships, organizations
+from portail.accounts import delays, mail_limits, memberships, organizations
 from portail.accounts.current import require_verified, safe_next
 from portail.accounts.members import AccountError
 from portail.accounts.models import Member, Organization
 from portail.config import Settings
 from portail.db import Database, row_id
-from portail.web import N_, FormError, _, field, flash, read_form, render
+from portail.web import N_, FormError, _, field, flash, read_form, render, request_locale
 
 
 def _db(request: Request) -> Database:
@@ -160,7 +160,7 @@ async def organization_action(request: Request) -> Response:
             await _check_mail(
                 request,
                 f"join:{login.member.id}:{slug}",
-                N_("Votre demande a déjà été envoyée plusieurs fois récemment. Réessayez dans %(minutes)s minutes."),
+                N_("Votre demande a déjà été envoyée plusieurs fois récemment. Réessayez dans %(delay)s."),
             )
         message, name = await _db(request).run(
             _act,
@@ -180,9 +180,7 @@ async def organization_action(request: Request) -> Response:
 async def _check_mail(
     request: Request,
     address: str,
-    limited: str = N_(
-        "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. Réessayez dans %(minutes)s minutes."
-    ),
+    limited: str = N_("Plusieurs courriels ont déjà été envoyés à cette adresse récemment. Réessayez dans %(delay)s."),
 ) -> None:
     """The mail limits (``mail_limits``) of an invitation (it mails any address) and of a join request
     (it mails the administrators: counted per member and organization, so asking, cancelling and
@@ -191,11 +189,14 @@ async def _check_mail(
     verdict = await limiter.check(address, request.client.host if request.client else "")
     if verdict.retry_after:
         raise AccountError(
-            "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
-            minutes=verdict.retry_minutes,
+            "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(delay)s.",
+            delay=delays.in_words(verdict.retry_after, request_locale(request)),
         )
     if verdict.address_limited:
-        raise AccountError(limited, minutes=request.app.state.settings.mail_limit_window_minutes)
+        raise AccountError(
+            limited,
+            delay=delays.in_words(request.app.state.settings.mail_limit_window_minutes * 60, request_locale(request)),
+        )
 
 
 # ---------------------------------------------------------------- invitation links

@@ -10,12 +10,14 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portail import metrics
-from portail.accounts import devices, flows, links, mail_limits, organizations, policy, sessions, throttle
+from portail.accounts import delays, devices, flows, links, mail_limits, organizations, policy, sessions, throttle
 from portail.accounts import login as authenticate
 from portail.accounts.current import (
     clear_session_cookie,
@@ -25,11 +27,11 @@ from portail.accounts.current import (
     safe_next,
     signed_in,
 )
-from portail.accounts.members import AccountError, email_key, normalize_email
+from portail.accounts.members import AccountError, FieldErrors, email_key, normalize_email
 from portail.accounts.mfa import factors, security_routes, step_up
 from portail.accounts.mfa import routes as mfa_routes
 from portail.accounts.models import LoginSession, Member
-from portail.accounts.passwords import CheckUnavailable, Passwords
+from portail.accounts.passwords import COMMON_PASSWORDS, CheckUnavailable, Passwords
 from portail.config import Settings
 from portail.db import Database
 from portail.web import LANG_COOKIE, LOCALES, N_, FormError, _, field, flash, read_form, render, request_locale
@@ -48,6 +50,11 @@ def _error(request: Request, exc: AccountError) -> str:
     return _(request, exc.message, **exc.params)
 
 
+def _field_errors(request: Request, exc: FieldErrors) -> dict[str, str]:
+    """Each refused field's error in the member's language, in the form's order (``_macros.html`` shows them)."""
+    return {name: _error(request, error) for name, error in exc.errors.items()}
+
+
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -61,8 +68,8 @@ async def _mail_verdict(request: Request, address: str) -> mail_limits.Verdict:
 def _too_many_mails(request: Request, verdict: mail_limits.Verdict) -> str:
     return _(
         request,
-        "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
-        minutes=verdict.retry_minutes,
+        "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(delay)s.",
+        delay=delays.in_words(verdict.retry_after, request_locale(request)),
     )
 
 
@@ -83,6 +90,7 @@ async def signup(request: Request) -> Response:
     except FormError as exc:
         return render(request, "accounts/signup.html", {"values": values, "error": exc.message}, 400)
     values = {"name": field(form, "name"), "email": field(form, "email")}
+    values |= {"accept_terms": form.get("accept_terms") == "on", "accept_privacy": form.get("accept_privacy") == "on"}
     signup_form = flows.SignUp(
         name=values["name"],
         email=values["email"],
@@ -100,6 +108,9 @@ async def signup(request: Request) -> Response:
             return render(request, "accounts/signup.html", context, 429, headers=_retry_headers(verdict))
         password_hash = await passwords.hash_async(signup_form.password)
         await db.run(flows.sign_up, settings, signup_form, password_hash, _base_url(request), send_mail=verdict.send)
+    except FieldErrors as exc:
+        context = {"values": values, "field_errors": _field_errors(request, exc)}
+        return render(request, "accounts/signup.html", context, 400)
     except AccountError as exc:
         return render(request, "accounts/signup.html", {"values": values, "error": _error(request, exc)}, 400)
     return render(request, "accounts/signup_sent.html", {"email": values["email"]})
@@ -152,8 +163,8 @@ def _unverified_refusal(
         message = _(
             request,
             "Plusieurs courriels ont déjà été envoyés à cette adresse récemment. "
-            "Vérifiez vos courriels indésirables, ou réessayez dans %(minutes)s minutes.",
-            minutes=request.app.state.settings.mail_limit_window_minutes,
+            "Vérifiez vos courriels indésirables, ou réessayez dans %(delay)s.",
+            delay=delays.in_words(request.app.state.settings.mail_limit_window_minutes * 60, request_locale(request)),
         )
     context = {
         "next": next_url,
@@ -230,7 +241,11 @@ async def login_page(request: Request) -> Response:
     wait, member = await db.run(authenticate.lookup, key, ip, email)
     if wait:
         metrics.LOGINS.labels("password", "throttled").inc()
-        message = _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
+        message = _(
+            request,
+            "Trop de tentatives. Réessayez dans %(delay)s.",
+            delay=delays.in_words(wait, request_locale(request)),
+        )
         return render(
             request,
             "accounts/login.html",
@@ -335,13 +350,22 @@ async def reset_password(request: Request) -> Response:
     try:
         form = await read_form(request)
         password = str(form.get("password") or "")
+        refused: dict[str, AccountError] = {}
+        try:
+            flows.check_password(password, settings)
+        except AccountError as exc:
+            refused["password"] = exc
         if password != str(form.get("password_confirm") or ""):
-            raise AccountError("Les deux mots de passe ne correspondent pas.")
-        flows.check_password(password, settings)
+            refused["password_confirm"] = AccountError("Les deux mots de passe ne correspondent pas.")
+        if refused:
+            raise FieldErrors(refused)
         new_hash = await passwords.hash_async(password)
         await db.run(flows.reset_password, settings, token, new_hash)
     except FormError as exc:
         return render(request, "accounts/reset.html", {"token": token, "error": exc.message}, 400)
+    except FieldErrors as exc:
+        context = {"token": token, "field_errors": _field_errors(request, exc)}
+        return render(request, "accounts/reset.html", context, 400)
     except AccountError as exc:
         return render(request, "accounts/reset.html", {"token": token, "error": _error(request, exc)}, 400)
     flash(request, _(request, "Votre mot de passe a été changé. Connectez-vous avec le nouveau."), "success")
@@ -360,10 +384,12 @@ async def account(request: Request) -> Response:
         return login
     active = await db.run(sessions.active_sessions, login.member.id or 0, settings)
     territory = await db.run(organizations.territory_of, login.member)
+    pending_email = await db.run(links.pending_email_change, login.member.id or 0)
     return render(
         request,
         "accounts/account.html",
         {
+            "pending_email": pending_email,
             "sessions": active,
             "devices": {row.sid: devices.describe(row.user_agent) for row in active},
             "current_sid": login.session.sid,
@@ -394,6 +420,7 @@ async def _account_form(request: Request, which: str) -> Response:
         stale = await security_routes.require_fresh(request, login)
         if stale is not None:
             return stale
+    form = FormData()
     try:
         form = await read_form(request)
         if which == "profile":
@@ -405,11 +432,17 @@ async def _account_form(request: Request, which: str) -> Response:
         elif which == "password":
             current = str(form.get("current_password") or "")
             new = str(form.get("new_password") or "")
+            refused: dict[str, AccountError] = {}
             if not await passwords.verify_async(member.password_hash, current):
-                raise AccountError("Le mot de passe actuel est incorrect.")
+                refused["current_password"] = AccountError("Le mot de passe actuel est incorrect.")
+            try:
+                flows.check_password(new, settings)
+            except AccountError as exc:
+                refused["new_password"] = exc
             if new != str(form.get("new_password_confirm") or ""):
-                raise AccountError("Les deux mots de passe ne correspondent pas.")
-            flows.check_password(new, settings)
+                refused["new_password_confirm"] = AccountError("Les deux mots de passe ne correspondent pas.")
+            if refused:
+                raise FieldErrors(refused)
             new_hash = await passwords.hash_async(new)
             await db.run(_change_password, settings, member.id or 0, new_hash, login.session.id)
             flash(
@@ -421,8 +454,8 @@ async def _account_form(request: Request, which: str) -> Response:
             verdict = await _mail_verdict(request, field(form, "email"))
             if verdict.retry_after:
                 raise AccountError(
-                    "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(minutes)s minutes.",
-                    minutes=verdict.retry_minutes,
+                    "Trop de demandes d’envoi de courriel depuis votre connexion. Réessayez dans %(delay)s.",
+                    delay=delays.in_words(verdict.retry_after, request_locale(request)),
                 )
             if verdict.send:  # over the address's limit: the same confirmation, no mail
                 await db.run(_change_email, settings, member.id or 0, field(form, "email"), _base_url(request))
@@ -436,20 +469,25 @@ async def _account_form(request: Request, which: str) -> Response:
                 "success",
             )
     except (FormError, AccountError) as exc:
-        message = exc.message if isinstance(exc, FormError) else _error(request, exc)
+        context: dict[str, Any] = {
+            "section": which,
+            "values": {"name": field(form, "name"), "email": field(form, "email")},
+        }
+        if isinstance(exc, FormError):
+            context["error"] = exc.message
+        elif isinstance(exc, FieldErrors):
+            context["field_errors"] = _field_errors(request, exc)
+        else:  # one field per form can be refused alone: the name, or the new address
+            context["field_errors"] = {"name" if which == "profile" else "email": _error(request, exc)}
         active = await db.run(sessions.active_sessions, member.id or 0, settings)
-        return render(
-            request,
-            "accounts/account.html",
-            {
-                "sessions": active,
-                "devices": {row.sid: devices.describe(row.user_agent) for row in active},
-                "current_sid": login.session.sid,
-                "error": message,
-                "section": which,
-            },
-            400,
-        )
+        context |= {
+            "sessions": active,
+            "devices": {row.sid: devices.describe(row.user_agent) for row in active},
+            "current_sid": login.session.sid,
+            "territory": await db.run(organizations.territory_of, member),
+            "pending_email": await db.run(links.pending_email_change, member.id or 0),
+        }
+        return render(request, "accounts/account.html", context, 400)
     response = RedirectResponse("/account", status_code=303)
     if which == "profile" and request.state.locale in LOCALES:
         _set_lang_cookie(response, settings, request.state.locale)
@@ -610,6 +648,13 @@ async def privacy(request: Request) -> Response:
     )
 
 
+async def common_passwords(request: Request) -> Response:
+    """The common-password list the server refuses, for the strength hint of new-password fields (portail.js)."""
+    body = await run_in_threadpool(COMMON_PASSWORDS.read_bytes)
+    headers = {"Content-Encoding": "gzip", "Cache-Control": "public, max-age=86400"}
+    return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
+
+
 routes = [
     Route("/terms", terms, methods=["GET"], name="terms"),
     Route("/privacy", privacy, methods=["GET"], name="privacy"),
@@ -619,6 +664,7 @@ routes = [
     Route("/verify/address", correct_address, methods=["POST"], name="verify_address"),
     Route("/login", login_page, methods=["GET", "POST"], name="login"),
     Route("/logout", logout, methods=["GET", "POST"], name="logout"),
+    Route("/password/common.txt", common_passwords, methods=["GET"], name="password_common"),
     Route("/password/forgot", forgot_password, methods=["GET", "POST"], name="password_forgot"),
     Route("/password/reset", reset_password, methods=["GET", "POST"], name="password_reset"),
     Route("/account", account, methods=["GET"], name="account"),

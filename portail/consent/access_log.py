@@ -12,10 +12,25 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, func, select
 
+from portail.consent.errors import N_
 from portail.federation.models import Instance
 from portail.oidc.models import DataAccess, OAuthClient
 
 KINDS = ("token", "userinfo")
+
+# What a scope lets a tool see, in a few plain words for the tables of "Mes données" (French source).
+SCOPE_WORDS: dict[str, str] = {
+    "openid": N_("votre identifiant"),
+    "profile": N_("votre nom et votre langue"),
+    "email": N_("votre adresse courriel"),
+    "groups": N_("vos organisations"),
+    "offline_access": N_("accès en votre absence"),
+}
+
+
+def scope_words(scopes: str) -> list[str]:
+    """The plain words of a space-separated scope list, in order; a scope without words keeps its name."""
+    return [SCOPE_WORDS.get(s, s) for s in scopes.split()]
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,10 @@ class AccessEntry:
     first_at: dt.datetime
     last_at: dt.datetime
     scopes: str
+
+    @property
+    def scope_words(self) -> list[str]:
+        return scope_words(self.scopes)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, col, select
 
 from portail.accounts.policy import Document
-from portail.consent.access_log import LastAccess, last_access, tool_names
+from portail.consent.access_log import LastAccess, last_access, scope_words, tool_names
 from portail.consent.errors import N_
 from portail.federation.models import Instance
 from portail.oidc.models import Consent, ConsentEvent, OAuthClient
@@ -99,6 +99,10 @@ class LedgerEntry:
     scopes: str
     policy_version: str
     detail: str
+
+    @property
+    def scope_words(self) -> list[str]:
+        return scope_words(self.scopes)
 
     @property
     def action_text(self) -> str:

@@ -14,14 +14,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portail.accounts import delays, throttle
 from portail.accounts import policy as accounts_policy
-from portail.accounts import throttle
 from portail.accounts.current import Login, clear_session_cookie, load_login, login_redirect, safe_next
 from portail.config import Settings
 from portail.consent import access_log, deletion, export, ledger, policy, purposes, withdrawal
 from portail.consent.errors import ConsentError
 from portail.db import Database
-from portail.web import FormError, _, error_page, field, flash, read_form, render
+from portail.web import FormError, _, error_page, field, flash, read_form, render, request_locale
 
 LEDGER_PAGE = 50
 
@@ -190,7 +190,13 @@ async def request_deletion(request: Request) -> Response:
     wait = await db.run(throttle.retry_after, key, ip)
     if wait:
         return error_page(
-            request, 429, _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
+            request,
+            429,
+            _(
+                request,
+                "Trop de tentatives. Réessayez dans %(delay)s.",
+                delay=delays.in_words(wait, request_locale(request)),
+            ),
         )
     if not await request.app.state.passwords.verify_async(member.password_hash, str(form.get("password") or "")):
         await db.run(throttle.record_failure, key, ip, settings)

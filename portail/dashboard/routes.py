@@ -54,8 +54,34 @@ async def home(request: Request) -> Response:
     return render(
         request,
         "dashboard/home.html",
-        {"home": data, "tiles": shown, "query": query, "total": len(data.tiles), "notices": data.notices},
+        {
+            "home": data,
+            "tiles": shown,
+            "query": query,
+            "total": len(data.tiles),
+            "notices": data.notices,
+            "welcome": WELCOMED_COOKIE not in request.cookies,
+        },
     )
+
+
+WELCOMED_COOKIE = "portail_welcomed"
+
+
+async def dismiss_welcome(request: Request) -> Response:
+    """Hide the first-visit welcome of the home page in this browser (a form; works without JavaScript)."""
+    login = await require_verified(request)
+    if isinstance(login, Response):
+        return login
+    try:
+        await read_form(request)
+    except FormError as exc:
+        flash(request, exc.message, "error")
+        return RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/", status_code=303)
+    secure = request.app.state.settings.issuer.startswith("https://")
+    response.set_cookie(WELCOMED_COOKIE, "1", max_age=365 * 86400, httponly=True, samesite="lax", secure=secure)
+    return response
 
 
 async def arrange_tile(request: Request) -> Response:
@@ -175,6 +201,7 @@ async def menu_json(request: Request) -> Response:
 
 routes = [
     Route("/", home, methods=["GET"], name="home"),
+    Route("/welcome/dismiss", dismiss_welcome, methods=["POST"], name="welcome_dismiss"),
     Route("/tiles/{slug}", arrange_tile, methods=["POST"], name="tile_arrange"),
     Route("/widget/menu.js", menu_js, methods=["GET"], name="widget_menu_js"),
     Route("/widget/menu.json", menu_json, methods=["GET", "OPTIONS"], name="widget_menu_json"),

@@ -21,13 +21,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portail import metrics
+from portail.accounts import delays
 from portail.accounts import login as authenticate
 from portail.accounts.current import Login, load_login, safe_next, signed_in
 from portail.accounts.mfa import factors, webauthn
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.web import FormError, _, field, flash, json_error, read_form, render
+from portail.web import FormError, _, field, flash, json_error, read_form, render, request_locale
 
 PENDING_COOKIE = "portail_second_step"
 PENDING_SECONDS = 300
@@ -142,7 +143,7 @@ async def second_step(request: Request) -> Response:
     if isinstance(outcome, authenticate.Rejected):
         metrics.LOGINS.labels("second_step", "throttled" if outcome.retry_after else "failure").inc()
         if outcome.retry_after:
-            message = _(request, outcome.message, seconds=outcome.retry_after)
+            message = _(request, outcome.message, delay=delays.in_words(outcome.retry_after, request_locale(request)))
             return _page(request, view, next_url, message, 429, **{"Retry-After": str(outcome.retry_after)})
         return _page(request, view, next_url, _(request, outcome.message), 401)
     if outcome.recovery_left is not None:

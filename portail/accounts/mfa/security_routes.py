@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from portail.accounts import delays, sessions
 from portail.accounts import login as authenticate
-from portail.accounts import sessions
 from portail.accounts.current import Login, require_verified, safe_next
 from portail.accounts.members import AccountError
 from portail.accounts.mfa import enrolment, factors, step_up, totp, webauthn
@@ -22,7 +22,7 @@ from portail.accounts.mfa.routes import device, relying_party
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.web import N_, TEMPLATES_ENV, FormError, _, error_page, field, flash, read_form, render
+from portail.web import N_, TEMPLATES_ENV, FormError, _, error_page, field, flash, read_form, render, request_locale
 
 TEMPLATES_ENV.globals["session_method"] = step_up.method_label
 TEMPLATES_ENV.globals["approximate_place"] = sessions.approximate_place
@@ -75,7 +75,11 @@ async def reauth(request: Request) -> Response:
     context["next"] = next_url = safe_next(field(form, "next"), "/account")
     wait = await db.run(authenticate.reauthenticate_wait, member_id, device(request).ip)
     if wait:
-        message = _(request, "Trop de tentatives. Réessayez dans %(seconds)s secondes.", seconds=wait)
+        message = _(
+            request,
+            "Trop de tentatives. Réessayez dans %(delay)s.",
+            delay=delays.in_words(wait, request_locale(request)),
+        )
         headers = {"Retry-After": str(wait)}
         return render(request, "accounts/reauth.html", {**context, "error": message}, 429, headers=headers)
     credential = str(form.get("credential") or "")

@@ -74,7 +74,7 @@ def test_signup_refuses_bad_input_without_creating_anything(client: TestClient, 
         ({"password": "x" * 1025}, "au plus 1024 caractères"),
         ({"name": ""}, "Le nom est obligatoire"),
         ({"name": "n" * 201}, "au plus 200 caractères"),
-        ({"accept_terms": ""}, "accepter les conditions"),
+        ({"accept_terms": ""}, "Acceptez les conditions"),
         ({"csrf_token": "forged"}, "formulaire a expiré"),
     ]
     for fields, message in cases:

@@ -50,7 +50,8 @@ def test_the_page_shows_what_each_tool_received_and_when(client: TestClient, set
     assert "identité, courriel" in text  # declared data categories
     assert "Vous connecter" in text  # declared purpose
     assert "version 2026-11" in text
-    assert "Dernier jeton obtenu" in text and "jamais" not in text.split("Dernier jeton obtenu", 1)[1][:60]
+    marker = "Dernière connexion de l’outil à votre nom"
+    assert marker in text and "jamais" not in text.split(marker, 1)[1][:60]
 
 
 def test_the_page_speaks_english_to_an_english_member(client: TestClient, settings: Settings) -> None:
