@@ -42,6 +42,7 @@ from portail.federation.models import Instance
 from portail.notifications import inbox, planning
 from portail.notifications.models import MatrixPusher, SourceLink
 from portail.notifications.outbound import Fetcher, SourceError
+from portail.notifications.push import PushRejected
 from portail.notifications.sources import matrix
 
 APP_ID = "ca.encommun.portail"
@@ -49,14 +50,8 @@ NOTIFY_PATH = "/_matrix/push/v1/notify"
 MAX_DEVICES = 20
 
 
-class GatewayRejected(Exception):
+class GatewayRejected(PushRejected):
     """The whole call is refused (JSON error shape)."""
-
-    def __init__(self, error: str, description: str, status: int) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
 
 
 @dataclass(frozen=True)

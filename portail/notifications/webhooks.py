@@ -38,20 +38,15 @@ from portail.federation.models import Instance
 from portail.notifications import inbox, planning
 from portail.notifications.models import SourceLink, WebhookEvent
 from portail.notifications.outbound import SourceError
+from portail.notifications.push import PushRejected
 from portail.notifications.sources import discourse
 
 SIGNATURE_PREFIX = "sha256="
 EVENT_TYPE = "notification"
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(PushRejected):
     """The call is refused (JSON error shape)."""
-
-    def __init__(self, error: str, description: str, status: int) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
 
 
 @dataclass(frozen=True)
