@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portail.accounts import sessions
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
-from portail.web import render
+from portail.web import _, flash, render
 
 if TYPE_CHECKING:
     from portail.accounts.login import Opened
@@ -89,8 +89,6 @@ def set_session_cookie(response: Response, settings: Settings, token: str) -> No
 
 def signed_in(request: Request, settings: Settings, opened: Opened) -> Response:
     """The answer to a successful login: the session cookie, the login hooks' notices, then the destination."""
-    from portail.web import _, flash
-
     if opened.locale:
         request.state.locale = opened.locale
     for notice in opened.notices:  # e.g. "your account's deletion is cancelled"
