@@ -93,7 +93,8 @@ class Forwarder:
 
 @pytest.fixture
 def postgres_behind_forwarder() -> Iterator[tuple[str, Forwarder]]:
-    """A fresh PostgreSQL database, reached through a forwarder; dropped afterwards."""
+    """A fresh, empty PostgreSQL database (what an operator's ``createdb`` gives; Portail creates its
+    tables itself at ``serve``), reached through a forwarder; dropped afterwards."""
     admin_url = sa.make_url(PG_ADMIN_URL)
     name = f"portail_outage_{secrets.token_hex(4)}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")

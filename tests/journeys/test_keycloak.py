@@ -73,6 +73,8 @@ def kc_import(deployment: Deployment, url: str, *args: str, secret: str = "admin
 
 
 def stored_hash(deployment: Deployment, email: str) -> str:
+    """The member's stored hash, only *read* (SQLite, read-only) to see it became Portail's argon2id:
+    nothing public says which hash a member has, and nothing here is written by hand."""
     with sqlite3.connect(f"file:{deployment.var / 'portail.db'}?mode=ro", uri=True) as db:
         row = db.execute("SELECT password_hash FROM member WHERE email_key = ?", (email.casefold(),)).fetchone()
     return str(row[0])
