@@ -79,11 +79,36 @@ def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def issuer_for_listener(settings: Settings, host: str, port: int) -> str | None:
+    """The issuer ``serve`` should use when none was configured and the default does not match the port.
+
+    ``make run PORT=8080`` would otherwise announce and sign for ``http://127.0.0.1:8000``: every
+    redirect, discovery document and cookie would point at a port nobody listens on.
+    """
+    default = Settings.__dataclass_fields__["issuer"].default
+    if settings.issuer != default:
+        return None  # set in portail.toml or PORTAIL_ISSUER: the operator's choice stands
+    public_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compared, not bound
+    if ":" in public_host:
+        public_host = f"[{public_host}]"
+    issuer = f"http://{public_host}:{port}"
+    return None if issuer == default else issuer
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from portail import metrics
 
+    issuer = issuer_for_listener(settings, args.host, args.port)
+    if issuer is not None:  # the workers read it from their environment
+        os.environ["PORTAIL_ISSUER"] = issuer
+        settings = settings.replace(issuer=issuer)
+        print(
+            f"Émetteur (issuer) non configuré : {issuer} d’après le port d’écoute (PORTAIL_ISSUER pour le fixer)"
+            f" / issuer not configured: {issuer} from the listening port (set PORTAIL_ISSUER to fix it)",
+            flush=True,
+        )
     if args.forwarded_allow_ips is not None:  # the workers read it from their settings
         os.environ["PORTAIL_FORWARDED_ALLOW_IPS"] = args.forwarded_allow_ips
     metrics.prepare_multiprocess(settings.var_path)  # before the workers start: they inherit it

@@ -254,3 +254,21 @@ def test_serve_creates_the_admin_once_and_answers_http(tmp_path: Path) -> None:
     finally:
         again = _stop(second)
     assert password.group(1) not in again and "administrator created" not in again
+
+
+def test_serve_on_another_port_without_an_issuer_announces_and_signs_for_that_port(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "portail.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(tmp_path, None),
+    )
+    try:
+        discovery = _wait_for_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration", process)
+        assert discovery.json()["issuer"] == f"http://127.0.0.1:{port}"
+    finally:
+        output = _stop(process)
+    assert f"issuer not configured: http://127.0.0.1:{port}" in output

@@ -6,7 +6,8 @@ import inspect
 
 import uvicorn
 
-from portail.cli import build_parser, uvicorn_options
+from portail.cli import build_parser, issuer_for_listener, uvicorn_options
+from portail.config import Settings
 
 # The longest idle time of the clients and proxies in front of Portail: undici (node fetch,
 # openid-client) 4 s, httpx 5 s, nginx upstream keep-alive and cloud load balancers 60 s.
@@ -25,3 +26,17 @@ def test_serve_options_are_all_understood_by_uvicorn() -> None:
     accepted = set(inspect.signature(uvicorn.Config).parameters)
     assert set(options) <= accepted
     assert (options["workers"], options["port"], options["http"], options["loop"]) == (2, 8123, "httptools", "uvloop")
+
+
+def test_an_unconfigured_issuer_follows_the_listening_port() -> None:
+    """``make run PORT=8080`` must not announce and sign for port 8000, where nobody listens."""
+    default = Settings()
+    assert issuer_for_listener(default, "127.0.0.1", 8080) == "http://127.0.0.1:8080"
+    assert issuer_for_listener(default, "0.0.0.0", 8080) == "http://127.0.0.1:8080"
+    assert issuer_for_listener(default, "::1", 8080) == "http://[::1]:8080"
+    assert issuer_for_listener(default, "127.0.0.1", 8000) is None  # already right
+
+
+def test_a_configured_issuer_is_never_replaced() -> None:
+    configured = Settings(issuer="https://portail.example.org")
+    assert issuer_for_listener(configured, "127.0.0.1", 8080) is None
