@@ -120,6 +120,8 @@ def test_synapse_snippet_is_valid_yaml_with_backchannel_and_mapping_templates() 
     assert mapping["localpart_template"] == "{{ user.preferred_username }}"
     assert mapping["display_name_template"] == "{{ user.name }}"
     assert mapping["email_template"] == "{{ user.email }}"
+    # Synapse's push client refuses private addresses unless whitelisted (integrations.md, httppusher)
+    assert "ip_range_whitelist" in text and "ip_range_whitelist" not in yaml.safe_load(text)
 
 
 def test_discourse_snippet_sets_the_plugin_settings() -> None:
