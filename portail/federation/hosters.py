@@ -16,13 +16,13 @@ from sqlmodel import Session, col, select
 
 from portail.accounts.members import AccountError, audit, get_by_email, normalize_email
 from portail.accounts.models import Member
+from portail.accounts.regions import REGIONS
 from portail.config import Settings
 from portail.db import utcnow
 from portail.federation import notices
 from portail.federation.models import Hoster, HosterPerson
 from portail.federation.rules import (
     HOSTER_ROLES,
-    REGIONS,
     Actor,
     FederationError,
     by_slug,
