@@ -27,7 +27,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Member, Membership, Organization
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import notices
+from portail.federation import notice_mail
 from portail.federation.models import Hoster, Instance, InstanceLink
 from portail.federation.rules import (
     Actor,
@@ -167,9 +167,9 @@ def request_link(
     )
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if hoster is not None:
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             N_("Demande de lien : %(organization)s → %(instance)s"),
             N_(
                 "%(organization)s demande à être desservi par votre instance %(instance)s. Confirmez ou "
@@ -288,9 +288,9 @@ def ask_hosting(
         reason=f"hoster={hoster.slug} software={software}",
         ip_address=actor.ip_address,
     )
-    notices.send(
+    notice_mail.send(
         settings,
-        notices.hoster_recipients(db, settings, hoster),
+        notice_mail.hoster_recipients(db, settings, hoster),
         N_("Demande d’hébergement : %(organization)s"),
         N_(
             "%(organization)s vous demande d’héberger une instance %(software)s. "
