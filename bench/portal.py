@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from portail import db as database  # noqa: E402
 from portail.accounts import members  # noqa: E402
 from portail.accounts.models import Member, Membership, Organization  # noqa: E402
-from portail.dashboard import notices, tiles  # noqa: E402
+from portail.dashboard import notification_summary, tiles  # noqa: E402
 from portail.dashboard.discover import discover  # noqa: E402
 from portail.federation.models import Instance  # noqa: E402
 
@@ -38,13 +38,13 @@ def home(s: Session, member: Member) -> int:
     circles = tiles.circles_of(s, member)
     mine = tiles.tiles_for(s, member, circles)
     discover(s, member, circles, {t.instance_id for t in mine})
-    notices.summary(s, member.id or 0)
+    notification_summary.summary(s, member.id or 0)
     return len(mine)
 
 
 def menu(s: Session, member: Member) -> int:
     mine = tiles.tiles_for(s, member)
-    notices.summary(s, member.id or 0)
+    notification_summary.summary(s, member.id or 0)
     return len(mine)
 
 

@@ -14,8 +14,8 @@ from starlette.staticfiles import StaticFiles
 
 from portail import db as database
 from portail import metrics, monitoring
-from portail.accounts import sessions
 from portail.accounts.current import PendingStepGate, SessionLoader
+from portail.accounts.extensions import AccountExtensions
 from portail.accounts.mail_limits import MailLimiter
 from portail.accounts.mfa import step_up
 from portail.accounts.mfa.gate import SecondFactorGate
@@ -95,17 +95,18 @@ ADMINISTERING_PAGES = (
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Starlette:
     settings = settings or load_settings()
     db = database.Database(settings)
+    extensions = AccountExtensions().attach(db)  # what the packages above accounts plug into it
     passwords = Passwords(settings)
     keycloak_bridge.install(passwords, settings)  # members whose password a Keycloak realm still holds
-    consent_hooks.install(settings)
+    consent_hooks.install(extensions, settings)
     if migrate:
         database.check_connection(db.engine)
         database.upgrade(db.engine)
     oidc_keys.install(db.engine, settings)
-    sessions.on_session_end(oidc_tokens.on_session_end)
+    extensions.on_session_end(oidc_tokens.on_session_end)
     backchannel.register_hook(settings)
     sender = backchannel.BackchannelSender(db, settings)
-    federation.register_hooks()
+    federation.register_hooks(extensions)
     step_up.guard_pages(*ADMINISTERING_PAGES)
     step_up.register_administering_role(federation_rules.administers_a_hoster)
     prober = federation.prober(settings, db)
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.settings = settings
     app.state.json_paths = ("/api/", *MACHINE_PATHS)  # error pages answer JSON there (web.wants_json)
     app.state.db = db
+    app.state.extensions = extensions
     app.state.passwords = passwords
     app.state.notifications = notifications
     app.state.mail_limiter = MailLimiter(settings, db)

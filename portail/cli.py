@@ -24,6 +24,7 @@ from portail.accounts.mfa import commands as mfa_commands
 from portail.accounts.models import Member
 from portail.accounts.passwords import Passwords, password_problem
 from portail.config import ConfigError, Settings, load_settings
+from portail.oidc.commands import open_database
 from portail.web import translate
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -40,10 +41,7 @@ def bilingual(message: str, **params: object) -> str:
 
 
 def open_db(settings: Settings) -> database.Database:
-    db = database.Database(settings)
-    database.check_connection(db.engine)
-    database.upgrade(db.engine)
-    return db
+    return open_database(settings)
 
 
 # ---------------------------------------------------------------- serve and db
@@ -396,11 +394,10 @@ def _package_commands() -> list[Callable[[Any], None]]:
 def install_hooks(settings: Settings) -> None:
     """The domain hooks ``create_app`` installs, for commands that change state outside the server
     (e.g. ``portail instances suspend`` logs the instance's sessions out and tells its members)."""
-    from portail.accounts import sessions
     from portail.notifications import withdrawals
-    from portail.oidc import backchannel, tokens
+    from portail.oidc import backchannel
 
-    sessions.on_session_end(tokens.on_session_end)
+    # The command's own database (``oidc.commands.open_database``) ends grants with their sessions.
     backchannel.register_hook(settings)
     withdrawals.install()
 

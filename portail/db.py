@@ -290,6 +290,9 @@ class Database:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         self._executor: ThreadPoolExecutor | None = None
+        # Values every unit of work carries in ``Session.info`` (the application's account extensions,
+        # ``portail.accounts.extensions``): how a domain function reaches them through its ``db``.
+        self.session_info: dict[str, object] = {}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -299,7 +302,7 @@ class Database:
         pending: list[Callable[[], None]] = []
         marker = _AFTER_COMMIT.set(pending)
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
+            with Session(self.engine, expire_on_commit=False, info=dict(self.session_info)) as session:
                 try:
                     yield session
                     session.commit()

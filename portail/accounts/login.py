@@ -3,22 +3,27 @@
 A login is a password check (throttled per account and per address, ``throttle.py``) followed,
 when the member has enrolled a second factor, by a second step (``second_step``: authenticator
 code, recovery code or passkey, throttled the same way); or a passkey alone (``passwordless``).
-``finish_password`` says which; ``open_session`` opens the session with the RFC 8176 methods used
-(``amr``) and tells the member by mail when the login comes from a device their account has never
-used. The second step also strengthens a live session (a step-up asked by a tool or a page).
+``with_password`` is the whole password login (``finish_password`` its last unit of work) and says
+which; ``open_session`` opens the session with the RFC 8176 methods used (``amr``) and tells the
+member by mail when the login comes from a device their account has never used. The second step
+also strengthens a live session (a step-up asked by a tool or a page).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlmodel import Session, select
 
+from portail import metrics
 from portail.accounts import devices, sessions, throttle
-from portail.accounts.members import audit, get_by_email
+from portail.accounts.members import AccountError, audit, email_key, get_by_email, normalize_email
 from portail.accounts.mfa import factors, recovery, step_up, totp, webauthn
 from portail.accounts.models import LoginSession, Member
+from portail.accounts.passwords import CheckUnavailable, Passwords
 from portail.config import Settings
+from portail.db import Database
 from portail.web import N_
 
 
@@ -36,9 +41,52 @@ class SecondStep:
     member_id: int
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A password login refused: ``throttled`` (wait ``retry_after`` seconds), ``unavailable`` (the
+    service still holding this password is down: not the member's failure) or ``failure``."""
+
+    reason: Literal["throttled", "unavailable", "failure"]
+    retry_after: int = 0
+
+
 def second_step_key(member_id: int) -> str:
     """The throttle's account key of a member's second step."""
     return f"second-step:{member_id}"
+
+
+def account_key(email: str) -> str:
+    """The throttle's account key for what was typed in the email field (even if it is no address)."""
+    try:
+        return email_key(normalize_email(email))
+    except AccountError:
+        return email.casefold()[:320]
+
+
+async def with_password(
+    db: Database, settings: Settings, passwords: Passwords, email: str, password: str, device: Device, next_url: str
+) -> Opened | SecondStep | Refused:
+    """A login with an email and a password: throttled per account and per address, the password
+    checked off the database threads (and rehashed when its parameters are old), then the session
+    opened or the second step asked for. Counted in ``portail_logins_total`` by result."""
+    key = account_key(email)
+    wait, member = await db.run(lookup, key, device.ip, email)
+    if wait:
+        metrics.LOGINS.labels("password", "throttled").inc()
+        return Refused("throttled", wait)
+    try:
+        valid = await passwords.verify_async(member.password_hash if member else None, password)
+    except CheckUnavailable:
+        metrics.LOGINS.labels("password", "unavailable").inc()
+        return Refused("unavailable")
+    if not valid or member is None or not member.active:
+        await db.run(throttle.record_failure, key, device.ip, settings)
+        metrics.LOGINS.labels("password", "failure").inc()
+        return Refused("failure")
+    new_hash = await passwords.hash_async(password) if passwords.needs_rehash(member.password_hash) else None
+    outcome = await db.run(finish_password, settings, member, key, new_hash, device.user_agent, device.ip, next_url)
+    metrics.LOGINS.labels("password", "second_step" if isinstance(outcome, SecondStep) else "success").inc()
+    return outcome
 
 
 def lookup(db: Session, key: str, ip: str, email: str) -> tuple[int, Member | None]:

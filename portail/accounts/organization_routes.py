@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import delays, mail_limits, memberships, organizations
+from portail.accounts import delays, mail_limits, memberships, organizations, regions
 from portail.accounts.current import require_verified, safe_next
 from portail.accounts.members import AccountError
 from portail.accounts.models import Member, Organization
@@ -89,7 +89,7 @@ async def organization_page(request: Request) -> Response:
     return render(
         request,
         "accounts/organization.html",
-        {"page": data, "region": organizations.region_name(data.organization.region), "roles": organizations.ROLES},
+        {"page": data, "region": regions.name(data.organization.region), "roles": organizations.ROLES},
     )
 
 
@@ -253,7 +253,7 @@ async def territory(request: Request) -> Response:
     choices = await db.run(organizations.territories)
     groups: dict[str, list[Organization]] = {}
     for item in choices:
-        groups.setdefault(organizations.region_name(item.region) or _(request, "Autres"), []).append(item)
+        groups.setdefault(regions.name(item.region) or _(request, "Autres"), []).append(item)
     return render(
         request,
         "accounts/territory.html",

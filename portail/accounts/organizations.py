@@ -23,26 +23,6 @@ from portail.accounts.models import Member, Membership, Organization
 
 ROLES = ("member", "admin")
 ROSTER_PAGE = 50
-# Québec's administrative regions (codes 01-17), by their official names.
-REGIONS: dict[str, str] = {
-    "01": "Bas-Saint-Laurent",
-    "02": "Saguenay–Lac-Saint-Jean",
-    "03": "Capitale-Nationale",
-    "04": "Mauricie",
-    "05": "Estrie",
-    "06": "Montréal",
-    "07": "Outaouais",
-    "08": "Abitibi-Témiscamingue",
-    "09": "Côte-Nord",
-    "10": "Nord-du-Québec",
-    "11": "Gaspésie–Îles-de-la-Madeleine",
-    "12": "Chaudière-Appalaches",
-    "13": "Laval",
-    "14": "Lanaudière",
-    "15": "Laurentides",
-    "16": "Montérégie",
-    "17": "Centre-du-Québec",
-}
 
 
 class OrganizationNotFound(AccountError):
@@ -76,10 +56,6 @@ class Roster:
     total_active: int
     page: int
     pages: int
-
-
-def region_name(code: str | None) -> str:
-    return REGIONS.get(code or "", "")
 
 
 def get_organization(db: Session, slug: str) -> Organization:

@@ -3,8 +3,8 @@
 Sign-up records the version a member accepts, and the OpenID Connect provider records the version
 each consent was given under and asks again when a *material* change was published since. The
 versions themselves are published by the ``consent`` package (its ``privacy_policy_version``
-table), which sits above ``accounts`` and ``oidc``; it registers a ``PolicySource`` here from
-``create_app`` (``set_source``). Without a source, or while no version is published, the
+table), which sits above ``accounts`` and ``oidc``; it sets a ``PolicySource`` on the application's
+``AccountExtensions`` (``extensions.py``) from ``create_app``. Without a source, or while no version is published, the
 ``privacy_policy_version`` setting is the current version and a consent under any other version is
 stale.
 
@@ -14,19 +14,19 @@ and ``changes_since`` to show what changed.
 
 Every acceptance of Portail's own documents (the terms of use and the privacy policy, at sign-up and
 each time they are accepted again) goes through ``record_acceptance``; the consent package writes it
-to the member's consent ledger (``on_acceptance``), the one record both "Mes données" and the
+to the member's consent ledger (``AccountExtensions.on_acceptance``), the one record both "Mes données" and the
 policy history read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
 
 from sqlmodel import Session
 
+from portail.accounts import extensions
+from portail.accounts.extensions import Document
 from portail.config import Settings
 
 
@@ -44,46 +44,17 @@ class PolicyChange:
         return self.summary_en if locale == "en" and self.summary_en else self.summary_fr
 
 
-class PolicySource(Protocol):
-    """What the package publishing policy versions provides (``portail.consent.policy``)."""
-
-    def current_version(self, db: Session) -> str | None: ...
-
-    def material_changes_since(self, db: Session, version: str) -> list[PolicyChange]: ...
-
-
-_source: list[PolicySource] = []
-
-Document = Literal["terms", "privacy"]
-AcceptanceHook = Callable[[Session, int, Document, str, bool], None]
-_acceptance_hooks: list[AcceptanceHook] = []
-
-
-def on_acceptance(hook: AcceptanceHook) -> None:
-    """Register ``hook(db, member_id, document, version, renewed)``, run in the same transaction as
-    each acceptance (the latest registration of a function of the same name replaces earlier ones)."""
-    name = (hook.__module__, hook.__qualname__)
-    _acceptance_hooks[:] = [h for h in _acceptance_hooks if (h.__module__, h.__qualname__) != name]
-    _acceptance_hooks.append(hook)
-
-
 def record_acceptance(db: Session, member_id: int, document: Document, version: str, *, renewed: bool) -> None:
     """The member accepted ``version`` of ``document`` (first time, or ``renewed`` after a change)."""
-    for hook in list(_acceptance_hooks):
+    for hook in list(extensions.of(db).acceptance):
         hook(db, member_id, document, version, renewed)
-
-
-def set_source(source: PolicySource | None) -> None:
-    """Register (or, with ``None``, remove) the source of published versions."""
-    _source.clear()
-    if source is not None:
-        _source.append(source)
 
 
 def current_version(db: Session, settings: Settings) -> str:
     """The version a member accepts today: the latest published one, else the setting."""
-    if _source:
-        published = _source[0].current_version(db)
+    source = extensions.of(db).policy_source
+    if source is not None:
+        published = source.current_version(db)
         if published:
             return published
     return settings.privacy_policy_version
@@ -91,9 +62,8 @@ def current_version(db: Session, settings: Settings) -> str:
 
 def changes_since(db: Session, settings: Settings, version: str) -> list[PolicyChange]:
     """Material changes published after ``version`` (oldest first); empty when it still holds."""
-    if not _source:
-        return []
-    return _source[0].material_changes_since(db, version)
+    source = extensions.of(db).policy_source
+    return [] if source is None else source.material_changes_since(db, version)
 
 
 def consent_is_current(db: Session, settings: Settings, version: str) -> bool:
@@ -104,8 +74,9 @@ def consent_is_current(db: Session, settings: Settings, version: str) -> bool:
     """
     if not version:
         return False
-    if _source and _source[0].current_version(db):
-        return not _source[0].material_changes_since(db, version)
+    source = extensions.of(db).policy_source
+    if source is not None and source.current_version(db):
+        return not source.material_changes_since(db, version)
     return version == settings.privacy_policy_version
 
 
@@ -117,10 +88,11 @@ def review_needed(db: Session, settings: Settings, version: str) -> bool:
     and restarting makes every member accept again); a member who never accepted one (created by the
     command line) is not asked until a version is published.
     """
-    current = _source[0].current_version(db) if _source else None
-    if not current:
+    source = extensions.of(db).policy_source
+    current = source.current_version(db) if source is not None else None
+    if source is None or not current:
         return bool(version) and version != settings.privacy_policy_version
     if not version:
         return True
     # The common case costs one query (the latest version): every member page asks.
-    return version != current and bool(_source[0].material_changes_since(db, version))
+    return version != current and bool(source.material_changes_since(db, version))

@@ -16,8 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail import metrics
-from portail.accounts import delays, devices, flows, links, mail_limits, organizations, policy, sessions, throttle
+from portail.accounts import delays, devices, flows, links, mail_limits, organizations, policy, sessions
 from portail.accounts import login as authenticate
 from portail.accounts.current import (
     clear_session_cookie,
@@ -27,11 +26,11 @@ from portail.accounts.current import (
     safe_next,
     signed_in,
 )
-from portail.accounts.members import AccountError, FieldErrors, email_key, normalize_email
+from portail.accounts.members import AccountError, FieldErrors, normalize_email
 from portail.accounts.mfa import factors, security_routes, step_up
 from portail.accounts.mfa import routes as mfa_routes
 from portail.accounts.models import LoginSession, Member
-from portail.accounts.passwords import COMMON_PASSWORDS, CheckUnavailable, Passwords
+from portail.accounts.passwords import COMMON_PASSWORDS, Passwords
 from portail.config import Settings
 from portail.db import Database
 from portail.web import LANG_COOKIE, LOCALES, N_, FormError, _, field, flash, read_form, render, request_locale
@@ -231,49 +230,30 @@ async def login_page(request: Request) -> Response:
         return render(request, "accounts/login.html", {"next": next_url, "email": "", "error": exc.message}, 400)
     next_url = safe_next(field(form, "next") or request.query_params.get("next"))
     email = field(form, "email")
-    password = str(form.get("password") or "")
     context = {"next": next_url, "email": email}
-    try:
-        key = email_key(normalize_email(email))
-    except AccountError:
-        key = email.casefold()[:320]
-    ip = _client_ip(request)
-    wait, member = await db.run(authenticate.lookup, key, ip, email)
-    if wait:
-        metrics.LOGINS.labels("password", "throttled").inc()
-        message = _(
-            request,
-            "Trop de tentatives. Réessayez dans %(delay)s.",
-            delay=delays.in_words(wait, request_locale(request)),
-        )
-        return render(
-            request,
-            "accounts/login.html",
-            {**context, "error": message},
-            429,
-            headers={"Retry-After": str(wait)},
-        )
-    try:
-        valid = await passwords.verify_async(member.password_hash if member else None, password)
-    except CheckUnavailable:  # the service still holding this password is down: not the member's failure
-        metrics.LOGINS.labels("password", "unavailable").inc()
-        message = _(request, CHECK_UNAVAILABLE)
-        return render(request, "accounts/login.html", {**context, "error": message}, 503)
-    if not valid or member is None or not member.active:
-        await db.run(throttle.record_failure, key, ip, settings)
-        metrics.LOGINS.labels("password", "failure").inc()
-        message = _(request, "Adresse courriel ou mot de passe incorrect.")
-        return render(request, "accounts/login.html", {**context, "error": message}, 401)
-    new_hash = await passwords.hash_async(password) if passwords.needs_rehash(member.password_hash) else None
-    user_agent = request.headers.get("user-agent", "")
-    outcome = await db.run(authenticate.finish_password, settings, member, key, new_hash, user_agent, ip, next_url)
+    device = authenticate.Device(request.headers.get("user-agent", ""), _client_ip(request))
+    password = str(form.get("password") or "")
+    outcome = await authenticate.with_password(db, settings, passwords, email, password, device, next_url)
+    if isinstance(outcome, authenticate.Refused):
+        return _login_refused(request, context, outcome)
     if isinstance(outcome, authenticate.SecondStep):
-        metrics.LOGINS.labels("password", "second_step").inc()
         response = RedirectResponse("/login/second-step?next=" + quote(next_url, safe=""), status_code=303)
         mfa_routes.set_pending(response, settings, outcome.member_id)
         return response
-    metrics.LOGINS.labels("password", "success").inc()
     return signed_in(request, settings, outcome)
+
+
+def _login_refused(request: Request, context: dict[str, Any], refused: authenticate.Refused) -> Response:
+    """The login form again, saying why (429 with Retry-After, 503, or 401)."""
+    if refused.reason == "throttled":
+        delay = delays.in_words(refused.retry_after, request_locale(request))
+        message = _(request, "Trop de tentatives. Réessayez dans %(delay)s.", delay=delay)
+        headers = {"Retry-After": str(refused.retry_after)}
+        return render(request, "accounts/login.html", {**context, "error": message}, 429, headers=headers)
+    if refused.reason == "unavailable":
+        return render(request, "accounts/login.html", {**context, "error": _(request, CHECK_UNAVAILABLE)}, 503)
+    message = _(request, "Adresse courriel ou mot de passe incorrect.")
+    return render(request, "accounts/login.html", {**context, "error": message}, 401)
 
 
 CHECK_UNAVAILABLE = N_(

@@ -4,10 +4,10 @@ The browser holds an itsdangerous-signed cookie carrying a random session token;
 keeps only its SHA-256 (``LoginSession.token_hash``) plus a separate public ``sid`` that the OIDC
 provider puts in ID and logout tokens. A session ends on logout, idle or absolute expiry, password
 reset, administrator action or account disabling; packages above accounts (the OIDC provider's
-back-channel logout) subscribe to endings through ``on_session_end`` without accounts knowing them,
-and to logins through ``on_login`` (a deletion request is cancelled; the hook may return a notice
-for the member) and ``on_login_step`` (a changed privacy policy to review before going on: a step
-stays pending, and every member page sends there, until it is done).
+back-channel logout) subscribe to endings without accounts knowing them, and to logins (a deletion
+request is cancelled; the hook may return a notice for the member) and login steps (a changed
+privacy policy to review before going on: a step stays pending, and every member page sends there,
+until it is done), all through the application's ``AccountExtensions`` (``extensions.py``).
 """
 
 from __future__ import annotations
@@ -16,60 +16,33 @@ import datetime as dt
 import hashlib
 import ipaddress
 import secrets
-from collections.abc import Callable
 from urllib.parse import quote
 
 from sqlmodel import Session, col, select
 
+from portail.accounts import extensions
+from portail.accounts.extensions import SessionEndHook
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
 from portail.db import utcnow
 
-SessionEndHook = Callable[[Session, list[LoginSession]], None]
-LoginHook = Callable[[Session, Member, LoginSession], str | None]
-LoginStep = Callable[[Session, Member], str | None]
-_end_hooks: list[SessionEndHook] = []
-_login_hooks: list[LoginHook] = []
-_login_steps: list[LoginStep] = []
 TOUCH_EVERY = dt.timedelta(seconds=60)
+
+# Transitional: ``oidc.backchannel.register_hook`` still registers here; it moves to
+# ``AccountExtensions.on_session_end`` with the background-runner rework, and this list goes away.
+_legacy_end_hooks: list[SessionEndHook] = []
 
 
 def on_session_end(hook: SessionEndHook) -> None:
-    """Register a callback run, in the same transaction, with the sessions that just ended."""
-    if hook not in _end_hooks:
-        _end_hooks.append(hook)
-
-
-def _replace(registry: list[Callable[..., object]], hook: Callable[..., object]) -> None:
-    """Add ``hook``, replacing an earlier one of the same name (the latest application wins)."""
-    name = (hook.__module__, hook.__qualname__)
-    registry[:] = [h for h in registry if (h.__module__, h.__qualname__) != name]
-    registry.append(hook)
-
-
-def on_login(hook: LoginHook) -> None:
-    """Register a callback run, in the same transaction, each time a member logs in (a session opens).
-
-    The callback returns a notice to show the member (a French message, translated by the login
-    page), or ``None``.
-
-    A hook with the same module and name as an earlier one replaces it, so that an application
-    created again (tests, workers) does not run the hooks of the previous one.
-    """
-    _replace(_login_hooks, hook)  # type: ignore[arg-type]
-
-
-def on_login_step(step: LoginStep) -> None:
-    """Register a page a member may have to visit right after logging in (e.g. a policy to review).
-
-    ``step(db, member)`` returns a local path, or ``None`` when there is nothing to do.
-    """
-    _replace(_login_steps, step)  # type: ignore[arg-type]
+    """Transitional process-wide registration (``oidc.backchannel`` only); use
+    ``AccountExtensions.on_session_end``."""
+    if hook not in _legacy_end_hooks:
+        _legacy_end_hooks.append(hook)
 
 
 def pending_step(db: Session, member: Member) -> str | None:
     """The first page the member still has to visit (e.g. ``/privacy/review``), or ``None``."""
-    for step in list(_login_steps):
+    for step in list(extensions.of(db).login_steps):
         path = step(db, member)
         if path:
             return path
@@ -129,7 +102,7 @@ def open_session(
     )
     db.add(row)
     db.flush()
-    for hook in list(_login_hooks):
+    for hook in list(extensions.of(db).login):
         notice = hook(db, member, row)
         if notice and notices is not None:
             notices.append(notice)
@@ -170,7 +143,7 @@ def end_sessions(db: Session, rows: list[LoginSession], reason: str) -> list[Log
         db.add(row)
     db.flush()
     if ended:
-        for hook in list(_end_hooks):
+        for hook in [*extensions.of(db).session_end, *_legacy_end_hooks]:
             hook(db, ended)
     return ended
 

@@ -23,6 +23,7 @@ from portail.consent import deletion, events, export, jobs, policy, purge
 from portail.consent.errors import ConsentError
 from portail.oidc import keys
 from portail.oidc.clients import get_client
+from portail.oidc.commands import open_database
 
 ROLES = ("privacy-officer",)
 
@@ -33,9 +34,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _open(settings: Settings) -> database.Database:
-    db = database.Database(settings)
-    database.check_connection(db.engine)
-    database.upgrade(db.engine)
+    db = open_database(settings)
     keys.install(db.engine, settings)  # account events are signed with the provider's keys
     return db
 

@@ -21,7 +21,7 @@ from portail.accounts import sessions
 from portail.accounts.members import audit
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.consent import notices
+from portail.consent import data_mail
 from portail.consent.errors import N_, ConsentError
 from portail.consent.models import DataExport, DeletionRequest
 from portail.db import utcnow
@@ -88,7 +88,7 @@ def request_deletion(
     sessions.end_member_sessions(db, member_id, "deletion-requested")
     if immediate:
         return row
-    notices.tell(
+    data_mail.tell(
         settings,
         member.email,
         "deletion_requested",
@@ -124,7 +124,7 @@ def cancel(db: Session, settings: Settings, member_id: int, reason: str, *, acto
     )
     member = db.get(Member, member_id)
     if member is not None:
-        notices.tell(
+        data_mail.tell(
             settings,
             member.email,
             "deletion_cancelled",

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select, update
 from portail.accounts.members import audit
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.consent import archive, notices
+from portail.consent import archive, data_mail
 from portail.consent.errors import N_, ConsentError
 from portail.consent.models import DataExport
 from portail.db import Database, utcnow
@@ -103,7 +103,7 @@ def _store(db: Session, settings: Settings, export_id: int, base_url: str) -> No
     row.ready_at = now
     row.expires_at = now + dt.timedelta(hours=LINK_HOURS)
     db.add(row)
-    notices.tell(
+    data_mail.tell(
         settings,
         member.email,
         "export_ready",

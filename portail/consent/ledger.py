@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from portail.accounts.policy import Document
+from portail.accounts.extensions import Document
 from portail.consent.access_log import LastAccess, last_access, scope_words, tool_names
 from portail.consent.errors import N_
 from portail.federation.models import Instance
@@ -150,7 +150,7 @@ def tools(db: Session, member_id: int) -> list[ToolConsent]:
 
 
 def record_acceptance(db: Session, member_id: int, document: Document, version: str, renewed: bool) -> None:
-    """The ``portail.accounts.policy.on_acceptance`` hook: one ledger event per acceptance."""
+    """The ``AccountExtensions.on_acceptance`` hook (``consent.hooks``): one ledger event per acceptance."""
     db.add(
         ConsentEvent(
             member_id=member_id,

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from portail.accounts import policy as accounts_policy
+from portail.accounts.extensions import AccountExtensions
 from portail.accounts.members import audit
 from portail.accounts.models import Member
 from portail.accounts.policy import PolicyChange
@@ -72,7 +73,7 @@ def material_changes_since(db: Session, version: str) -> list[PolicyChange]:
 
 
 class PublishedVersions:
-    """The ``PolicySource`` that ``portail.accounts.policy`` consults (registered by ``create_app``)."""
+    """The ``PolicySource`` that ``portail.accounts.policy`` consults (set by ``install``)."""
 
     def current_version(self, db: Session) -> str | None:
         row = latest(db)
@@ -82,8 +83,9 @@ class PublishedVersions:
         return material_changes_since(db, version)
 
 
-def install() -> None:
-    accounts_policy.set_source(PublishedVersions())
+def install(extensions: AccountExtensions) -> None:
+    """Make the published versions the current ones for the application of ``extensions``."""
+    extensions.set_policy_source(PublishedVersions())
 
 
 def publish(

@@ -32,8 +32,8 @@ from portail.consent.models import DeletionRequest
 from portail.db import Database, utcnow
 from portail.federation.models import Instance
 from portail.notifications import linking
+from portail.notifications.fetcher import SourceError, guarded
 from portail.notifications.models import SourceLink
-from portail.notifications.outbound import SourceError, guarded
 from portail.notifications.sources import matrix
 from portail.oidc import backchannel, keys, subjects, tokens
 from portail.oidc.models import Consent, DataAccess, Grant, OAuthClient, SessionClient

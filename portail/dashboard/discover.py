@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from sqlalchemy import true
 from sqlmodel import Session, col, select
 
+from portail.accounts import regions
 from portail.accounts.models import Member, Membership, Organization
-from portail.accounts.organizations import region_name
 from portail.dashboard.tiles import SOFTWARE_LABELS, Circles
 from portail.federation.models import Hoster, Instance
 
@@ -100,4 +100,4 @@ def discover(db: Session, member: Member, circles: Circles, seen: set[int]) -> D
         (Joinable(organization=o, status=pending.get(o.id or 0, "")) for o in organizations),
         key=lambda j: j.organization.name.casefold(),
     )[:SHOWN]
-    return Discovery(region=region, region_name=region_name(region), instances=suggestions, organizations=joinable)
+    return Discovery(region=region, region_name=regions.name(region), instances=suggestions, organizations=joinable)

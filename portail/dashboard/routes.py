@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from portail.accounts.current import load_login, require_verified, unverified_page
 from portail.accounts.models import Member, Organization
-from portail.dashboard import notices, tiles, widget
+from portail.dashboard import notification_summary, tiles, widget
 from portail.dashboard.discover import Discovery, discover
 from portail.db import Database
 from portail.web import STATIC, FormError, _, field, flash, json_error, read_form, render, request_locale
@@ -25,7 +25,7 @@ MENU_JS = STATIC / "widget" / "menu.js"
 class Home:
     tiles: list[tiles.Tile]
     discovery: Discovery
-    notices: notices.Summary
+    notices: notification_summary.Summary
     territory: Organization | None
 
 
@@ -36,7 +36,7 @@ def _home(db: Session, member: Member) -> Home:
     return Home(
         tiles=mine,
         discovery=discover(db, member, circles, seen),
-        notices=notices.summary(db, member.id or 0),
+        notices=notification_summary.summary(db, member.id or 0),
         territory=circles.territory,
     )
 
@@ -159,8 +159,8 @@ def _cors(origin: str) -> dict[str, str]:
     }
 
 
-def _menu_data(db: Session, member: Member) -> tuple[list[tiles.Tile], notices.Summary]:
-    return tiles.tiles_for(db, member), notices.summary(db, member.id or 0)
+def _menu_data(db: Session, member: Member) -> tuple[list[tiles.Tile], notification_summary.Summary]:
+    return tiles.tiles_for(db, member), notification_summary.summary(db, member.id or 0)
 
 
 async def menu_json(request: Request) -> Response:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
-from portail.dashboard.notices import Summary
+from portail.dashboard.notification_summary import Summary
 from portail.dashboard.tiles import Tile
 from portail.federation.models import Instance
 

@@ -22,7 +22,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import notices
+from portail.federation import notice_mail
 from portail.federation.models import Hoster, Instance
 from portail.federation.rules import Actor, FederationError, by_slug, forbidden, is_organization_admin
 from portail.web import N_
@@ -41,9 +41,9 @@ def claim(db: Session, settings: Settings, actor: Actor, instance: Instance, org
         instance.organization_id, instance.organization_status = organization.id, "accepted"
         return
     instance.organization_id, instance.organization_status = None, "requested"
-    notices.send(
+    notice_mail.send(
         settings,
-        notices.organization_admin_recipients(db, organization.id or 0),
+        notice_mail.organization_admin_recipients(db, organization.id or 0),
         N_("Un nœud dit desservir %(organization)s"),
         N_(
             "Le nœud %(instance)s (%(url)s) dit desservir %(organization)s. Il n’apparaîtra à vos membres "
@@ -105,9 +105,9 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, decision: s
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if hoster is not None:
         subject, text = _MAIL[decision]
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             subject,
             text,
             reason=reason,

@@ -16,7 +16,6 @@ from starlette.responses import JSONResponse, Response
 
 from portail.federation import (
     acceptance,
-    api_description,
     audience,
     credentials,
     directory,
@@ -459,4 +458,4 @@ async def link_decide(request: Request, principal: Principal | None, body: dict[
     return JSONResponse({"id": link.id, "status": link.status})
 
 
-api_description.describe(PREFIX)
+openapi.description()  # read when the application starts: a package without the file fails here

@@ -8,7 +8,7 @@ their active memberships and to the territory of their profile (``Member.territo
 - ``visible_instances(db, member)`` — the portal's tiles: every active central instance plus the
   active instances serving one of the member's organizations or territory. Suspended and retired
   instances never appear.
-- ``groups_for(db, member, client)`` — the ``groups`` claim an instance receives: the slugs of the
+- ``groups_for(db, member, client_id)`` — the ``groups`` claim an instance receives: the slugs of the
   member's organizations relevant to that instance (all of them for a central instance or a client
   that is not an instance).
 - ``members_only_refusal`` — an instance restricted to its organizations' members
@@ -27,7 +27,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Member, Membership, Organization
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import notices
+from portail.federation import notice_mail
 from portail.federation.models import Hoster, Instance, InstanceLink
 from portail.federation.rules import (
     Actor,
@@ -89,10 +89,11 @@ def instance_for_client(db: Session, client_id: str) -> Instance | None:
     return db.exec(select(Instance).where(Instance.client_id == client_id)).first()
 
 
-def groups_for(db: Session, member: Member, client: OAuthClient) -> list[str]:
-    """The ``groups`` claim for ``client``: only the member's organizations relevant to that instance."""
+def groups_for(db: Session, member: Member, client_id: str) -> list[str]:
+    """The ``groups`` claim for the client ``client_id``: only the member's organizations relevant to
+    that instance."""
     orgs = member_organization_ids(db, member)
-    instance = instance_for_client(db, client.client_id)
+    instance = instance_for_client(db, client_id)
     if instance is not None and instance.scope != "central":
         orgs &= served_organization_ids(db, instance)
     if not orgs:
@@ -166,9 +167,9 @@ def request_link(
     )
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if hoster is not None:
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             N_("Demande de lien : %(organization)s → %(instance)s"),
             N_(
                 "%(organization)s demande à être desservi par votre instance %(instance)s. Confirmez ou "
@@ -287,9 +288,9 @@ def ask_hosting(
         reason=f"hoster={hoster.slug} software={software}",
         ip_address=actor.ip_address,
     )
-    notices.send(
+    notice_mail.send(
         settings,
-        notices.hoster_recipients(db, settings, hoster),
+        notice_mail.hoster_recipients(db, settings, hoster),
         N_("Demande d’hébergement : %(organization)s"),
         N_(
             "%(organization)s vous demande d’héberger une instance %(software)s. "

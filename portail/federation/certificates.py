@@ -22,7 +22,7 @@ from sqlmodel import Session
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import notices
+from portail.federation import notice_mail
 from portail.federation.models import Hoster, Instance
 from portail.outbound import Refused, resolve
 from portail.web import N_
@@ -73,9 +73,9 @@ def record_expiry(db: Session, settings: Settings, instance_id: int, not_after: 
     if not warn or hoster is None:
         return False
     audit(db, "instance.certificate_expiring", subject_type="instance", subject_id=instance.slug, reason=stamp)
-    notices.send(
+    notice_mail.send(
         settings,
-        notices.hoster_recipients(db, settings, hoster),
+        notice_mail.hoster_recipients(db, settings, hoster),
         N_("Certificat TLS bientôt expiré : %(instance)s"),
         N_("Le certificat TLS de %(instance)s (%(url)s) expire le %(date)s. Renouvelez-le avant cette date."),
         link=f"{settings.issuer}/federation/instances/{instance.slug}",

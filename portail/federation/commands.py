@@ -17,14 +17,12 @@ from portail.config import Settings
 from portail.federation import governance, hosters, instances_file, nodes, organizations, overview, probes
 from portail.federation.organizations import OrganizationForm
 from portail.federation.rules import Actor, FederationError
+from portail.oidc.commands import open_database
 from portail.web import translate
 
 
 def _open(settings: Settings) -> database.Database:
-    handle = database.Database(settings)
-    database.check_connection(handle.engine)
-    database.upgrade(handle.engine)
-    return handle
+    return open_database(settings)
 
 
 def _fail(message: str) -> int:

@@ -19,10 +19,11 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from portail.accounts.models import Organization
+from portail.accounts.regions import REGIONS
 from portail.db import utcnow
 from portail.federation import availability
 from portail.federation.models import Hoster, Instance, InstanceLink
-from portail.federation.rules import REGIONS, valid_slug
+from portail.federation.rules import valid_slug
 from portail.web import N_
 
 STATOOL_PREFIX = "/federation/statoolinfos"

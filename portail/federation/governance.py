@@ -29,7 +29,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import audience, hosters, notices, provisioning
+from portail.federation import audience, hosters, notice_mail, provisioning
 from portail.federation.models import Hoster, Instance
 from portail.federation.rules import Actor, FederationError, require_federation_admin, require_hoster
 from portail.oidc import clients, tokens
@@ -148,8 +148,8 @@ def _tell(db: Session, settings: Settings, hoster: Hoster, action: str, reason: 
     subject, text = _MAIL[action]
     names = ", ".join(i.name for i in nodes) or "—"
     link = f"{settings.issuer}/federation/hosters/{hoster.slug}"
-    recipients = notices.hoster_recipients(db, settings, hoster)
-    notices.send(settings, recipients, subject, text, reason=reason, link=link, hoster=hoster.name, instances=names)
+    recipients = notice_mail.hoster_recipients(db, settings, hoster)
+    notice_mail.send(settings, recipients, subject, text, reason=reason, link=link, hoster=hoster.name, instances=names)
     served: dict[int, list[str]] = {}
     for instance in nodes:
         for organization_id in audience.served_organization_ids(db, instance):
@@ -158,9 +158,9 @@ def _tell(db: Session, settings: Settings, hoster: Hoster, action: str, reason: 
         organization = db.get(Organization, organization_id)
         if organization is None:
             continue
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.organization_admin_recipients(db, organization_id),
+            notice_mail.organization_admin_recipients(db, organization_id),
             subject,
             text,
             link=f"{settings.issuer}/federation/organizations/{organization.slug}",
@@ -188,9 +188,9 @@ def reapply(db: Session, settings: Settings, actor: Actor, slug: str, *, accept_
     db.add(hoster)
     audit(db, "hoster.reapplied", actor_id=actor.member_id, subject_type="hoster", subject_id=slug,
           ip_address=actor.ip_address)  # fmt: skip
-    notices.send(
+    notice_mail.send(
         settings,
-        notices.admin_recipients(db),
+        notice_mail.admin_recipients(db),
         N_("Nouvelle demande de %(hoster)s"),
         N_("%(hoster)s, refusé auparavant, présente une nouvelle demande."),
         link=f"{settings.issuer}/federation/admin",
@@ -228,9 +228,9 @@ def charter_sweep(db: Session, settings: Settings) -> int:
         if hoster.charter_due_at is None:
             hoster.charter_due_at = now + dt.timedelta(days=settings.federation_charter_grace_days)
             db.add(hoster)
-            notices.send(
+            notice_mail.send(
                 settings,
-                notices.hoster_recipients(db, settings, hoster),
+                notice_mail.hoster_recipients(db, settings, hoster),
                 N_("Nouvelle charte à accepter : %(hoster)s"),
                 N_(
                     "La charte de la fédération passe à la version %(version)s. Acceptez-la sur la page de "

@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
+from portail.accounts.regions import REGIONS
 from portail.db import row_id, utcnow
 from portail.federation import audience, governance, hosters, nodes, overview, provisioning, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
 from portail.federation.nodes import NodeForm
 from portail.federation.pages import Done, deps, failure, form_action, form_or_error, local_next, members_only, message
-from portail.federation.rules import REGIONS, Actor, FederationError
+from portail.federation.rules import Actor, FederationError
 from portail.web import N_, _, field, flash, render
 
 SOFTWARE_NAMES = {

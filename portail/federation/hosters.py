@@ -16,13 +16,13 @@ from sqlmodel import Session, col, select
 
 from portail.accounts.members import AccountError, audit, get_by_email, normalize_email
 from portail.accounts.models import Member
+from portail.accounts.regions import REGIONS
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import notices
+from portail.federation import notice_mail
 from portail.federation.models import Hoster, HosterPerson
 from portail.federation.rules import (
     HOSTER_ROLES,
-    REGIONS,
     Actor,
     FederationError,
     by_slug,
@@ -108,9 +108,9 @@ def apply(db: Session, settings: Settings, actor: Actor, application: Applicatio
         reason=f"charter {settings.federation_charter_version}",
         ip_address=actor.ip_address,
     )
-    notices.send(
+    notice_mail.send(
         settings,
-        notices.admin_recipients(db),
+        notice_mail.admin_recipients(db),
         N_("Nouvelle demande d’hébergeur : %(hoster)s"),
         N_("L’hébergeur %(hoster)s demande à rejoindre la fédération."),
         link=f"{settings.issuer}/federation/admin",
@@ -175,9 +175,9 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, *, approve:
         ip_address=actor.ip_address,
     )
     if approve:
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             N_("Votre demande d’hébergeur est acceptée : %(hoster)s"),
             N_("La fédération a accepté %(hoster)s. Vous pouvez maintenant inscrire vos nœuds."),
             reason=reason,
@@ -185,9 +185,9 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, *, approve:
             hoster=hoster.name,
         )
     else:
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             N_("Votre demande d’hébergeur est refusée : %(hoster)s"),
             N_("La fédération a refusé la demande de %(hoster)s."),
             reason=reason,

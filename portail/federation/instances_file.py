@@ -24,12 +24,13 @@ from sqlmodel import Session, select
 
 from portail.accounts.members import audit
 from portail.accounts.models import Organization
+from portail.accounts.regions import REGIONS
 from portail.config import ConfigError, Settings
 from portail.db import Database, utcnow
 from portail.federation import provisioning
 from portail.federation.models import SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.origins import origin_key
-from portail.federation.rules import REGIONS, FederationError, valid_slug
+from portail.federation.rules import FederationError, valid_slug
 from portail.oidc.clients import SUBJECT_TYPES
 from portail.web import translate
 

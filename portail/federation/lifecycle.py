@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import notices, provisioning
+from portail.federation import notice_mail, provisioning
 from portail.federation.models import Hoster, Instance
 from portail.federation.origins import origin_key
 from portail.federation.rules import Actor, FederationError, by_slug, require_hoster
@@ -51,9 +51,9 @@ def _expire(db: Session, settings: Settings, instance: Instance) -> None:
     audit(db, "instance.expired", subject_type="instance", subject_id=instance.slug, reason=instance.base_url[:300])
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if hoster is not None:
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             N_("Inscription expirée : %(instance)s"),
             N_(
                 "Le nœud %(instance)s n’a pas prouvé son domaine dans les %(days)s jours : son inscription "
@@ -256,9 +256,9 @@ def edit(db: Session, settings: Settings, actor: Actor, slug: str, change: NodeE
     )
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if hoster is not None:
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             N_("Nœud modifié : %(instance)s"),
             N_("Le nœud %(instance)s a été modifié (%(fields)s). Vérifiez sa configuration sur sa page."),
             link=f"{settings.issuer}/federation/instances/{slug}",

@@ -32,7 +32,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import acceptance, hosters, lifecycle, notices, provisioning, verification
+from portail.federation import acceptance, hosters, lifecycle, notice_mail, provisioning, verification
 from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -265,9 +265,9 @@ def _verified(db: Session, settings: Settings, actor: Actor, slug: str) -> Insta
         subject_id=slug,
         ip_address=actor.ip_address,
     )
-    notices.send(
+    notice_mail.send(
         settings,
-        notices.admin_recipients(db),
+        notice_mail.admin_recipients(db),
         N_("Nœud à approuver : %(instance)s"),
         N_("Le nœud %(instance)s (%(url)s) a prouvé son domaine et attend votre approbation."),
         link=f"{settings.issuer}/federation/admin",
@@ -332,9 +332,9 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if hoster is not None:
         subject, message = _DECISION_MAIL[action]
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             subject,
             message,
             reason=reason,
@@ -397,9 +397,9 @@ def reveal_secret(
     hoster = db.get(Hoster, instance.hoster_id) if instance.hoster_id else None
     if hoster is not None and not first:
         until = (utcnow() + grace).strftime("%Y-%m-%d %H:%M UTC") if grace else ""
-        notices.send(
+        notice_mail.send(
             settings,
-            notices.hoster_recipients(db, settings, hoster),
+            notice_mail.hoster_recipients(db, settings, hoster),
             N_("Secret renouvelé : %(instance)s"),
             N_("Le secret du client de %(instance)s a été renouvelé. L’ancien reste valide jusqu’au %(until)s.")
             if grace

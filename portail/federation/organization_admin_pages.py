@@ -9,10 +9,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member, Organization
+from portail.accounts.regions import REGIONS
 from portail.federation import organizations
 from portail.federation.organizations import KINDS, OrganizationForm
 from portail.federation.pages import deps, failure, form_or_error, members_only, message
-from portail.federation.rules import REGIONS, Actor, FederationError, by_slug, require_federation_admin
+from portail.federation.rules import Actor, FederationError, by_slug, require_federation_admin
 from portail.web import _, field, flash, render
 
 FIELDS = ("name", "kind", "region", "locality", "website", "contact_email", "description")

@@ -16,12 +16,11 @@ from sqlmodel import Session, col, select
 
 from portail.accounts.members import audit
 from portail.accounts.models import Organization
+from portail.accounts.regions import REGIONS, code_for
 from portail.federation.rules import (
-    REGIONS,
     Actor,
     FederationError,
     by_slug,
-    region_code,
     require_federation_admin,
     slugify,
     valid_slug,
@@ -54,7 +53,7 @@ def _apply(organization: Organization, form: OrganizationForm) -> None:
             raise FederationError("Le type est « organization » ou « territory ».")
         organization.kind = form.kind
     if form.region is not None:
-        code = region_code(form.region) if form.region.strip() else None
+        code = code_for(form.region) if form.region.strip() else None
         if form.region.strip() and code is None:
             raise FederationError("Région inconnue : %(region)s (code 01 à 17 ou nom).", region=form.region[:60])
         organization.region = code

@@ -48,7 +48,7 @@ from portail import metrics
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import availability, certificates, governance, lifecycle, notices, verification
+from portail.federation import availability, certificates, governance, lifecycle, notice_mail, verification
 from portail.federation.models import Hoster, Instance, ProbeSample
 from portail.federation.verification import Refused
 from portail.web import N_
@@ -202,9 +202,9 @@ def record(db: Session, settings: Settings, target: Target, result: Result) -> I
             instance.down_notified_at = None
             audit(db, "instance.up_again", subject_type="instance", subject_id=instance.slug)
             if hoster is not None:
-                notices.send(
+                notice_mail.send(
                     settings,
-                    notices.hoster_recipients(db, settings, hoster),
+                    notice_mail.hoster_recipients(db, settings, hoster),
                     N_("Instance de nouveau joignable : %(instance)s"),
                     N_("L’instance %(instance)s (%(url)s) répond de nouveau."),
                     instance=instance.name,
@@ -224,9 +224,9 @@ def record(db: Session, settings: Settings, target: Target, result: Result) -> I
                 reason=f"{instance.consecutive_failures} failures: {result.error}",
             )
             if hoster is not None:
-                notices.send(
+                notice_mail.send(
                     settings,
-                    notices.hoster_recipients(db, settings, hoster),
+                    notice_mail.hoster_recipients(db, settings, hoster),
                     N_("Instance injoignable : %(instance)s"),
                     N_("L’instance %(instance)s (%(url)s) a échoué %(count)s vérifications de suite."),
                     reason=result.error,

@@ -25,7 +25,7 @@ from sqlmodel import Session
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import hosters, lifecycle, notices, provisioning, verification
+from portail.federation import hosters, lifecycle, notice_mail, provisioning, verification
 from portail.federation.models import Hoster, Instance
 from portail.federation.nodes import normalize_base_url
 from portail.federation.rules import Actor, FederationError, by_slug, forbidden, require_hoster
@@ -47,7 +47,9 @@ def _tell(
     db: Session, settings: Settings, hoster: Hoster | None, subject: str, text: str, *, link: str, **params: Any
 ) -> None:
     if hoster is not None:
-        notices.send(settings, notices.hoster_recipients(db, settings, hoster), subject, text, link=link, **params)
+        notice_mail.send(
+            settings, notice_mail.hoster_recipients(db, settings, hoster), subject, text, link=link, **params
+        )
 
 
 def _record(db: Session, actor: Actor, action: str, slug: str, reason: str) -> None:

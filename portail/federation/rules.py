@@ -23,35 +23,6 @@ from portail.federation.models import HosterPerson
 FEDERATION_ADMIN_ROLE = "federation-admin"
 HOSTER_ROLES = ("hoster-admin", "hoster-member")
 
-REGIONS: dict[str, str] = {
-    "01": "Bas-Saint-Laurent",
-    "02": "Saguenay–Lac-Saint-Jean",
-    "03": "Capitale-Nationale",
-    "04": "Mauricie",
-    "05": "Estrie",
-    "06": "Montréal",
-    "07": "Outaouais",
-    "08": "Abitibi-Témiscamingue",
-    "09": "Côte-Nord",
-    "10": "Nord-du-Québec",
-    "11": "Gaspésie–Îles-de-la-Madeleine",
-    "12": "Chaudière-Appalaches",
-    "13": "Laval",
-    "14": "Lanaudière",
-    "15": "Laurentides",
-    "16": "Montérégie",
-    "17": "Centre-du-Québec",
-}
-
-
-def region_code(value: str) -> str | None:
-    """A region given by its code (``05``, ``5``) or its name (``Estrie``, ``montreal``); ``None`` if unknown."""
-    value = value.strip()
-    if value.isdigit() and f"{int(value):02d}" in REGIONS:
-        return f"{int(value):02d}"
-    wanted = slugify(value, "")
-    return next((code for code, name in REGIONS.items() if slugify(name, "-") == wanted), None)
-
 
 class FederationError(Exception):
     """A refused federation operation; ``message`` is a French source string, ``params`` fill it.

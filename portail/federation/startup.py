@@ -1,8 +1,8 @@
 """What the federation adds to the running application (called from ``portail/app.py``):
 
-- ``register_hooks()``: the members-only access rule at ``/authorize`` (``audience.members_only_refusal``),
-  the ``groups`` claim provider of the OpenID Connect provider
-  (``portail.oidc.claims.register_groups_provider``) — an instance receives only the member's
+- ``register_hooks(extensions)``: the members-only access rule at ``/authorize``
+  (``audience.members_only_refusal``), the ``groups`` claim provider of the OpenID Connect provider
+  (``AccountExtensions.set_groups_provider``) — an instance receives only the member's
   organizations relevant to it (``audience.groups_for``), and which OIDC clients were provisioned
   for a hoster's node (``provisioning.hoster_clients``: back-channel logout reaches them guarded);
 - ``prober(settings, db)``: the background health prober, started and stopped by the lifespan.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.db import Database
 from portail.federation import audience, credentials, provisioning
@@ -21,9 +22,10 @@ from portail.oidc import backchannel, claims, prompts
 log = logging.getLogger("portail.federation")
 
 
-def register_hooks() -> None:
-    """The ``groups`` claim provider and the federation's API scopes (for ``client_credentials``)."""
-    claims.register_groups_provider(audience.groups_for)
+def register_hooks(extensions: AccountExtensions) -> None:
+    """The ``groups`` claim provider (on the application's ``extensions``), the members-only rule, the
+    guard on hosters' clients and the federation's API scopes (for ``client_credentials``)."""
+    extensions.set_groups_provider(audience.groups_for)
     prompts.register_access_rule(audience.members_only_refusal)
     backchannel.guard_clients_found_by(provisioning.hoster_clients)
     for name, description in credentials.SCOPES.items():

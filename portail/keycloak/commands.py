@@ -17,6 +17,7 @@ from portail.accounts import newcomers
 from portail.config import Settings
 from portail.keycloak import realm_import, realm_link
 from portail.keycloak.errors import BridgeError
+from portail.oidc.commands import open_database
 from portail.web import translate
 
 
@@ -32,10 +33,7 @@ def _secret(name: str) -> str:
 
 
 def _open(settings: Settings) -> database.Database:
-    db = database.Database(settings)
-    database.check_connection(db.engine)
-    database.upgrade(db.engine)
-    return db
+    return open_database(settings)
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:

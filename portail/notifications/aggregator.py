@@ -28,9 +28,9 @@ from portail.config import Settings
 from portail.db import Database, utcnow
 from portail.federation.models import Instance
 from portail.notifications import planning, schedule
+from portail.notifications.fetcher import Fetcher, SourceError
 from portail.notifications.inbox import Delivered
 from portail.notifications.models import Notification
-from portail.notifications.outbound import Fetcher, SourceError
 from portail.notifications.planning import Planned, TokenMinter
 from portail.notifications.sources import Dismiss, Pull, PullJob, PullResult, discourse, feed, matrix, nextcloud
 

@@ -7,19 +7,17 @@ import asyncio
 from typing import Any
 
 from portail.config import Settings
-from portail.db import Database, check_connection, upgrade
+from portail.db import Database
 from portail.notifications import digests, inbox
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.hub import nextcloud_token
 from portail.oidc import keys
+from portail.oidc.commands import open_database
 from portail.outbound import PinnedTransport
 
 
 def _open(settings: Settings) -> Database:
-    db = Database(settings)
-    check_connection(db.engine)
-    upgrade(db.engine)
-    return db
+    return open_database(settings)
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:

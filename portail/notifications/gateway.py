@@ -40,8 +40,8 @@ from portail.config import Settings
 from portail.db import Database, utcnow
 from portail.federation.models import Instance
 from portail.notifications import inbox, planning
+from portail.notifications.fetcher import Fetcher, SourceError
 from portail.notifications.models import MatrixPusher, SourceLink
-from portail.notifications.outbound import Fetcher, SourceError
 from portail.notifications.push import PushRejected
 from portail.notifications.sources import matrix
 

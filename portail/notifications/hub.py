@@ -20,7 +20,7 @@ from portail import metrics
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import Database
-from portail.notifications import contract, digests, inbox, push, webhooks, withdrawals
+from portail.notifications import digests, inbox, push, webhooks, withdrawals
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
 from portail.notifications.leadership import Leadership
@@ -37,7 +37,6 @@ def install(db: Database, settings: Settings) -> Hub:
     """Build the process's hub, declare the push scope to the OpenID provider, and tell members
     when a tool they use is withdrawn."""
     claims.register_scope(push.SCOPE, "Envoyer des notifications aux membres")
-    contract.register()
     withdrawals.install()
     return Hub(db, settings)
 

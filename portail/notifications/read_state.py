@@ -24,8 +24,8 @@ from sqlmodel import Session, col, select
 
 from portail.config import Settings
 from portail.federation.models import Instance
+from portail.notifications.fetcher import Fetcher, SourceError
 from portail.notifications.models import Notification, SourceLink
-from portail.notifications.outbound import Fetcher, SourceError
 from portail.notifications.sealing import Unsealable, unseal
 from portail.notifications.sources import PullJob, discourse, matrix
 

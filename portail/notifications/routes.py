@@ -17,9 +17,9 @@ from portail.accounts.current import Login, load_login, require_verified
 from portail.db import Database, row_id, utcnow
 from portail.federation.models import Instance
 from portail.notifications import digests, gateway, inbox, linking, planning, read_state, user_api_keys
+from portail.notifications.fetcher import SourceError
 from portail.notifications.hub import Hub
 from portail.notifications.models import DIGESTS
-from portail.notifications.outbound import SourceError
 from portail.notifications.sources import discourse, matrix
 from portail.web import FormError, _, error_page, flash, read_form, render
 

@@ -36,8 +36,8 @@ from portail.db import utcnow
 from portail.federation import provisioning
 from portail.federation.models import Instance
 from portail.notifications import inbox, planning
+from portail.notifications.fetcher import SourceError
 from portail.notifications.models import SourceLink, WebhookEvent
-from portail.notifications.outbound import SourceError
 from portail.notifications.push import PushRejected
 from portail.notifications.sources import discourse
 

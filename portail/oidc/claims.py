@@ -3,18 +3,20 @@ and the claims of ID tokens (§2, §3.1.3.6) and of the userinfo answer (§5.3).
 
 Profile claims are in the ID token as well as at userinfo, because Synapse reads them from the ID
 token. ``groups`` (under the ``groups`` scope) lists the member's organizations; the federation
-package narrows it to the organizations relevant to an instance with ``register_groups_provider``.
+package narrows it to the organizations relevant to an instance through the application's
+``AccountExtensions.set_groups_provider``.
 Higher packages may declare API scopes (no claims) with ``register_scope``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from portail.accounts import extensions
 from portail.accounts.models import Member, Membership, Organization
 from portail.oidc import subjects
 from portail.oidc.models import OAuthClient
@@ -35,7 +37,6 @@ ACR_PASSWORD = "urn:encommun:acr:password"  # noqa: S105 - an ACR name
 ACR_MFA = "urn:encommun:acr:mfa"
 
 _api_scopes: dict[str, str] = {}
-GroupsProvider = Callable[[Session, Member, OAuthClient], list[str]]
 
 
 def register_scope(name: str, description: str) -> None:
@@ -52,7 +53,7 @@ def scopes_supported() -> list[str]:
     return [*SCOPE_CLAIMS, *sorted(_api_scopes)]
 
 
-def _default_groups(db: Session, member: Member, client: OAuthClient) -> list[str]:
+def _default_groups(db: Session, member: Member) -> list[str]:
     rows = db.exec(
         select(Organization.slug)
         .join(Membership, col(Membership.organization_id) == col(Organization.id))
@@ -62,13 +63,11 @@ def _default_groups(db: Session, member: Member, client: OAuthClient) -> list[st
     return list(rows)
 
 
-_groups_provider: GroupsProvider = _default_groups
-
-
-def register_groups_provider(fn: GroupsProvider) -> None:
-    """Replace how ``groups`` is computed (the federation package restricts it per instance)."""
-    global _groups_provider
-    _groups_provider = fn
+def groups(db: Session, member: Member, client: OAuthClient) -> list[str]:
+    """The ``groups`` claim: the application's provider (``AccountExtensions.set_groups_provider``; the
+    federation narrows it per instance), else every organization the member is active in."""
+    provider = extensions.of(db).groups_provider
+    return provider(db, member, client.client_id) if provider is not None else _default_groups(db, member)
 
 
 # ---------------------------------------------------------------- the claims request parameter
@@ -138,7 +137,7 @@ def profile_values(db: Session, member: Member, client: OAuthClient, names: Iter
     if "email_verified" in wanted:
         values["email_verified"] = member.verified
     if "groups" in wanted:
-        values["groups"] = _groups_provider(db, member, client)
+        values["groups"] = groups(db, member, client)
     return values
 
 

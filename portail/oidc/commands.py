@@ -14,9 +14,10 @@ import sys
 from typing import Any
 
 from portail import db as database
+from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import clients, keys, registration_commands
+from portail.oidc import clients, keys, registration_commands, tokens
 from portail.oidc.models import OAuthClient
 
 
@@ -25,8 +26,11 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
-def _open(settings: Settings) -> database.Database:
+def open_database(settings: Settings) -> database.Database:
+    """The database of a command run outside the server, migrated, with the account hooks that matter
+    outside it (``create_app`` installs the rest): grants end with their login sessions."""
     db = database.Database(settings)
+    AccountExtensions().attach(db).on_session_end(tokens.on_session_end)
     database.check_connection(db.engine)
     database.upgrade(db.engine)
     return db
@@ -76,7 +80,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
         jwks_uri=args.jwks_uri,
         token_endpoint_auth_method="private_key_jwt" if args.jwks_uri and not args.public else None,
     )
-    db = _open(settings)
+    db = open_database(settings)
     try:
         with db.session() as session:
             row, secret = clients.create_client(session, spec)
@@ -95,7 +99,7 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    db = _open(settings)
+    db = open_database(settings)
     with db.session() as session:
         data = [describe(c) for c in clients.list_clients(session)]
     db.dispose()
@@ -110,7 +114,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    db = _open(settings)
+    db = open_database(settings)
     with db.session() as session:
         row = clients.get_client(session, args.client_id)
         data = describe(row) if row is not None else None
@@ -122,7 +126,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rotate_secret(args: argparse.Namespace, settings: Settings) -> int:
-    db = _open(settings)
+    db = open_database(settings)
     try:
         with db.session() as session:
             row = clients.get_client(session, args.client_id)
@@ -141,7 +145,7 @@ def cmd_rotate_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
-    db = _open(settings)
+    db = open_database(settings)
     try:
         with db.session() as session:
             row = clients.get_client(session, args.client_id)
@@ -159,7 +163,7 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     lead = dt.timedelta(0) if args.now else keys.DEFAULT_LEAD
-    db = _open(settings)
+    db = open_database(settings)
     with db.session() as session:
         keys.ensure_keys(session, settings)
         new = [(k.alg, k.kid) for k in keys.rotate(session, settings, lead=lead)]
@@ -173,7 +177,7 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
-    db = _open(settings)
+    db = open_database(settings)
     now = utcnow()
     with db.session() as session:
         keys.ensure_keys(session, settings)

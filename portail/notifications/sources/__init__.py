@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from portail.notifications.outbound import Fetcher, SourceError
+from portail.notifications.fetcher import Fetcher, SourceError
 
 __all__ = ["Dismiss", "Item", "Pull", "PullJob", "PullResult", "SourceError"]
 

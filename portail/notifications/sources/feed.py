@@ -14,7 +14,7 @@ import email.utils
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from portail.notifications.outbound import Fetcher, Reply, SourceError
+from portail.notifications.fetcher import Fetcher, Reply, SourceError
 from portail.notifications.plaintext import plain
 from portail.notifications.sources import Item, PullJob, PullResult
 

@@ -26,7 +26,7 @@ import datetime as dt
 from typing import Any
 from urllib.parse import quote, unquote
 
-from portail.notifications.outbound import Fetcher, SourceError
+from portail.notifications.fetcher import Fetcher, SourceError
 from portail.notifications.plaintext import plain
 from portail.notifications.sources import Item, PullJob, PullResult
 

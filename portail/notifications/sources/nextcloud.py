@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from portail.notifications.outbound import Fetcher, SourceError
+from portail.notifications.fetcher import Fetcher, SourceError
 from portail.notifications.plaintext import plain
 from portail.notifications.sources import Item, PullJob, PullResult
 

@@ -6,7 +6,9 @@ token is a 401 with ``WWW-Authenticate: Bearer``, a missing scope a 403 ``insuff
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import select
@@ -14,6 +16,7 @@ from starlette.testclient import TestClient
 
 from portail.accounts.models import Member
 from portail.config import Settings
+from portail.federation import openapi
 from portail.federation.models import ApiToken
 from portail.oidc import clients, tokens
 from tests.conftest import BASE_URL, create_member, csrf_from, login
@@ -301,3 +304,13 @@ def test_control_characters_and_deep_nesting_are_refused_not_crashing(client: Te
         },
     )
     assert form.status_code == 400
+
+
+def test_the_served_openapi_document_is_the_file_with_this_portails_address(client: TestClient) -> None:
+    served = client.get("/api/v1/openapi.json").json()
+    written = json.loads((Path(openapi.__file__).parent / "openapi.json").read_text(encoding="utf-8"))
+    written["servers"] = [{"url": BASE_URL}]
+    written["components"]["securitySchemes"]["hosterClient"]["flows"]["clientCredentials"]["tokenUrl"] = (
+        f"{BASE_URL}/token"
+    )
+    assert served == written

@@ -11,7 +11,6 @@ from portail.accounts.models import Member
 from portail.config import Settings
 from portail.federation import audience
 from portail.federation.models import InstanceLink
-from portail.oidc.models import OAuthClient
 from tests.conftest import BASE_URL, create_member, csrf_from, login, mail_text, outbox
 from tests.federation_factories import add_hoster, add_instance, add_membership, add_organization, in_db
 
@@ -70,7 +69,7 @@ def test_an_organization_admin_links_an_instance_and_its_hoster_confirms(
 
     def groups(session):  # type: ignore[no-untyped-def]
         alice = session.exec(select(Member).where(Member.email_key == "alice@example.org")).one()
-        return audience.groups_for(session, alice, OAuthClient(client_id="nuage-coop", name="x"))
+        return audience.groups_for(session, alice, "nuage-coop")
 
     assert in_db(settings, groups) == ["tiess"]
     removed = post(

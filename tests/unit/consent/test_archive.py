@@ -6,6 +6,7 @@ import json
 
 from sqlmodel import SQLModel
 
+from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.consent import archive, export, hooks
 from portail.db import Database
@@ -13,7 +14,9 @@ from tests.unit.consent.population import EMAIL, NAME, populate
 
 
 def test_the_export_has_every_category_created_for_the_member(db: Database, unit_settings: Settings) -> None:
-    hooks.install(unit_settings)  # as create_app does: acceptances of Portail's policy go to the ledger
+    hooks.install(
+        AccountExtensions.attached_to(db), unit_settings
+    )  # as create_app does: acceptances of Portail's policy go to the ledger
     with db.session() as session:
         people = populate(session)
         document = archive.build(session, unit_settings, people.member_id)

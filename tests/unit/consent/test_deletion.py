@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from portail.accounts import members, sessions
+from portail.accounts.extensions import AccountExtensions
 from portail.accounts.models import LoginSession
 from portail.config import Settings
 from portail.consent import deletion, export, hooks
@@ -62,7 +63,7 @@ def test_logging_in_during_the_grace_period_cancels_the_request(db: Database, un
     mid = _member(db)
     with db.session() as session:
         deletion.request_deletion(session, unit_settings, mid)
-    hooks.install(unit_settings, review_step=False)
+    hooks.install(AccountExtensions.attached_to(db), unit_settings, review_step=False)
     with db.session() as session:
         member = members.get_by_email(session, "a@example.org")
         assert member is not None

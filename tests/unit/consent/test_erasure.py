@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import select
 
+from portail.accounts.extensions import AccountExtensions
 from portail.accounts.models import AuditEvent, LoginSession, LoginThrottle, Membership
-from portail.consent import erasure
+from portail.config import Settings
+from portail.consent import erasure, hooks
 from portail.consent.models import DeletionRequest
 from portail.db import Database
 from portail.federation.models import Hoster, Instance, InstanceLink
@@ -25,7 +27,9 @@ def test_erasure_leaves_neither_the_email_nor_the_name_in_any_table(db: Database
         assert not member_exists(session, people.member_id)
 
 
-def test_erasure_keeps_the_ledger_and_the_audit_log_without_the_member(db: Database) -> None:
+def test_erasure_keeps_the_ledger_and_the_audit_log_without_the_member(db: Database, unit_settings: Settings) -> None:
+    # as create_app does: the acceptance of Portail's policy at sign-up is a ledger event
+    hooks.install(AccountExtensions.attached_to(db), unit_settings)
     with db.session() as session:
         people = populate(session)
     with db.session() as session:

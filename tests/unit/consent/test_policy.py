@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from portail.accounts import members
 from portail.accounts import policy as accounts_policy
+from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.consent import policy
 from portail.consent.errors import ConsentError
@@ -17,8 +18,8 @@ from portail.db import Database
 
 
 @pytest.fixture(autouse=True)
-def published_versions() -> None:
-    policy.install()
+def published_versions(db: Database) -> None:
+    policy.install(AccountExtensions.attached_to(db))
 
 
 def _publish(session: Session, version: str, *, material: bool = True) -> None:

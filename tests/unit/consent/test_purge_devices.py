@@ -1,5 +1,5 @@
 """After a purge, the member's Matrix devices are logged out through the outbound guard: the
-homeserver's URL is hoster-supplied (``purge.log_out_devices``, ``notifications.outbound.guarded``)."""
+homeserver's URL is hoster-supplied (``purge.log_out_devices``, ``notifications.fetcher.guarded``)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from portail.accounts.extensions import AccountExtensions
 from portail.accounts.models import Member, Organization
 from portail.config import Settings
 from portail.db import Database
@@ -59,8 +60,7 @@ def _world(settings: Settings) -> None:
 def _groups(settings: Settings, client_id: str) -> list[str]:
     def compute(session):  # type: ignore[no-untyped-def]
         member = session.exec(select(Member).where(Member.email_key == "alice@example.org")).one()
-        client = OAuthClient(client_id=client_id, name=client_id)
-        return audience.groups_for(session, member, client)
+        return audience.groups_for(session, member, client_id)
 
     return in_db(settings, compute)
 
@@ -106,7 +106,7 @@ def test_members_see_central_instances_and_those_of_their_organizations(unit_set
 def test_the_provider_uses_the_federation_groups_provider(db: Database, unit_settings: Settings) -> None:
     """``portail.oidc.claims`` computes ``groups`` through the provider registered by ``create_app``."""
     _world(unit_settings)
-    startup.register_hooks()
+    startup.register_hooks(AccountExtensions.attached_to(db))
 
     def released(session):  # type: ignore[no-untyped-def]
         member = session.exec(select(Member).where(Member.email_key == "alice@example.org")).one()

@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from portail import db as database
 from portail.accounts import sessions
+from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.federation import provisioning, startup
 from portail.federation.models import Instance
@@ -48,7 +49,7 @@ def test_a_hosters_node_is_not_sent_a_logout_token_on_a_private_address(
 ) -> None:
     backchannel.register_hook(unit_settings)
     keys.install(db.engine, unit_settings)
-    startup.register_hooks()
+    startup.register_hooks(AccountExtensions.attached_to(db))
     strict = unit_settings.replace(allow_private_addresses=False)
     _node(db, "hosted", "registry", http_recorder.url("/bc"))
     _node(db, "declared", "file", http_recorder.url("/bc-declared"))

@@ -13,8 +13,8 @@ from portail import db as database
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.notifications import gateway, planning
+from portail.notifications.fetcher import Fetcher
 from portail.notifications.models import MatrixPusher, SourceLink
-from portail.notifications.outbound import Fetcher
 from tests.unit.notifications.conftest import add_instance, add_member
 
 BASE = "http://hs.example"

@@ -19,8 +19,8 @@ from portail.accounts.models import Member
 from portail.config import Settings
 from portail.notifications import hub, inbox
 from portail.notifications.aggregator import Aggregator
+from portail.notifications.fetcher import Reply, SourceError
 from portail.notifications.models import Notification, SourceLink, SourceState
-from portail.notifications.outbound import Reply, SourceError
 from portail.notifications.plaintext import plain
 from portail.notifications.sealing import seal, unseal
 from portail.notifications.sources import feed, matrix

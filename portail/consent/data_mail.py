@@ -12,7 +12,7 @@ from typing import Any
 from portail import mail
 from portail.config import Settings
 
-log = logging.getLogger("portail.consent.notices")
+log = logging.getLogger("portail.consent.data_mail")
 
 
 def tell(settings: Settings, to: str, template: str, locale: str, **context: Any) -> bool:
