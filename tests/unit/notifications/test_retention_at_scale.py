@@ -10,11 +10,12 @@ from sqlmodel import select
 
 from portail import db as database
 from portail import mail
+from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
 from portail.notifications import digests, inbox
-from portail.notifications.models import Notification
-from tests.conftest import outbox
+from portail.notifications.models import Notification, NotificationPreference
+from tests.conftest import mail_text, outbox
 from tests.unit.notifications.conftest import add_instance, add_member
 
 
@@ -63,6 +64,67 @@ def test_a_digest_run_stopped_midway_resumes_without_doubling(
     mailed = [str(m["To"]) for m in outbox(unit_settings)]
     assert len(mailed) == len(set(mailed))  # nobody twice
     assert "d4@example.org" in mailed and "d0@example.org" in mailed
+
+
+def test_a_batch_digest_holds_only_what_each_tool_brought_since_its_last_digest(
+    db: database.Database, unit_settings: Settings
+) -> None:
+    """Batched composition (a few queries per batch) keeps each tool's own "since", the unread
+    filter, and leaves out members who cannot receive mail while still marking them."""
+    forum = add_instance(db, "forum", "discourse", "https://forum.example").id or 0
+    wiki = add_instance(db, "wiki", "praxis", "https://wiki.example").id or 0
+    alice = add_member(db, "alice@example.org").id or 0
+    bob = add_member(db, "bob@example.org").id or 0
+    now = utcnow()
+    with db.session() as session:
+        for member_id in (alice, bob):
+            inbox.set_preference(session, member_id, forum, enabled=True, digest="daily")
+            inbox.set_preference(session, member_id, wiki, enabled=True, digest="daily")
+        wiki_pref = session.exec(
+            select(NotificationPreference).where(
+                NotificationPreference.member_id == alice, NotificationPreference.instance_id == wiki
+            )
+        ).one()
+        wiki_pref.last_digest_at = now - dt.timedelta(hours=36)  # the forum's: never (a day back)
+        session.add(wiki_pref)
+
+        inbox.deliver(
+            session,
+            [
+                {"member_id": alice, "instance_id": forum, "external_id": "f1", "title": "Forum new"},
+                {"member_id": alice, "instance_id": wiki, "external_id": "w1", "title": "Wiki new"},
+                {
+                    "member_id": alice,
+                    "instance_id": wiki,
+                    "external_id": "w0",
+                    "title": "Wiki old",
+                    "received_at": now - dt.timedelta(hours=40),
+                },
+                {"member_id": alice, "instance_id": forum, "external_id": "f2", "title": "Forum read", "read_at": now},
+                {
+                    "member_id": alice,
+                    "instance_id": forum,
+                    "external_id": "f0",
+                    "title": "Forum old",
+                    "received_at": now - dt.timedelta(hours=30),
+                },
+                {"member_id": bob, "instance_id": forum, "external_id": "b1", "title": "Bob note"},
+            ],
+        )
+        disabled = session.get(Member, bob)
+        assert disabled is not None
+        disabled.disabled_at = now
+        session.add(disabled)
+    with db.session() as session:
+        assert digests.send_due(session, unit_settings, "daily", now=now + dt.timedelta(minutes=1)) == 1
+    [message] = outbox(unit_settings)
+    text = mail_text(message)
+    assert str(message["To"]) == "alice@example.org"
+    assert "Forum new" in text and "Wiki new" in text
+    assert "Wiki old" not in text and "Forum read" not in text and "Forum old" not in text
+    with db.session() as session:
+        marks = session.exec(select(NotificationPreference.last_digest_at)).all()
+        assert all(mark is not None and mark > now for mark in marks)  # Bob's too: not tried again
 
 
 def test_the_purge_deletes_in_chunks_and_keeps_recent_notifications(db: database.Database) -> None:
