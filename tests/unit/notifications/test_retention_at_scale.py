@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from portail import db as database
@@ -127,7 +128,9 @@ def test_a_batch_digest_holds_only_what_each_tool_brought_since_its_last_digest(
         assert all(mark is not None and mark > now for mark in marks)  # Bob's too: not tried again
 
 
-def test_the_purge_deletes_in_chunks_and_keeps_recent_notifications(db: database.Database) -> None:
+def test_the_purge_deletes_in_chunks_and_keeps_recent_notifications(settings: Settings) -> None:
+    """On both databases: one DELETE statement per chunk, the oldest first, recent rows kept."""
+    db = database.Database(settings)
     [member_id] = [add_member(db).id or 0]
     tool = add_instance(db, "praxis", "praxis", "https://praxis.example").id or 0
     old = utcnow() - dt.timedelta(days=100)
@@ -140,8 +143,20 @@ def test_the_purge_deletes_in_chunks_and_keeps_recent_notifications(db: database
             ]
             + [{"member_id": member_id, "instance_id": tool, "external_id": f"r{n}", "title": "y"} for n in range(2)],
         )
-    with db.session() as session:
-        assert inbox.purge(session, 90, chunk=3) == 7
+    deletes: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        with db.session() as session:
+            assert inbox.purge(session, 90, chunk=3) == 7
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(deletes) == 3  # 3 + 3 + 1
     with db.session() as session:
         left = session.exec(select(Notification.external_id)).all()
     assert sorted(left) == ["r0", "r1"]
+    db.dispose()
