@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import httpx
@@ -259,109 +260,246 @@ def _drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
-def _clone_rows(conn: sa.Connection, table: str, count: int, overrides: dict[str, str]) -> None:
-    """Copy row id 1 of ``table`` ``count`` times (``generate_series`` g from 2), with SQL overrides."""
+def _clone_rows(
+    conn: sa.Connection, table: str, count: int, overrides: dict[str, str], where: str = "TRUE", start: int = 2
+) -> None:
+    """Copy row id 1 of ``table`` for each g in ``start``..``count`` (``generate_series``) where ``where``
+    holds of g, with SQL overrides."""
     columns = [c["name"] for c in sa.inspect(conn).get_columns(table) if c["name"] != "id"]
     values = ", ".join(overrides.get(c, f'"{c}"') for c in columns)
     names = ", ".join(f'"{c}"' for c in columns)
-    # Table and column names come from the schema, never from input.
-    statement = f'INSERT INTO "{table}" ({names}) SELECT {values} FROM "{table}", generate_series(2, :n) AS g'  # noqa: S608
-    conn.execute(sa.text(f'{statement} WHERE "{table}".id = 1'), {"n": count})
+    # Table, column names and conditions come from this file, never from input.
+    series = "generate_series(CAST(:start AS integer), CAST(:n AS integer)) AS g"
+    statement = f'INSERT INTO "{table}" ({names}) SELECT {values} FROM "{table}", {series}'  # noqa: S608
+    conn.execute(sa.text(f'{statement} WHERE "{table}".id = 1 AND ({where})'), {"n": count, "start": start})
 
 
-def _scale_once(members_count: int, batch: int) -> dict[str, float]:
-    """Seed ``members_count`` members in a fresh PostgreSQL database (each with a Matrix link and
-    its cursor, a daily digest and a notification, 40% of cursors stale), then time one batch of each
-    background query. Returns seconds per batch, by name."""
-    from portail.notifications import digests, schedule
+class Probe:
+    """Time and peak traced memory (tracemalloc, every thread) of successive batches."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.peaks: list[int] = []
+        self._started = 0.0
+
+    def start(self) -> None:
+        if tracemalloc.is_tracing():
+            tracemalloc.reset_peak()
+        self._started = time.perf_counter()
+
+    def stop(self) -> None:
+        self.times.append(time.perf_counter() - self._started)
+        if tracemalloc.is_tracing():
+            self.peaks.append(tracemalloc.get_traced_memory()[1] - self._base)
+        self._started = time.perf_counter()
+
+    def trace(self) -> None:
+        """From now on, also measure memory (times measured while tracing are not kept: tracemalloc
+        slows Python down several times)."""
+        tracemalloc.start()
+        self._base = tracemalloc.get_traced_memory()[0]
+
+    def untrace(self) -> None:
+        tracemalloc.stop()
+
+
+# The mix of the issue: 41% of members have a pulled source (a linked Matrix account), 40% of those
+# cursors are stale (read 3 days ago), 20% of members were seen this week (a live login session),
+# 10% have a daily digest with one unread notification of today, and every member has one
+# notification past the retention (90 days), half of them 100 days old, half 120.
+LINKED, DIGEST, ACTIVE = "g % 100 < 41", "g % 10 = 0", "g % 5 = 0"
+
+
+def _seed(engine: sa.Engine, db: database.Database, settings: Settings, count: int) -> None:
+    from portail.accounts.models import LoginSession
     from portail.notifications.models import NotificationPreference, SourceLink, SourceState
+    from portail.notifications.sealing import seal
+
+    now = utcnow()
+    old = now - dt.timedelta(days=3)
+    with db.session() as session:
+        member = members.create_member(session, email="m1@x.org", name="M", password_hash="x", verified=True)
+        tool = Instance(slug="mx", name="Matrix", software="matrix", base_url="http://mx.bench", status="active")
+        session.add(tool)
+        session.flush()
+        member_id, tool_id = member.id or 0, tool.id or 0
+        token = seal(settings.secret_key, "syt_bench_token")
+        session.add(SourceLink(member_id=member_id, instance_id=tool_id, kind="matrix", secret_sealed=token))
+        session.add(SourceState(member_id=member_id, instance_id=tool_id, fetched_at=old))
+        session.add(NotificationPreference(member_id=member_id, instance_id=tool_id, digest="daily"))
+        session.add(LoginSession(token_hash="0" * 64, sid="s1", member_id=member_id, last_seen_at=now))
+        old_row = {"member_id": member_id, "instance_id": tool_id, "external_id": "old", "title": "Une mention"}
+        inbox.deliver(session, [{**old_row, "received_at": now - dt.timedelta(days=100)}])
+    with engine.begin() as conn:
+        _clone_rows(
+            conn,
+            "member",
+            count,
+            {"public_id": "md5(g::text)", "email": "'m' || g || '@x.org'", "email_key": "'m' || g || '@x.org'"},
+        )
+        _clone_rows(conn, "notification_source_link", count, {"member_id": "g"}, LINKED)
+        _clone_rows(
+            conn,
+            "notification_source_state",
+            count,
+            {"member_id": "g", "fetched_at": "CASE WHEN g % 10 < 4 THEN fetched_at ELSE now() END"},
+            LINKED,
+        )
+        _clone_rows(conn, "notification_preference", count, {"member_id": "g"}, DIGEST)
+        _clone_rows(
+            conn,
+            "login_session",
+            count,
+            {"member_id": "g", "token_hash": "md5(g::text) || md5(g::text)", "sid": "md5(g::text)"},
+            ACTIVE,
+        )
+        _clone_rows(
+            conn,
+            "notification",
+            count,
+            {
+                "member_id": "g",
+                "external_id": "g::text",
+                "received_at": "received_at - (g % 2) * interval '20 days'",
+            },
+        )
+        _clone_rows(
+            conn,
+            "notification",
+            count,
+            {
+                "member_id": "g",
+                "external_id": "'n' || g",
+                "received_at": "now() - interval '2 hours'",
+                "created_at": "now() - interval '2 hours'",
+            },
+            f"{DIGEST} OR g = 1",
+            start=1,
+        )
+        conn.execute(sa.text("ANALYZE"))
+
+
+def _matrix_transport() -> httpx.MockTransport:
+    """A homeserver that answers at once with no new notification (the cost measured is Portail's)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"notifications": [], "next_token": None})
+
+    return httpx.MockTransport(answer)
+
+
+def _scale_once(count: int, batches: int) -> dict[str, Probe]:
+    """Seed ``count`` members in a fresh PostgreSQL database; measure scheduler passes, a digest run
+    (its first ``batches`` batches) and the purge. Returns one Probe per piece of work."""
+    from portail.notifications import digests
 
     name, url = _create_pg_database()
-    timings: dict[str, float] = {}
+    probes = {key: Probe() for key in ("scheduler pass (200 members)", "digest batch (200 members)")}
+    purge_probe = Probe()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(environ={}, toml_path=Path(tmp) / "absent.toml", var_dir=tmp, database_url=url)
+            settings = load_settings(
+                environ={},
+                toml_path=Path(tmp) / "absent.toml",
+                var_dir=tmp,
+                database_url=url,
+                notification_pull_per_second=0,  # no pacing: Portail's own cost
+            )
             engine = database.make_engine(url)
             database.upgrade(engine)
             db = database.Database(settings)
-            with db.session() as session:
-                member = members.create_member(session, email="m1@x.org", name="M", password_hash="x", verified=True)
-                tool = Instance(
-                    slug="mx", name="Matrix", software="matrix", base_url="https://mx.example", status="active"
-                )
-                session.add(tool)
-                session.flush()
-                old = utcnow() - dt.timedelta(days=3)
-                session.add(
-                    SourceLink(member_id=member.id or 0, instance_id=tool.id or 0, kind="matrix", secret_sealed="x")
-                )
-                session.add(SourceState(member_id=member.id, instance_id=tool.id or 0, fetched_at=old))
-                session.add(NotificationPreference(member_id=member.id or 0, instance_id=tool.id or 0, digest="daily"))
-                inbox.deliver(
-                    session,
-                    [
-                        {
-                            "member_id": member.id,
-                            "instance_id": tool.id,
-                            "external_id": "1",
-                            "title": "t",
-                            "received_at": old - dt.timedelta(days=100),
-                        }
-                    ],
-                )
-            with engine.begin() as conn:
-                _clone_rows(
-                    conn,
-                    "member",
-                    members_count,
-                    {"public_id": "md5(g::text)", "email": "'m' || g || '@x.org'", "email_key": "'m' || g || '@x.org'"},
-                )
-                _clone_rows(conn, "notification_source_link", members_count, {"member_id": "g"})
-                _clone_rows(
-                    conn,
-                    "notification_source_state",
-                    members_count,
-                    {"member_id": "g", "fetched_at": "CASE WHEN g % 10 < 4 THEN fetched_at ELSE now() END"},
-                )
-                _clone_rows(conn, "notification_preference", members_count, {"member_id": "g"})
-                _clone_rows(conn, "notification", members_count, {"member_id": "g", "external_id": "g::text"})
-                conn.execute(sa.text("ANALYZE"))
-            now = utcnow()
-            runs: list[tuple[str, object]] = [
-                ("schedule.due_members", lambda s: schedule.due_members(s, settings, now, batch)),
-                ("schedule.members_after (middle)", lambda s: schedule.members_after(s, batch, members_count // 2)),
-                (
-                    "digests.due_members (middle)",
-                    lambda s: digests.due_members(s, "daily", now, members_count // 2, batch),
-                ),
-            ]
-            for label, run in runs:
-                best = float("inf")
-                for _ in range(5):
+            started = time.perf_counter()
+            _seed(engine, db, settings, count)
+            print(f"# {count:,} members seeded in {time.perf_counter() - started:.0f} s", flush=True)
+
+            # 1. The scheduler: ``Aggregator.refresh_due(200)`` as the background loop runs it.
+            async def passes(probe: Probe, n: int) -> None:
+                aggregator = Aggregator(db, settings, transport=_matrix_transport())
+                try:
+                    for _ in range(n):
+                        probe.start()
+                        refreshed = await aggregator.refresh_due(200)
+                        probe.stop()
+                        assert refreshed == 200, refreshed
+                finally:
+                    await aggregator.aclose()
+
+            scheduler = probes["scheduler pass (200 members)"]
+            asyncio.run(passes(scheduler, 1))  # warm-up
+            scheduler.times.clear()
+            asyncio.run(passes(scheduler, 4))
+            scheduler.trace()
+            asyncio.run(passes(scheduler, 2))
+            scheduler.untrace()
+
+            # 2. Digests: ``send_due`` (mail to the outbox) timed batch by batch, stopped after ``batches``.
+            digest = probes["digest batch (200 members)"]
+            walk = digests.due_members
+            seen = {"n": 0}
+
+            def timed(*args: object, **kwargs: object) -> list[int]:
+                if seen["n"]:
+                    digest.stop()
+                seen["n"] += 1
+                if seen["n"] > batches:
+                    return []
+                found = walk(*args, **kwargs)  # type: ignore[arg-type]
+                digest.start()
+                return found
+
+            digests.due_members = timed  # type: ignore[assignment]
+            try:
+                for traced in (False, True):
+                    seen["n"] = 0
+                    if traced:
+                        digest.trace()
                     with db.session() as session:
-                        started = time.perf_counter()
-                        run(session)  # type: ignore[operator]
-                        best = min(best, time.perf_counter() - started)
-                timings[label] = best
-            with db.session() as session:
-                started = time.perf_counter()
-                removed = inbox.purge(session, 90, chunk=5000)
-                timings["purge, per 1,000 rows"] = (time.perf_counter() - started) / max(1, removed) * 1000
+                        digests.send_due(session, settings, "daily")
+                    if traced:
+                        digest.untrace()
+                    with engine.begin() as conn:
+                        conn.execute(sa.text("UPDATE notification_preference SET last_digest_at = NULL"))
+            finally:
+                digests.due_members = walk
+            del digest.times[batches:]  # the traced run's times
+            del digest.times[0]  # the first batch compiles the templates
+
+            # 3. The purge: half the rows untraced (time per chunk), the other half traced (memory).
+            for traced, now in ((False, utcnow() - dt.timedelta(days=15)), (True, utcnow())):
+                if traced:
+                    purge_probe.trace()
+                with db.session() as session:
+                    purge_probe.start()
+                    removed = inbox.purge(session, 90, now, chunk=5000)
+                    purge_probe.stop()
+                if traced:
+                    purge_probe.untrace()
+                chunks = max(1, -(-removed // 5000))
+                purge_probe.times[-1] /= chunks
+                print(f"# purge {'traced' if traced else 'timed'}: {removed:,} rows in {chunks} chunks", flush=True)
+            del purge_probe.times[1:]
+            probes["purge chunk (5,000 rows)"] = purge_probe
             db.dispose()
             engine.dispose()
     finally:
         _drop_pg_database(name)
-    return timings
+    return probes
 
 
-def bench_scale(sizes: list[int], batch: int = 200) -> None:
-    """The background work's cost per batch at two member counts, and the ratio (goal ≤ 1.2)."""
-    results = {size: _scale_once(size, batch) for size in sizes}
+def bench_scale(sizes: list[int], batches: int = 10) -> None:
+    """The background work's cost per batch at two member counts, and the ratio (goal ≤ 1.2, memory flat)."""
+    results = {size: _scale_once(size, batches) for size in sizes}
     small, large = sizes[0], sizes[-1]
-    print(f"## background work per batch of {batch}, PostgreSQL, {small:,} vs {large:,} members")
+    print(f"## background work per batch, PostgreSQL, {small:,} vs {large:,} members")
+    print("(median time of untraced batches; peak tracemalloc growth of traced ones)")
     for label in results[small]:
         a, b = results[small][label], results[large][label]
-        print(f"{label:34}: {a * 1000:7.2f} ms  vs {b * 1000:7.2f} ms   ratio {b / a:.2f}")
+        ta, tb = statistics.median(a.times), statistics.median(b.times)
+        ma, mb = max(a.peaks) / 2**20, max(b.peaks) / 2**20
+        print(
+            f"{label:30}: {ta * 1000:8.1f} ms vs {tb * 1000:8.1f} ms  ratio {tb / ta:.2f}   "
+            f"memory {ma:6.1f} MiB vs {mb:6.1f} MiB  ratio {mb / ma:.2f}"
+        )
 
 
 def bench_push(seconds: float, clients: int, batch: int, members_count: int = 200) -> None:
@@ -490,6 +628,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["refresh", "inbox", "push", "scale"])
     parser.add_argument("--scale", type=int, nargs=2, default=[10_000, 1_000_000], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--digest-batches", type=int, default=10, help="digest batches measured per run")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
@@ -502,7 +641,7 @@ def main() -> None:
     if args.only in (None, "push"):
         bench_push(args.seconds, args.clients, args.batch)
     if args.only in (None, "scale"):
-        bench_scale(list(args.scale))
+        bench_scale(list(args.scale), args.digest_batches)
 
 
 if __name__ == "__main__":

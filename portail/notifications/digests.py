@@ -17,6 +17,7 @@ from collections import defaultdict
 from email.message import EmailMessage
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from portail import mail
@@ -117,19 +118,7 @@ def send_due(
         after = 0
         while member_ids := due_members(session, name, cutoff, after, batch):
             after = member_ids[-1]
-            prefs = session.exec(
-                select(NotificationPreference).where(
-                    col(NotificationPreference.member_id).in_(member_ids),
-                    NotificationPreference.digest == name,
-                    NotificationPreference.enabled == True,  # noqa: E712
-                    (col(NotificationPreference.last_digest_at).is_(None))
-                    | (col(NotificationPreference.last_digest_at) <= cutoff),
-                )
-            ).all()
-            by_member: dict[int, list[NotificationPreference]] = defaultdict(list)
-            for pref in prefs:
-                by_member[pref.member_id].append(pref)
-            messages = [_compose_one(session, settings, m, by_member[m], name, now) for m in member_ids]
+            messages = _compose_batch(session, settings, member_ids, name, cutoff, now)
             session.commit()
             for message in messages:
                 if message is not None:
@@ -141,38 +130,87 @@ def send_due(
     return sent
 
 
-def _compose_one(
-    session: Session,
-    settings: Settings,
-    member_id: int,
-    prefs: list[NotificationPreference],
-    period: str,
-    now: dt.datetime,
-) -> EmailMessage | None:
-    """Mark the member's digest preferences as sent up to ``now``; the digest to mail, if any."""
-    member = session.get(Member, member_id)
-    since = {p.instance_id: p.last_digest_at or now - PERIODS[period] for p in prefs}
+def _compose_batch(
+    session: Session, settings: Settings, member_ids: list[int], period: str, cutoff: dt.datetime, now: dt.datetime
+) -> list[EmailMessage | None]:
+    """Mark these members' due digest preferences as sent up to ``now``; the digests to mail.
+
+    A fixed number of queries per batch, whatever its size: the preferences, the members, their
+    unread notifications (at most ``2 × MAX_ITEMS`` per member, through a window), and one update
+    of the marks."""
+    prefs = session.exec(
+        select(NotificationPreference).where(
+            col(NotificationPreference.member_id).in_(member_ids),
+            NotificationPreference.digest == period,
+            NotificationPreference.enabled == True,  # noqa: E712
+            (col(NotificationPreference.last_digest_at).is_(None))
+            | (col(NotificationPreference.last_digest_at) <= cutoff),
+        )
+    ).all()
+    since: dict[int, dict[int, dt.datetime]] = defaultdict(dict)
     for pref in prefs:
-        pref.last_digest_at = now
-        session.add(pref)
-    if member is None or not member.active or not member.verified:
-        return None
-    rows = session.exec(
-        select(Notification, Instance)
-        .join(Instance, col(Instance.id) == col(Notification.instance_id))
+        since[pref.member_id][pref.instance_id] = pref.last_digest_at or now - PERIODS[period]
+    if prefs:
+        session.execute(
+            update(NotificationPreference)
+            .where(col(NotificationPreference.id).in_([p.id for p in prefs]))
+            .values(last_digest_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    found = session.exec(select(Member).where(col(Member.id).in_(member_ids))).all()
+    readers = {m.id: m for m in found if m.active and m.verified and m.id in since}
+    items = _unread(session, since, list(readers))
+    messages: list[EmailMessage | None] = []
+    for member_id in member_ids:
+        member = readers.get(member_id)
+        mine = items.get(member_id, [])[:MAX_ITEMS]
+        messages.append(_message(settings, member, mine, period) if member is not None and mine else None)
+    return messages
+
+
+def _unread(
+    session: Session, since: dict[int, dict[int, dt.datetime]], member_ids: list[int]
+) -> dict[int, list[tuple[Notification, Instance]]]:
+    """Each member's unread notifications of their digest tools received since their last digest,
+    newest first: one query for the batch, at most ``2 × MAX_ITEMS`` rows per member."""
+    if not member_ids:
+        return {}
+    oldest = min(t for m in member_ids for t in since[m].values())
+    instances = {i for m in member_ids for i in since[m]}
+    rank = (
+        func.row_number()
+        .over(partition_by=col(Notification.member_id), order_by=col(Notification.created_at).desc())
+        .label("rank")
+    )
+    ranked = (
+        select(col(Notification.id), rank)
         .where(
-            Notification.member_id == member_id,
-            col(Notification.instance_id).in_(list(since)),
+            col(Notification.member_id).in_(member_ids),
+            col(Notification.instance_id).in_(instances),
             col(Notification.read_at).is_(None),
             col(Notification.dismissed_at).is_(None),
-            col(Notification.received_at) > min(since.values()),
+            col(Notification.received_at) > oldest,
         )
-        .order_by(col(Notification.created_at).desc())
-        .limit(MAX_ITEMS * 2)
+        .subquery()
+    )
+    rows = session.exec(
+        select(Notification, Instance)
+        .join(ranked, ranked.c.id == col(Notification.id))
+        .join(Instance, col(Instance.id) == col(Notification.instance_id))
+        .where(ranked.c.rank <= MAX_ITEMS * 2)
+        .order_by(col(Notification.member_id), col(Notification.created_at).desc())
     ).all()
-    items = [(n, i) for n, i in rows if n.received_at > since[n.instance_id]][:MAX_ITEMS]
-    if not items:
-        return None
+    items: dict[int, list[tuple[Notification, Instance]]] = defaultdict(list)
+    for note, instance in rows:
+        limit = since[note.member_id].get(note.instance_id)
+        if limit is not None and note.received_at > limit:
+            items[note.member_id].append((note, instance))
+    return items
+
+
+def _message(
+    settings: Settings, member: Member, items: list[tuple[Notification, Instance]], period: str
+) -> EmailMessage:
     link = unsubscribe_url(settings, member, period)
     message = mail.compose(
         settings,

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import any_, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
@@ -237,20 +237,28 @@ PURGE_CHUNK = 5000
 def purge(session: Session, retention_days: int, now: dt.datetime | None = None, *, chunk: int = PURGE_CHUNK) -> int:
     """Delete notifications received more than ``retention_days`` ago, ``chunk`` rows per transaction
     (the oldest first, through the ``received_at`` index): no long transaction or lock, and a purge
-    stopped midway resumes where it was on its next run."""
+    stopped midway resumes where it was on its next run.
+
+    Each chunk is one statement, its ids chosen in the database. On PostgreSQL they are gathered
+    into an array first (``id = ANY(ARRAY(SELECT … LIMIT n))``): as ``id IN (SELECT … LIMIT n)`` the
+    planner may join the whole table against the chunk, which costs as much as the table."""
     cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
+    oldest = (
+        select(Notification.id)
+        .where(col(Notification.received_at) < cutoff)
+        .order_by(col(Notification.received_at))
+        .limit(chunk)
+    )
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        chosen = col(Notification.id) == any_(func.array(oldest.scalar_subquery()))
+    else:
+        chosen = col(Notification.id).in_(oldest.scalar_subquery())
     removed = 0
     while True:
-        ids = session.exec(
-            select(Notification.id)
-            .where(col(Notification.received_at) < cutoff)
-            .order_by(col(Notification.received_at))
-            .limit(chunk)
-        ).all()
-        if not ids:
-            return removed
-        session.execute(delete(Notification).where(col(Notification.id).in_(ids)))
+        result = session.execute(delete(Notification).where(chosen))
         session.commit()
-        removed += len(ids)
-        if len(ids) < chunk:
+        count = int(getattr(result, "rowcount", 0) or 0)
+        removed += count
+        if count < chunk:
             return removed

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import Member
@@ -336,11 +336,17 @@ def record_many(
 
     The cursor and breaker rows of every pull are read in one query rather than one per pull."""
     instance_ids = sorted({planned.job.instance_id for planned, *_ in outcomes})
+    member_ids = sorted({planned.job.member_id for planned, *_ in outcomes if planned.job.member_id is not None})
     states: dict[tuple[int, int | None], SourceState] = {}
     if instance_ids:
+        # Only the rows these pulls touch: the instances' breaker rows and these members' cursors
+        # (reading every cursor of the instances would cost as much as their member count).
+        owners: ColumnElement[bool] = col(SourceState.member_id).is_(None)
+        if member_ids:
+            owners = owners | col(SourceState.member_id).in_(member_ids)
         for row in session.exec(
             select(SourceState)
-            .where(col(SourceState.instance_id).in_(instance_ids))
+            .where(col(SourceState.instance_id).in_(instance_ids), owners)
             .order_by(col(SourceState.id).desc())
         ):
             states[(row.instance_id, row.member_id)] = row  # the oldest row wins, as in state_for
