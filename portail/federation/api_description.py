@@ -275,15 +275,35 @@ def describe(prefix: str) -> None:
         response="Instance",
         parameters=slug,
     )
+    # -- proof of control (HTTP challenge or DNS TXT record, proof_recheck.py): the 'proof' object of an
+    # Instance says its method, state (ok | lost | escalated | unconfirmed | declared | pending) and what
+    # to publish ('publish': token, http.url, dns.name / dns.value / dns.zone_line)
+    openapi.add_schema("ProofCheck", {"type": "object", "properties": {"method": {"enum": ["http", "dns"],
+                       "description": "http: token served at /.well-known/portail-challenge; dns: TXT record "
+                                      "at _portail-challenge.<host> (default: http for verify, the node's own "
+                                      "method for proof/check)"}}})  # fmt: skip
     add(
         f"{prefix}/instances/{{slug}}/verify",
         "post",
-        summary="Fetch the challenge from the node",
+        summary="Check the node's first proof of control (method: http or dns)",
         tag="federation",
         scope="federation:write",
+        request="ProofCheck",
         response="Instance",
         parameters=slug,
-        responses={"200": "Verified, awaiting approval", "422": "Challenge absent, different or unreachable"},
+        responses={"200": "Verified, awaiting approval", "422": "Proof absent, different or unreachable (reason "
+                   "in error_description: DNS timeout, NXDOMAIN, CNAME, several records, too large...)"},
+    )  # fmt: skip
+    add(
+        f"{prefix}/instances/{{slug}}/proof/check",
+        "post",
+        summary="Check the proof of control now; a pass records the method and restores a lost proof",
+        tag="federation",
+        scope="federation:write",
+        request="ProofCheck",
+        response="Instance",
+        parameters=slug,
+        responses={"200": "Proof holds", "409": "Nothing to prove (retired, declared)", "422": "Proof fails"},
     )
     for action in nodes.DECISIONS:
         add(
