@@ -9,6 +9,7 @@ names the setting (``ConfigError``).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -94,6 +95,11 @@ class Settings:
     federation_unproven_days: int = 7
     secret_rotation_grace_hours: int = 24
     federation_charter_grace_days: int = 30
+    # -- proof of control (DNS TXT or HTTP), re-checked: portail/federation/dns_proof.py, proof_recheck.py
+    dns_resolvers: str = ""  # "9.9.9.9, [2620:fe::fe]:53"; empty: the system's resolvers
+    dns_timeout_seconds: float = 5.0
+    proof_recheck_hours: int = 24
+    proof_grace_days: int = 7
     api_token_max_days: int = 365
     # -- notifications
     inbox_budget_seconds: float = 1.5
@@ -126,6 +132,28 @@ class Settings:
     @property
     def outbox_path(self) -> Path:
         return self.var_path / "outbox"
+
+    @property
+    def dns_nameservers(self) -> list[tuple[str, int]]:
+        """``dns_resolvers`` as (address, port) pairs; raises ``ValueError`` on a malformed entry."""
+        found: list[tuple[str, int]] = []
+        for entry in self.dns_resolvers.replace(";", ",").split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            if entry.startswith("["):
+                address, _, rest = entry[1:].partition("]")
+                port = rest[1:] if rest.startswith(":") else ("" if not rest else "x")
+            elif entry.count(":") == 1:
+                address, port = entry.split(":")
+            else:
+                address, port = entry, ""
+            checked = str(ipaddress.ip_address(address))
+            number = int(port) if port else 53
+            if not 0 < number < 65536:
+                raise ValueError(entry)
+            found.append((checked, number))
+        return found
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -193,6 +221,11 @@ SETTINGS_DOC: dict[str, str] = {
     "federation_charter_grace_days": "Days a hoster has to accept a new charter version before it is suspended",
     "secret_rotation_grace_hours": "Hours a node's previous client secret keeps working after a rotation",
     "federation_unproven_days": "Days after which a registration that never proved its domain expires (URL released)",
+    "dns_resolvers": "Resolvers asked for DNS TXT proofs (comma-separated address[:port], IPv6 as [addr]:port); "
+    "empty: the system's resolvers",
+    "dns_timeout_seconds": "Longest wait for a DNS TXT proof's answer, retries included",
+    "proof_recheck_hours": "Hours between re-checks of each node's proof of control (0 turns the re-check off)",
+    "proof_grace_days": "Days a node's proof may stay lost (its hoster told) before the federation administrators are",
     "api_token_max_days": "Longest lifetime of a personal API token (days)",
     "inbox_budget_seconds": "Longest time the inbox waits for instances",
     "notification_retention_days": "Notifications older than this are purged",
@@ -292,6 +325,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             "Réglage default_subject_type invalide : pairwise ou public / invalid setting default_subject_type"
         )
+    try:
+        settings.dns_nameservers  # noqa: B018 -- parsed now so that a bad value stops startup
+    except ValueError as exc:
+        raise ConfigError(
+            f"Réglage dns_resolvers invalide ({settings.dns_resolvers!r}) : adresses IP[:port] séparées par des "
+            f"virgules / invalid setting dns_resolvers: comma-separated IP[:port] addresses ({exc})"
+        ) from None
     positive = [f.name for f in dataclasses.fields(settings) if f.type in ("int", "float")]
     for name in positive:
         if getattr(settings, name) < 0:

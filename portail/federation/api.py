@@ -25,6 +25,7 @@ from portail.federation import (
     nodes,
     openapi,
     overview,
+    proof_recheck,
     provisioning,
     relocation,
     snippets,
@@ -256,7 +257,16 @@ async def instance_get(request: Request, principal: Principal | None, body: dict
 async def instance_verify(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
     settings, db = deps(request)
     slug = request.path_params["slug"]
-    await nodes.verify(db, settings, _actor(principal), slug)
+    await nodes.verify(db, settings, _actor(principal), slug, _text(body, "method", "http") or "http")
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
+
+
+@endpoint("federation:write")
+async def instance_proof_check(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """Check the proof of control now (``method``: http | dns; default the node's own); 422 when it fails."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    await proof_recheck.check_now(db, settings, _actor(principal), slug, _text(body, "method") or None)
     return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
 
 

@@ -14,7 +14,17 @@ from typing import Any
 
 from portail import db as database
 from portail.config import Settings
-from portail.federation import governance, hosters, instances_file, nodes, organizations, overview, probes
+from portail.federation import (
+    governance,
+    hosters,
+    instances_file,
+    nodes,
+    organizations,
+    overview,
+    probes,
+    proof,
+    proof_recheck,
+)
 from portail.federation.organizations import OrganizationForm
 from portail.federation.rules import Actor, FederationError
 from portail.oidc.commands import open_database
@@ -105,6 +115,42 @@ def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{target.slug}\t{state}\t{result.latency_ms if result.latency_ms is not None else '-'} ms\t"
             f"{result.version or '-'}\t{result.error}"
+        )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Check a node's proof of control now (its first proof when it awaits one)."""
+    handle = _open(settings)
+    try:
+        instance = asyncio.run(proof_recheck.check_now(handle, settings, Actor.cli(), args.slug, args.method))
+    except FederationError as exc:
+        return _error(exc)
+    finally:
+        handle.dispose()
+    print(
+        f"Preuve {instance.proof_method.upper()} valide pour {args.slug} (statut : {instance.status}) / "
+        f"{instance.proof_method.upper()} proof holds for {args.slug} (status: {instance.status})"
+    )
+    return 0
+
+
+def cmd_proof(args: argparse.Namespace, settings: Settings) -> int:
+    """Every live node's proof of control: method, state, last check, since when lost."""
+    handle = _open(settings)
+    try:
+        with handle.session() as session:
+            rows = proof_recheck.listing(session)
+    finally:
+        handle.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for row in rows:
+        error = row["error"]["description"] if row["error"] else ""
+        print(
+            f"{row['slug']}\t{row['status']}\t{row['method']}\t{row['state']}\t{row['checked_at'] or '-'}\t"
+            f"{row['lost_at'] or '-'}\t{error}"
         )
     return 0
 
@@ -259,6 +305,15 @@ def register(subparsers: Any) -> None:
         parser.add_argument("slug")
         parser.add_argument("--reason", default="", required=action in ("suspend", "retire"))
         parser.set_defaults(handler=_instance_decision(action))
+    verify = sub.add_parser("verify", help="Vérifier la preuve de contrôle maintenant / check the proof now")
+    verify.add_argument("slug")
+    verify.add_argument(
+        "--method", choices=proof.METHODS, default=None, help="http ou dns (défaut : celle du nœud) / default: its own"
+    )
+    verify.set_defaults(handler=cmd_verify)
+    proofs = sub.add_parser("proof", help="Preuves de contrôle des nœuds / nodes' proofs of control")
+    proofs.add_argument("--json", action="store_true")
+    proofs.set_defaults(handler=cmd_proof)
     probe = sub.add_parser("probe", help="Sonder maintenant / probe now")
     probe.add_argument("slugs", nargs="*")
     probe.set_defaults(handler=cmd_probe)

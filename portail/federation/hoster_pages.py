@@ -197,8 +197,8 @@ async def instance_verify(request: Request, member: Member, actor: Actor) -> Res
     settings, db = deps(request)
     slug = request.path_params["slug"]
 
-    async def verify(_form: Any) -> Done:
-        await nodes.verify(db, settings, actor, slug)
+    async def verify(form: Any) -> Done:
+        await nodes.verify(db, settings, actor, slug, field(form, "method") or "http")
         text = N_("Domaine vérifié. Le nœud attend maintenant l’approbation de la fédération.")
         return Done(text, f"/federation/instances/{slug}")
 

@@ -88,6 +88,13 @@ class Instance(SQLModel, table=True):
     challenge: str | None = Field(default=None, max_length=100)  # served at /.well-known/portail-challenge
     challenge_issued_at: dt.datetime | None = None  # an unproven registration expires after federation_unproven_days
     verified_at: dt.datetime | None = None
+    # -- proof of control, re-checked every proof_recheck_hours (proof_recheck.py)
+    proof_method: str = Field(default="http", max_length=10)  # http (challenge served) | dns (TXT record)
+    proof_checked_at: dt.datetime | None = Field(default=None, index=True)  # last re-check, passed or not
+    proof_ok_at: dt.datetime | None = None  # last passed check; None: not confirmed since the upgrade
+    proof_lost_at: dt.datetime | None = None  # first failed re-check since the last passed one (hoster told)
+    proof_escalated_at: dt.datetime | None = None  # the federation administrators told (after proof_grace_days)
+    proof_failure: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     approved_at: dt.datetime | None = None
     approved_by: int | None = None
     # -- health, written by the prober only

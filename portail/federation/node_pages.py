@@ -1,7 +1,7 @@
 """Node lifecycle pages (route handlers): editing a node — its name, description, one-click login
 URL, the ids its software gives Portail, push, URIs and contact — with the configuration shown again
-on the node's page; transfer to another hoster (offer, answer) and domain move (request, verify and
-switch, cancel)."""
+on the node's page; transfer to another hoster (offer, answer); domain move (request, verify and
+switch, cancel); checking the proof of control now, by HTTP or DNS (``proof_recheck``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
-from portail.federation import acceptance, lifecycle, overview, relocation
+from portail.federation import acceptance, lifecycle, overview, proof_recheck, relocation
 from portail.federation.hoster_pages import SOFTWARE_NAMES, refused_on_node
 from portail.federation.lifecycle import NodeEdit
 from portail.federation.models import Instance
@@ -189,3 +189,16 @@ async def organization_decision(request: Request, member: Member, actor: Actor) 
         return Done(text, local_next(form, f"/federation/instances/{slug}"))
 
     return await form_action(request, decide)
+
+
+@members_only
+async def check_proof(request: Request, member: Member, actor: Actor) -> Response:
+    """Check the node's proof of control now, by the method chosen (a passing check switches to it)."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+
+    async def check(form: Any) -> Done:
+        await proof_recheck.check_now(db, settings, actor, slug, field(form, "method") or None)
+        return Done(N_("Preuve de contrôle vérifiée."), f"/federation/instances/{slug}")
+
+    return await form_action(request, check, refused_on_node(request, actor))

@@ -32,7 +32,7 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import acceptance, hosters, lifecycle, notice_mail, provisioning, verification
+from portail.federation import acceptance, hosters, lifecycle, notice_mail, proof, provisioning, verification
 from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -232,8 +232,10 @@ def list_instances(
     return list(db.exec(query.offset(offset).limit(limit)))
 
 
-async def verify(db: Database, settings: Settings, actor: Actor, slug: str) -> Instance:
-    """Fetch the challenge from the node; on success the node awaits the federation's approval."""
+async def verify(db: Database, settings: Settings, actor: Actor, slug: str, method: str = "http") -> Instance:
+    """Check the node's proof of control (``method``: the challenge served over HTTP, or the DNS TXT
+    record, ``proof.py``); on success the node awaits the federation's approval."""
+    method = proof.method_of(method)
     instance = await db.run(get_for, actor, slug)
     if instance.status != "awaiting-proof":
         raise FederationError(
@@ -243,19 +245,29 @@ async def verify(db: Database, settings: Settings, actor: Actor, slug: str) -> I
             state=instance.status,
         )
     try:
-        await verification.fetch_challenge(settings, instance.base_url, instance.challenge or "")
+        await proof.check(settings, method, instance.base_url, instance.challenge or "")
     except Refused as exc:
-        await db.run(_refusal, exc, verification.challenge_url(instance.base_url), actor, "instance", slug)
+        await db.run(_refusal, exc, _proof_place(method, instance.base_url), actor, "instance", slug)
         raise _as_error(exc, "verification_failed", 422) from exc
-    return await db.run(_verified, settings, actor, slug)
+    return await db.run(_verified, settings, actor, slug, method)
 
 
-def _verified(db: Session, settings: Settings, actor: Actor, slug: str) -> Instance:
+def _proof_place(method: str, base_url: str) -> str:
+    try:
+        return proof.where(method, base_url)
+    except Refused:
+        return base_url
+
+
+def _verified(db: Session, settings: Settings, actor: Actor, slug: str, method: str = "http") -> Instance:
     instance = get(db, slug)
     if instance.status != "awaiting-proof":
         return instance
     instance.status = "awaiting-approval"
-    instance.verified_at = instance.updated_at = utcnow()
+    now = utcnow()
+    instance.verified_at = instance.updated_at = instance.proof_ok_at = instance.proof_checked_at = now
+    instance.proof_method, instance.proof_lost_at, instance.proof_escalated_at = method, None, None
+    instance.proof_failure = None
     db.add(instance)
     audit(
         db,
@@ -263,6 +275,7 @@ def _verified(db: Session, settings: Settings, actor: Actor, slug: str) -> Insta
         actor_id=actor.member_id,
         subject_type="instance",
         subject_id=slug,
+        reason=f"proof: {method}",
         ip_address=actor.ip_address,
     )
     notice_mail.send(

@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import AuditEvent, Member, Organization
-from portail.federation import audience, availability, hosters, nodes, verification
+from portail.federation import audience, availability, hosters, nodes, proof_recheck, verification
 from portail.federation.models import INSTANCE_STATUSES, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -46,6 +46,7 @@ def hoster_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
             )
         ),
         "is_hoster_admin": can_run_hoster(db, actor, hoster.id, admin=True),
+        "proof_alerts": proof_recheck.flagged(db, hoster_id=hoster.id),
     }
 
 
@@ -138,6 +139,7 @@ def admin_page(db: Session, actor: Actor) -> dict[str, Any]:
         "awaiting": nodes.list_instances(db, status="awaiting-approval"),
         "instances": nodes.list_instances(db, limit=500),
         "events": [(e, name) for e, name in events],
+        "proof_alerts": proof_recheck.flagged(db, escalated_only=True),
     }
 
 
@@ -185,6 +187,7 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
         data["organization_status"] = instance.organization_status or None
         data["members_only"] = instance.members_only
         data["jwks_uri"] = instance.extra.get("jwks_uri")
+        data["proof"] = proof_recheck.view(instance)
         transfer_to = db.get(Hoster, instance.transfer_to_id) if instance.transfer_to_id else None
         data["transfer_to"] = transfer_to.slug if transfer_to else None
         move = instance.extra.get("move")

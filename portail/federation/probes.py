@@ -48,7 +48,15 @@ from portail import metrics
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import availability, certificates, governance, lifecycle, notice_mail, verification
+from portail.federation import (
+    availability,
+    certificates,
+    governance,
+    lifecycle,
+    notice_mail,
+    proof_recheck,
+    verification,
+)
 from portail.federation.models import Hoster, Instance, ProbeSample
 from portail.federation.verification import Refused
 from portail.web import N_
@@ -414,6 +422,7 @@ class Prober:
                     await run_round(self.settings, self.db)
                     await self.db.run(lifecycle.expire_unproven, self.settings)  # releases their URLs
                     await self.db.run(governance.charter_sweep, self.settings)
+                    await proof_recheck.recheck_due(self.settings, self.db)  # each node's proof, when due
                     self.rounds += 1
             except asyncio.CancelledError:
                 raise

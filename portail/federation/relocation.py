@@ -242,6 +242,10 @@ def _switch(db: Session, settings: Settings, actor: Actor, slug: str, target: st
     instance.post_logout_redirect_uris = uris.post_logout_redirect_uris
     instance.backchannel_logout_uri = uris.backchannel_logout_uri
     instance.login_url = carry(instance.login_url) if instance.login_url else None
+    # the new URL's challenge is the node's proof from now on (re-checked there, proof_recheck.py)
+    instance.challenge, instance.proof_method, instance.proof_failure = challenge, "http", None
+    instance.proof_ok_at = instance.proof_checked_at = utcnow()
+    instance.proof_lost_at = instance.proof_escalated_at = None
     instance.extra = {k: v for k, v in instance.extra.items() if k != "move"}
     instance.updated_at = utcnow()
     db.add(instance)

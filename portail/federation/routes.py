@@ -112,6 +112,7 @@ routes = [
             ("move/verify", node_pages.verify_move, "move_verify"),
             ("move/cancel", node_pages.cancel_move, "move_cancel"),
             ("organization", node_pages.organization_decision, "organization"),
+            ("proof", node_pages.check_proof, "proof"),
         )
     ],
     Route(
@@ -186,6 +187,7 @@ routes = [
             ("move/verify", api.instance_move_verify, "move_verify"),
             ("move/cancel", api.instance_move_cancel, "move_cancel"),
             ("organization", api.instance_organization, "organization"),
+            ("proof/check", api.instance_proof_check, "proof_check"),
         )
     ],
     *[
