@@ -82,11 +82,6 @@ def memberships_of(db: Session, member_id: int) -> list[MyMembership]:
     return sorted(found, key=lambda item: item.organization.name.casefold())
 
 
-def active_organization_ids(db: Session, member_id: int) -> list[int]:
-    rows = db.exec(select(Membership.organization_id, Membership.status).where(Membership.member_id == member_id))
-    return [organization_id for organization_id, status in rows if status == "active"]
-
-
 def can_manage(db: Session, member: Member, organization_id: int) -> bool:
     if member.is_admin:
         return True

@@ -32,7 +32,6 @@ from portail.db import utcnow
 from portail.federation.models import Instance, ProbeSample
 
 State = Literal["demo", "new", "up", "degraded", "down"]
-STATES: tuple[State, ...] = ("demo", "new", "up", "degraded", "down")
 REACHED = ("up", "degraded")
 UPTIME_DAYS = 30
 RESERVED_TLDS = ("example", "invalid")

@@ -44,11 +44,6 @@ INSTANCE_KEYS = {
 }  # fmt: skip
 LIST_KEYS = {"redirect_uris", "post_logout_redirect_uris", "purposes", "data_categories"}
 BOOL_KEYS = {"trusted", "demo", "push_notifications"}
-INSTANCE_FIELDS = (
-    "name", "software", "base_url", "hoster_id", "scope", "organization_id", "trusted", "redirect_uris",
-    "post_logout_redirect_uris", "backchannel_logout_uri", "provider_identifier", "login_url", "feed_url",
-    "account_events_uri", "purposes", "data_categories", "extra", "client_id", "push_notifications",
-)  # fmt: skip
 
 
 class FileError(ConfigError):

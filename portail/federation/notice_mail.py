@@ -77,10 +77,6 @@ def admin_recipients(db: Session) -> list[Recipient]:
     return [(m.email, m.locale, m.name) for m in federation_admins(db)]
 
 
-def member_recipient(member: Member | None) -> list[Recipient]:
-    return [(member.email, member.locale, member.name)] if member is not None and member.active else []
-
-
 def organization_admin_recipients(db: Session, organization_id: int) -> list[Recipient]:
     """The administrators of an organization or territory (the federation's when it has none)."""
     admins = db.exec(

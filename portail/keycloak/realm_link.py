@@ -37,7 +37,6 @@ from portail.oidc import clients, discovery
 from portail.oidc import routes as oidc_routes
 
 ALIAS = "encommun"
-MASKED = "**********"  # what Keycloak answers in place of a provider's client secret
 
 
 @dataclass(frozen=True)

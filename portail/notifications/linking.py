@@ -57,11 +57,6 @@ def read_state(settings: Settings, state: str, member_id: int) -> int | None:
     return int(data["i"])
 
 
-def linkable(session: Session, software: str) -> list[Instance]:
-    query = select(Instance).where(Instance.software == software, Instance.status == "active")
-    return list(session.exec(query.order_by(col(Instance.name)).limit(200)).all())
-
-
 def links_of(session: Session, member_id: int) -> dict[int, SourceLink]:
     return {
         link.instance_id: link for link in session.exec(select(SourceLink).where(SourceLink.member_id == member_id))

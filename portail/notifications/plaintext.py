@@ -44,7 +44,3 @@ def plain(value: str, limit: int) -> str:
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
-
-
-def has_markup(value: str) -> bool:
-    return plain(value, len(value) + 1) != _SPACES.sub(" ", value).strip()

@@ -68,11 +68,6 @@ def client_id(settings: Settings) -> str:
     return f"portail-{urlsplit(settings.issuer).netloc or 'en-commun'}"
 
 
-def auth_redirect_pattern(settings: Settings) -> str:
-    """What to add to Discourse's ``allowed_user_api_auth_redirects`` (its wildcard covers the query)."""
-    return f"{settings.issuer}{CALLBACK}*"
-
-
 def begin(session: Session, settings: Settings, member_id: int, instance: Instance) -> str:
     """Record a new request and return the Discourse URL to send the member's browser to."""
     cutoff = utcnow() - dt.timedelta(seconds=STATE_MAX_AGE)
