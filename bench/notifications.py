@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import multiprocessing.queues
@@ -34,7 +35,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -275,32 +278,28 @@ def _clone_rows(
 
 
 class Probe:
-    """Time and peak traced memory (tracemalloc, every thread) of successive batches."""
+    """Times of successive batches, and peak traced memory (tracemalloc, every thread) of those run
+    while tracing. Times measured while tracing are not kept: tracemalloc slows Python several times."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
         self.peaks: list[int] = []
-        self._started = 0.0
 
-    def start(self) -> None:
-        if tracemalloc.is_tracing():
-            tracemalloc.reset_peak()
-        self._started = time.perf_counter()
-
-    def stop(self) -> None:
-        self.times.append(time.perf_counter() - self._started)
-        if tracemalloc.is_tracing():
-            self.peaks.append(tracemalloc.get_traced_memory()[1] - self._base)
-        self._started = time.perf_counter()
-
-    def trace(self) -> None:
-        """From now on, also measure memory (times measured while tracing are not kept: tracemalloc
-        slows Python down several times)."""
-        tracemalloc.start()
-        self._base = tracemalloc.get_traced_memory()[0]
-
-    def untrace(self) -> None:
-        tracemalloc.stop()
+    @contextlib.contextmanager
+    def batch(self, *, traced: bool) -> Iterator[None]:
+        if traced:
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            if traced:
+                self.peaks.append(tracemalloc.get_traced_memory()[1] - base)
+                tracemalloc.stop()
+            else:
+                self.times.append(elapsed)
 
 
 # The mix of the issue: 41% of members have a pulled source (a linked Matrix account), 40% of those
@@ -388,118 +387,126 @@ def _matrix_transport() -> httpx.MockTransport:
     return httpx.MockTransport(answer)
 
 
-def _scale_once(count: int, batches: int) -> dict[str, Probe]:
-    """Seed ``count`` members in a fresh PostgreSQL database; measure scheduler passes, a digest run
-    (its first ``batches`` batches) and the purge. Returns one Probe per piece of work."""
-    from portail.notifications import digests
+class Scale:
+    """One seeded PostgreSQL database of ``count`` members, and one batch at a time of each piece
+    of background work, so that two sizes can be measured in alternation (the machine's load then
+    weighs on both alike)."""
 
-    name, url = _create_pg_database()
-    probes = {key: Probe() for key in ("scheduler pass (200 members)", "digest batch (200 members)")}
-    purge_probe = Probe()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(
-                environ={},
-                toml_path=Path(tmp) / "absent.toml",
-                var_dir=tmp,
-                database_url=url,
-                notification_pull_per_second=0,  # no pacing: Portail's own cost
+    SCHEDULER, DIGEST, PURGE = "scheduler pass (200 members)", "digest batch (200 members)", "purge chunk (5,000 rows)"
+
+    def __init__(self, count: int, tmp: str) -> None:
+        self.count = count
+        self.name, url = _create_pg_database()
+        self.settings = load_settings(
+            environ={},
+            toml_path=Path(tmp) / "absent.toml",
+            var_dir=str(Path(tmp) / str(count)),
+            database_url=url,
+            notification_pull_per_second=0,  # no pacing: Portail's own cost
+        )
+        self.engine = database.make_engine(url)
+        database.upgrade(self.engine)
+        self.db = database.Database(self.settings)
+        started = time.perf_counter()
+        _seed(self.engine, self.db, self.settings, count)
+        print(f"# {count:,} members seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        self.probes = {key: Probe() for key in (self.SCHEDULER, self.DIGEST, self.PURGE)}
+        self.loop = asyncio.new_event_loop()
+        self.aggregator = Aggregator(self.db, self.settings, transport=_matrix_transport())
+
+    def _sql(self, statement: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(statement))
+
+    def scheduler_pass(self, *, traced: bool) -> None:
+        """``Aggregator.refresh_due(200)``, as the background loop runs it (the homeserver answers at once)."""
+        for _attempt in range(2):
+            with self.probes[self.SCHEDULER].batch(traced=traced):
+                refreshed = self.loop.run_until_complete(self.aggregator.refresh_due(200))
+            if refreshed == 200:
+                return
+            # Everyone due was refreshed (ten thousand members run out): not a full batch, not counted.
+            (self.probes[self.SCHEDULER].peaks if traced else self.probes[self.SCHEDULER].times).pop()
+            self._sql(
+                "UPDATE notification_source_state SET fetched_at = now() - interval '3 days' WHERE member_id % 10 < 4"
             )
-            engine = database.make_engine(url)
-            database.upgrade(engine)
-            db = database.Database(settings)
-            started = time.perf_counter()
-            _seed(engine, db, settings, count)
-            print(f"# {count:,} members seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        raise SystemExit("no due members")
 
-            # 1. The scheduler: ``Aggregator.refresh_due(200)`` as the background loop runs it.
-            async def passes(probe: Probe, n: int) -> None:
-                aggregator = Aggregator(db, settings, transport=_matrix_transport())
-                try:
-                    for _ in range(n):
-                        probe.start()
-                        refreshed = await aggregator.refresh_due(200)
-                        probe.stop()
-                        assert refreshed == 200, refreshed
-                finally:
-                    await aggregator.aclose()
+    def digest_batch(self, *, traced: bool) -> None:
+        """The next batch of ``digests.send_due`` (mail to the outbox): one call stopped after one batch."""
+        from portail.notifications import digests
 
-            scheduler = probes["scheduler pass (200 members)"]
-            asyncio.run(passes(scheduler, 1))  # warm-up
-            scheduler.times.clear()
-            asyncio.run(passes(scheduler, 4))
-            scheduler.trace()
-            asyncio.run(passes(scheduler, 2))
-            scheduler.untrace()
+        walk, calls = digests.due_members, [0]
 
-            # 2. Digests: ``send_due`` (mail to the outbox) timed batch by batch, stopped after ``batches``.
-            digest = probes["digest batch (200 members)"]
-            walk = digests.due_members
-            seen = {"n": 0}
+        def one_batch(*args: Any, **kwargs: Any) -> list[int]:
+            calls[0] += 1
+            return walk(*args, **kwargs) if calls[0] == 1 else []
 
-            def timed(*args: object, **kwargs: object) -> list[int]:
-                if seen["n"]:
-                    digest.stop()
-                seen["n"] += 1
-                if seen["n"] > batches:
-                    return []
-                found = walk(*args, **kwargs)  # type: ignore[arg-type]
-                digest.start()
-                return found
+        digests.due_members = one_batch
+        try:
+            for _attempt in range(2):
+                with self.probes[self.DIGEST].batch(traced=traced), self.db.session() as session:
+                    sent = digests.send_due(session, self.settings, "daily", batch=200)
+                if sent >= 150:  # a batch of 200 due members, nearly all of them with something new
+                    return
+                (self.probes[self.DIGEST].peaks if traced else self.probes[self.DIGEST].times).pop()
+                self._sql("UPDATE notification_preference SET last_digest_at = NULL")
+                calls[0] = 0
+        finally:
+            digests.due_members = walk
+        raise SystemExit("no due digests")
 
-            digests.due_members = timed  # type: ignore[assignment]
-            try:
-                for traced in (False, True):
-                    seen["n"] = 0
-                    if traced:
-                        digest.trace()
-                    with db.session() as session:
-                        digests.send_due(session, settings, "daily")
-                    if traced:
-                        digest.untrace()
-                    with engine.begin() as conn:
-                        conn.execute(sa.text("UPDATE notification_preference SET last_digest_at = NULL"))
-            finally:
-                digests.due_members = walk
-            del digest.times[batches:]  # the traced run's times
-            del digest.times[0]  # the first batch compiles the templates
+    def purge(self) -> None:
+        """The whole purge: half the rows timed (per chunk), the other half traced (memory)."""
+        probe = self.probes[self.PURGE]
+        for traced, now in ((False, utcnow() - dt.timedelta(days=15)), (True, utcnow())):
+            with probe.batch(traced=traced), self.db.session() as session:
+                removed = inbox.purge(session, 90, now, chunk=5000)
+            chunks = -(-removed // 5000)
+            if not traced:
+                probe.times[-1] /= chunks
+            print(f"# {self.count:,}: purge {removed:,} rows in {chunks} chunks", flush=True)
 
-            # 3. The purge: half the rows untraced (time per chunk), the other half traced (memory).
-            for traced, now in ((False, utcnow() - dt.timedelta(days=15)), (True, utcnow())):
-                if traced:
-                    purge_probe.trace()
-                with db.session() as session:
-                    purge_probe.start()
-                    removed = inbox.purge(session, 90, now, chunk=5000)
-                    purge_probe.stop()
-                if traced:
-                    purge_probe.untrace()
-                chunks = max(1, -(-removed // 5000))
-                purge_probe.times[-1] /= chunks
-                print(f"# purge {'traced' if traced else 'timed'}: {removed:,} rows in {chunks} chunks", flush=True)
-            del purge_probe.times[1:]
-            probes["purge chunk (5,000 rows)"] = purge_probe
-            db.dispose()
-            engine.dispose()
-    finally:
-        _drop_pg_database(name)
-    return probes
+    def close(self) -> None:
+        self.loop.run_until_complete(self.aggregator.aclose())
+        self.loop.close()
+        self.db.dispose()
+        self.engine.dispose()
+        _drop_pg_database(self.name)
 
 
-def bench_scale(sizes: list[int], batches: int = 10) -> None:
-    """The background work's cost per batch at two member counts, and the ratio (goal ≤ 1.2, memory flat)."""
-    results = {size: _scale_once(size, batches) for size in sizes}
-    small, large = sizes[0], sizes[-1]
-    print(f"## background work per batch, PostgreSQL, {small:,} vs {large:,} members")
-    print("(median time of untraced batches; peak tracemalloc growth of traced ones)")
-    for label in results[small]:
-        a, b = results[small][label], results[large][label]
+def bench_scale(sizes: list[int], rounds: int = 8) -> None:
+    """The background work's cost per batch at two member counts, measured in alternation, and the
+    ratio (goal ≤ 1.2, memory flat)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scales = [Scale(size, tmp) for size in sizes]
+        try:
+            for scale in scales:  # warm-up: connections, templates
+                scale.scheduler_pass(traced=False)
+                scale.digest_batch(traced=False)
+                scale.probes[Scale.SCHEDULER].times.clear()
+                scale.probes[Scale.DIGEST].times.clear()
+            for index in range(rounds + 2):
+                for scale in scales:
+                    scale.scheduler_pass(traced=index >= rounds)
+                    scale.digest_batch(traced=index >= rounds)
+            for scale in scales:
+                scale.purge()
+        finally:
+            for scale in scales:
+                scale.close()
+    small, large = scales[0], scales[-1]
+    print(f"## background work per batch, PostgreSQL, {small.count:,} vs {large.count:,} members")
+    print(f"(median time of {rounds} untraced batches, alternating sizes; peak tracemalloc growth of 2 traced ones)")
+    for label in small.probes:
+        a, b = small.probes[label], large.probes[label]
         ta, tb = statistics.median(a.times), statistics.median(b.times)
         ma, mb = max(a.peaks) / 2**20, max(b.peaks) / 2**20
         print(
             f"{label:30}: {ta * 1000:8.1f} ms vs {tb * 1000:8.1f} ms  ratio {tb / ta:.2f}   "
             f"memory {ma:6.1f} MiB vs {mb:6.1f} MiB  ratio {mb / ma:.2f}"
         )
+        print(f"{'':30}  times (ms): {[round(t * 1000) for t in a.times]} vs {[round(t * 1000) for t in b.times]}")
 
 
 def bench_push(seconds: float, clients: int, batch: int, members_count: int = 200) -> None:
@@ -628,7 +635,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["refresh", "inbox", "push", "scale"])
     parser.add_argument("--scale", type=int, nargs=2, default=[10_000, 1_000_000], metavar=("SMALL", "LARGE"))
-    parser.add_argument("--digest-batches", type=int, default=10, help="digest batches measured per run")
+    parser.add_argument("--scale-rounds", type=int, default=8, help="batches timed per size and kind of work")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
@@ -641,7 +648,7 @@ def main() -> None:
     if args.only in (None, "push"):
         bench_push(args.seconds, args.clients, args.batch)
     if args.only in (None, "scale"):
-        bench_scale(list(args.scale), args.digest_batches)
+        bench_scale(list(args.scale), args.scale_rounds)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ log = logging.getLogger("portail")
 # accept or refuse the policy, log out, see, export or delete one's data, withdraw a consent, stop
 # mail, follow a mailed link, choose a language. ``/authorize`` asks for the step itself (prompts.py).
 OPEN_DURING_STEPS = (
+    "/widget/menu.json",  # answers 403 action_required itself, with the CORS headers the tool needs
     "/privacy",
     "/privacy/",
     "/terms",

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlmodel import Session
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portail.accounts import sessions
@@ -197,6 +197,22 @@ class PendingStepGate:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def action_required(issuer: str, step: str, headers: dict[str, str] | None = None, **extra: object) -> JSONResponse:
+    """What a JSON endpoint answers a member with a pending step (``PendingStepGate`` redirects
+    pages; a program cannot follow a redirect to a form): 403 ``action_required``, and the page to
+    open in Portail (``action_url``)."""
+    return JSONResponse(
+        {
+            "error": "action_required",
+            "error_description": "Review and accept Portail's updated privacy policy first",
+            "action_url": f"{issuer.rstrip('/')}{sessions.step_url(step, '/')}",
+            **extra,
+        },
+        status_code=403,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
 
 
 def safe_next(value: str | None, default: str = "/") -> str:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts.current import load_login, require_verified, unverified_page
+from portail.accounts.current import action_required, load_login, require_verified, unverified_page
 from portail.accounts.models import Member, Organization
 from portail.dashboard import notification_summary, tiles, widget
 from portail.dashboard.discover import Discovery, discover
@@ -147,6 +147,8 @@ def _menu_labels(request: Request) -> dict[str, str]:
         "demo": _(request, "démonstration"),
         "login": _(request, "Se connecter à Portail"),
         "close": _(request, "Fermer le menu"),
+        "review": _(request, "Portail a changé sa politique de confidentialité : lisez-la avant de continuer."),
+        "review_link": _(request, "Lire la politique"),
     }
 
 
@@ -186,6 +188,8 @@ async def menu_json(request: Request) -> Response:
             "labels": _menu_labels(request),
         }
         return JSONResponse(body, status_code=401, headers=headers)
+    if login.pending_step:  # a changed privacy policy to accept first (Law 25): no menu until then
+        return action_required(issuer, login.pending_step, headers, labels=_menu_labels(request))
     mine, summary = await db.run(_menu_data, login.member)
     payload = widget.menu(
         mine,

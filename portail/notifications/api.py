@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from portail.accounts.current import load_login
+from portail.accounts.current import action_required, load_login
 from portail.db import Database, row_id
 from portail.federation.models import Instance
 from portail.notifications import gateway, inbox, push, read_state, webhooks
@@ -156,19 +156,22 @@ def _public(row: Notification, instance: Instance) -> dict[str, Any]:
     }
 
 
-async def _member_id(request: Request) -> int | None:
+async def _member_id(request: Request) -> int | Response:
+    """The logged-in member's id, or the error to answer: 401 without a session, 403
+    ``action_required`` while the member has a step to take first (a changed privacy policy to
+    accept, Law 25): their notifications are not served until they have seen what changed."""
     login = await load_login(request)
-    return login.member.id if login is not None and login.member.verified else None
-
-
-def _unauthenticated() -> Response:
-    return json_error("unauthorized", "Log in to Portail first", 401)
+    if login is None or not login.member.verified or login.member.id is None:
+        return json_error("unauthorized", "Log in to Portail first", 401)
+    if login.pending_step:
+        return action_required(str(request.app.state.settings.issuer), login.pending_step)
+    return login.member.id
 
 
 async def my_notifications(request: Request) -> Response:
     member_id = await _member_id(request)
-    if member_id is None:
-        return _unauthenticated()
+    if isinstance(member_id, Response):
+        return member_id
     hub = _hub(request)
     report = await hub.aggregator.refresh_member(member_id, budget=hub.settings.inbox_budget_seconds)
     params = request.query_params
@@ -194,16 +197,16 @@ async def my_notifications(request: Request) -> Response:
 
 async def my_unread(request: Request) -> Response:
     member_id = await _member_id(request)
-    if member_id is None:
-        return _unauthenticated()
+    if isinstance(member_id, Response):
+        return member_id
     count = await _db(request).run(inbox.unread_count, member_id)
     return JSONResponse({"unread": count}, headers={"Cache-Control": "no-store"})
 
 
 async def _mutation(request: Request) -> tuple[int, Any] | Response:
     member_id = await _member_id(request)
-    if member_id is None:
-        return _unauthenticated()
+    if isinstance(member_id, Response):
+        return member_id
     try:
         return member_id, await _json_body(request)
     except push.PushRejected as exc:
@@ -249,8 +252,8 @@ async def my_dismiss(request: Request) -> Response:
 
 async def my_preferences(request: Request) -> Response:
     member_id = await _member_id(request)
-    if member_id is None:
-        return _unauthenticated()
+    if isinstance(member_id, Response):
+        return member_id
     if request.method == "PUT":
         found = await _mutation(request)
         if isinstance(found, Response):

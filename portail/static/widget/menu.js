@@ -19,13 +19,16 @@
     button: "My En commun tools", menu: "My tools", portal: "Open the portal", notifications: "Notifications",
     account: "My account", empty: "No tools yet.", current: "you are here", down: "out of service", demo: "demo",
     login: "Log in to Portail", close: "Close the menu", loading: "Loading…", error: "The menu is unavailable.",
-    unread_one: "1 unread notification", unread_many: "{count} unread notifications"
+    unread_one: "1 unread notification", unread_many: "{count} unread notifications",
+    review: "Portail changed its privacy policy: read it before going on.", review_link: "Read the policy"
   } : {
     button: "Mes outils En commun", menu: "Mes outils", portal: "Ouvrir le portail", notifications: "Notifications",
     account: "Mon compte", empty: "Aucun outil pour l’instant.", current: "vous êtes ici", down: "hors service", demo: "démonstration",
     login: "Se connecter à Portail", close: "Fermer le menu", loading: "Chargement…",
     error: "Le menu n’est pas disponible.", unread_one: "1 notification non lue",
-    unread_many: "{count} notifications non lues"
+    unread_many: "{count} notifications non lues",
+    review: "Portail a changé sa politique de confidentialité : lisez-la avant de continuer.",
+    review_link: "Lire la politique"
   };
 
   var CSS = [
@@ -220,6 +223,9 @@
         if (result.status === 200) {
           render(data);
           host.setAttribute("data-state", "ready");
+        } else if (result.status === 403 && data.error === "action_required") {
+          message(labels.review, safeUrl(data.action_url) || portal + "/", labels.review_link);
+          host.setAttribute("data-state", "action");
         } else if (result.status === 401) {
           message(labels.login, safeUrl(data.login_url) || portal + "/login", labels.login);
           host.setAttribute("data-state", "login");
