@@ -243,7 +243,7 @@ def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -
             ),
             reason=_both(exc),
             link=_page(settings, instance),
-            days=settings.proof_grace_days,
+            days=f"{settings.proof_grace_days:g}",
             **params,
         )
     elif was == "lost" and instance.proof_lost_at is not None:
