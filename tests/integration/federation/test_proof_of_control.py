@@ -63,12 +63,12 @@ def recheck(settings: Settings) -> int:
         handle.dispose()
 
 
-def age(settings: Settings, slug: str, *, checked_hours: int = 25, lost_days: int = 0) -> None:
-    """Move the node's last check (and, with ``lost_days``, its loss) back in time."""
+def age(settings: Settings, slug: str, *, lost_days: float = 0) -> None:
+    """Make the node's re-check due (and, with ``lost_days``, move its loss back in time)."""
 
     def change(session: Session) -> None:
         row = session.exec(select(Instance).where(Instance.slug == slug)).one()
-        row.proof_checked_at = utcnow() - dt.timedelta(hours=checked_hours)
+        row.proof_due_at = utcnow() - dt.timedelta(seconds=1)
         if lost_days and row.proof_lost_at is not None:
             row.proof_lost_at = row.proof_lost_at - dt.timedelta(days=lost_days)
         session.add(row)
@@ -121,6 +121,15 @@ def test_a_hoster_proves_a_node_by_dns_and_a_lost_proof_goes_to_the_hoster_then_
     approved = call(client, "POST", f"{P}/instances/{slug}/approve", admin)
     assert approved.status_code == 200, approved.text
     assert recheck(settings) == 0  # just proven: not due before proof_recheck_hours
+
+    # the DNS does not answer once: no verdict on the domain, asked again within the hour
+    zone.silent(RECORD)
+    age(settings, slug)
+    assert recheck(settings) == 1
+    doubted = instance_row(settings, slug)
+    assert proof_recheck.state(doubted) == "ok" and (doubted.proof_failure or {}).get("code") == "dns-timeout"
+    assert doubted.proof_due_at is not None and doubted.proof_due_at <= utcnow() + dt.timedelta(hours=1)
+    assert not any("Preuve de contrôle" in str(m["Subject"]) for m in outbox(settings))
 
     # the record disappears: the hoster is told at the next re-check
     zone.remove(RECORD)
@@ -190,7 +199,18 @@ def test_the_api_checks_a_proof_now_switches_method_and_answers_json_errors(
     assert call(client, "POST", check, alice, {"method": ["dns"]}).status_code == 400
     assert call(client, "POST", f"{P}/instances/nowhere/proof/check", alice, {}).status_code == 404
 
-    # the challenge disappears from the node: lost at the next re-check, restored by a check now
+    # the node answers 503 twice in a row: a doubt, then a loss
+    stub_server.route("/.well-known/portail-challenge", "", status=503)
+    age(settings, slug)
+    assert recheck(settings) == 1
+    assert call(client, "GET", f"{P}/instances/{slug}", alice).json()["proof"]["state"] == "ok"
+    age(settings, slug)
+    assert recheck(settings) == 1
+    assert call(client, "GET", f"{P}/instances/{slug}", alice).json()["proof"]["state"] == "lost"
+    assert any("Preuve de contrôle perdue" in s for s in subjects(settings, "tech@coop.example"))
+    assert call(client, "POST", check, alice, {}).status_code == 422  # still 503
+
+    # the challenge disappears from the node: still lost, restored by a check now
     stub_server.route("/.well-known/portail-challenge", "", status=404)
     age(settings, slug)
     assert recheck(settings) == 1
@@ -221,7 +241,7 @@ def test_nodes_approved_before_the_recheck_are_invited_not_flagged_and_declared_
 
     def as_before_the_upgrade(session: Session) -> None:  # what migration federation_0011 leaves
         row = session.exec(select(Instance).where(Instance.slug == slug)).one()
-        row.proof_ok_at = row.proof_checked_at = None
+        row.proof_ok_at = row.proof_checked_at = row.proof_due_at = None
         session.add(row)
 
     in_db(settings, as_before_the_upgrade)
