@@ -98,8 +98,8 @@ class Settings:
     # -- proof of control (DNS TXT or HTTP), re-checked: portail/federation/dns_proof.py, proof_recheck.py
     dns_resolvers: str = ""  # "9.9.9.9, [2620:fe::fe]:53"; empty: the system's resolvers
     dns_timeout_seconds: float = 5.0
-    proof_recheck_hours: int = 24
-    proof_grace_days: int = 7
+    proof_recheck_hours: float = 24.0  # fractions allowed (a journey test re-checks every few seconds)
+    proof_grace_days: float = 7.0
     api_token_max_days: int = 365
     # -- notifications
     inbox_budget_seconds: float = 1.5

@@ -90,7 +90,8 @@ class Instance(SQLModel, table=True):
     verified_at: dt.datetime | None = None
     # -- proof of control, re-checked every proof_recheck_hours (proof_recheck.py)
     proof_method: str = Field(default="http", max_length=10)  # http (challenge served) | dns (TXT record)
-    proof_checked_at: dt.datetime | None = Field(default=None, index=True)  # last re-check, passed or not
+    proof_checked_at: dt.datetime | None = None  # last check, passed or not
+    proof_due_at: dt.datetime | None = Field(default=None, index=True)  # next re-check (None: at the next round)
     proof_ok_at: dt.datetime | None = None  # last passed check; None: not confirmed since the upgrade
     proof_lost_at: dt.datetime | None = None  # first failed re-check since the last passed one (hoster told)
     proof_escalated_at: dt.datetime | None = None  # the federation administrators told (after proof_grace_days)

@@ -267,6 +267,7 @@ def _verified(db: Session, settings: Settings, actor: Actor, slug: str, method: 
     now = utcnow()
     instance.verified_at = instance.updated_at = instance.proof_ok_at = instance.proof_checked_at = now
     instance.proof_method, instance.proof_lost_at, instance.proof_escalated_at = method, None, None
+    instance.proof_due_at = now + dt.timedelta(hours=settings.proof_recheck_hours)
     instance.proof_failure = None
     db.add(instance)
     audit(

@@ -21,6 +21,10 @@ hoster proved the domain once and was never told to keep the proof in place, so 
 is no evidence of a lost domain and does not flag it. Nodes declared in ``instances.toml`` (the
 federation vouches for them) and demonstration entries are ``declared`` and never re-checked.
 
+A failure that says nothing about the domain (no answer in time, SERVFAIL, a 5xx, a connection
+refused: ``inconclusive``) flags a proof that held only when the next check, an hour later
+(``RETRY_SOON``, or a quarter of the period when shorter), fails too.
+
 A hoster may check now, and switch method, from the node's page, the API or ``portail instances
 verify SLUG --method http|dns``: a passing check records the method and restores a lost proof; a
 failing one is shown with its reason and changes nothing.
@@ -47,6 +51,10 @@ from portail.web import N_, translate
 RECHECKED = ("awaiting-approval", "active")
 CHECKABLE = (*RECHECKED, "suspended")
 BATCH = 200  # nodes re-checked per call at most; the rest wait for the next round
+# failures that say nothing about the domain's control: a proof that held is flagged only when one
+# of them happens twice in a row (the second check comes RETRY_SOON after the first)
+INCONCLUSIVE = frozenset({"timeout", "unreachable", "dns", "dns-timeout", "dns-servfail", "dns-error"})
+RETRY_SOON = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ def view(instance: Instance) -> dict[str, Any]:
         "method": instance.proof_method,
         "state": state(instance),
         "checked_at": at(instance.proof_checked_at),
+        "due_at": at(instance.proof_due_at),
         "ok_at": at(instance.proof_ok_at),
         "lost_at": at(instance.proof_lost_at),
         "escalated_at": at(instance.proof_escalated_at),
@@ -112,13 +121,12 @@ def view(instance: Instance) -> dict[str, Any]:
 
 
 def _due(db: Session, settings: Settings) -> list[Target]:
-    cutoff = utcnow() - dt.timedelta(hours=settings.proof_recheck_hours)
     rows = db.exec(
         select(Instance)
         .where(col(Instance.status).in_(RECHECKED), Instance.source != "file", col(Instance.demo).is_(False))
         .where(col(Instance.challenge).is_not(None))
-        .where(or_(col(Instance.proof_checked_at).is_(None), col(Instance.proof_checked_at) <= cutoff))
-        .order_by(col(Instance.proof_checked_at).is_(None).desc(), col(Instance.proof_checked_at), col(Instance.id))
+        .where(or_(col(Instance.proof_due_at).is_(None), col(Instance.proof_due_at) <= utcnow()))
+        .order_by(col(Instance.proof_due_at).is_(None).desc(), col(Instance.proof_due_at), col(Instance.id))
         .limit(BATCH)
     )
     return [Target(i.id or 0, i.slug, i.proof_method, i.base_url, i.challenge or "") for i in rows if not declared(i)]
@@ -193,10 +201,26 @@ def _place(instance: Instance) -> str:
         return instance.base_url
 
 
+def inconclusive(exc: Refused) -> bool:
+    """A failure that says nothing about who controls the domain (no answer, a server error)."""
+    if exc.code in INCONCLUSIVE:
+        return True
+    status = exc.params.get("http_status")
+    return exc.code == "challenge-status" and isinstance(status, int) and status >= 500
+
+
 def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -> None:
     now = utcnow()
     was = state(instance)
-    instance.proof_checked_at, instance.proof_failure = now, _failure(exc)
+    period = dt.timedelta(hours=settings.proof_recheck_hours)
+    first_doubt = inconclusive(exc) and not (instance.proof_failure or {}).get("inconclusive")
+    instance.proof_checked_at, instance.proof_failure = now, {**_failure(exc), "inconclusive": inconclusive(exc)}
+    instance.proof_due_at = now + period
+    if was == "ok" and first_doubt:
+        # one unanswered check is not a lost domain: ask again sooner, and flag only if it fails again
+        instance.proof_due_at = now + min(RETRY_SOON, period / 4)
+        db.add(instance)
+        return
     hoster = _hoster_of(db, instance)
     to_hoster = notice_mail.hoster_recipients(db, settings, hoster) if hoster is not None else []
     params = {"instance": instance.name, "method": instance.proof_method.upper(), "where": _place(instance)}
@@ -243,7 +267,7 @@ def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -
             ),
             reason=_both(exc),
             link=_page(settings, instance),
-            days=settings.proof_grace_days,
+            days=f"{settings.proof_grace_days:g}",
             **params,
         )
     elif was == "lost" and instance.proof_lost_at is not None:
@@ -279,6 +303,7 @@ def _passed(db: Session, settings: Settings, instance: Instance, method: str, ac
     now = utcnow()
     was = state(instance)
     instance.proof_method, instance.proof_checked_at, instance.proof_ok_at = method, now, now
+    instance.proof_due_at = now + dt.timedelta(hours=settings.proof_recheck_hours)
     instance.proof_lost_at = instance.proof_escalated_at = instance.proof_failure = None
     db.add(instance)
     actor_id = actor.member_id if actor else None

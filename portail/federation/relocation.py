@@ -17,6 +17,7 @@ move lives in ``Instance.extra["move"]`` until then, and can be cancelled.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -245,6 +246,7 @@ def _switch(db: Session, settings: Settings, actor: Actor, slug: str, target: st
     # the new URL's challenge is the node's proof from now on (re-checked there, proof_recheck.py)
     instance.challenge, instance.proof_method, instance.proof_failure = challenge, "http", None
     instance.proof_ok_at = instance.proof_checked_at = utcnow()
+    instance.proof_due_at = utcnow() + dt.timedelta(hours=settings.proof_recheck_hours)
     instance.proof_lost_at = instance.proof_escalated_at = None
     instance.extra = {k: v for k, v in instance.extra.items() if k != "move"}
     instance.updated_at = utcnow()

@@ -29,19 +29,21 @@ def upgrade() -> None:
     with op.batch_alter_table("instance", schema=None) as batch_op:
         batch_op.add_column(sa.Column("proof_method", AutoString(length=10), nullable=False, server_default="http"))
         batch_op.add_column(sa.Column("proof_checked_at", UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("proof_due_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("proof_ok_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("proof_lost_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("proof_escalated_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("proof_failure", sa.JSON(), nullable=True))
-        batch_op.create_index(batch_op.f("ix_instance_proof_checked_at"), ["proof_checked_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_instance_proof_due_at"), ["proof_due_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("instance", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_instance_proof_checked_at"))
+        batch_op.drop_index(batch_op.f("ix_instance_proof_due_at"))
         batch_op.drop_column("proof_failure")
         batch_op.drop_column("proof_escalated_at")
         batch_op.drop_column("proof_lost_at")
         batch_op.drop_column("proof_ok_at")
+        batch_op.drop_column("proof_due_at")
         batch_op.drop_column("proof_checked_at")
         batch_op.drop_column("proof_method")

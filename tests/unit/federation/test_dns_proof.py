@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from portail.config import ConfigError, Settings, load_settings
-from portail.federation import dns_proof
+from portail.federation import dns_proof, proof
 from portail.outbound import Refused
 from tests.dns_server import LoopbackDNS, free_udp_port
 
@@ -203,3 +203,22 @@ def test_resolvers_setting_reads_addresses_with_ports() -> None:
 def test_a_malformed_resolvers_setting_stops_startup(value: str) -> None:
     with pytest.raises(ConfigError, match="dns_resolvers"):
         load_settings(environ={"PORTAIL_DNS_RESOLVERS": value}, toml_path="/nonexistent.toml")
+
+
+# ---------------------------------------------------------------- the DNS method keeps the SSRF guard
+
+
+def test_the_dns_method_still_refuses_a_host_that_resolves_to_a_private_address(zone: LoopbackDNS) -> None:
+    """The TXT record is right, but localhost is loopback: refused as the HTTP probes would refuse it."""
+    zone.txt("_portail-challenge.localhost", TOKEN)
+    settings = Settings(dns_resolvers=zone.resolvers, dns_timeout_seconds=2.0)
+    with pytest.raises(Refused) as caught:
+        asyncio.run(proof.check(settings, "dns", "https://localhost", TOKEN))
+    assert caught.value.code == "address-loopback"
+    allowed = settings.replace(allow_private_addresses=True)
+    asyncio.run(proof.check(allowed, "dns", "https://localhost", TOKEN))  # the same record, where allowed
+
+
+def test_a_name_not_yet_in_the_dns_for_http_is_still_checked_by_txt(zone: LoopbackDNS) -> None:
+    zone.txt(NAME, TOKEN)
+    asyncio.run(proof.check(_settings(zone), "dns", "https://node.test", TOKEN))
