@@ -50,6 +50,19 @@ def _error(request: Request, exc: AccountError) -> str:
     return _(request, exc.message, **exc.params)
 
 
+async def _link_refused(request: Request, exc: AccountError, title: str) -> Response:
+    """A mailed link that does not work: why (used, replaced by a newer one, expired...) and what to do next."""
+    link = exc if isinstance(exc, links.LinkError) else None
+    context = {
+        "title": title,
+        "error": None if link and link.reason == "confirmed" else _error(request, exc),
+        "text": _error(request, exc) if link and link.reason == "confirmed" else "",
+        "link": {"reason": link.reason, "purpose": link.purpose} if link else None,
+        "signed_in": await load_login(request) is not None,
+    }
+    return render(request, "accounts/message.html", context, 200 if context["text"] else 400)
+
+
 def _field_errors(request: Request, exc: FieldErrors) -> dict[str, str]:
     """Each refused field's error in the member's language, in the form's order (``_macros.html`` shows them)."""
     return {name: _error(request, error) for name, error in exc.errors.items()}
@@ -122,12 +135,7 @@ async def verify(request: Request) -> Response:
     try:
         await db.run(flows.verify_email, settings, token)
     except AccountError as exc:
-        return render(
-            request,
-            "accounts/message.html",
-            {"title": _(request, "Vérification"), "error": _error(request, exc)},
-            400,
-        )
+        return await _link_refused(request, exc, _(request, "Vérification"))
     flash(request, _(request, "Votre adresse courriel est confirmée."), "success")
     login = await load_login(request)
     return RedirectResponse("/" if login else "/login", status_code=303)
@@ -340,12 +348,7 @@ async def reset_password(request: Request) -> Response:
         try:
             await db.run(links.peek, settings.secret_key, "reset", token)
         except AccountError as exc:
-            return render(
-                request,
-                "accounts/message.html",
-                {"title": _(request, "Réinitialisation"), "error": _error(request, exc)},
-                400,
-            )
+            return await _link_refused(request, exc, _(request, "Réinitialisation"))
         return render(request, "accounts/reset.html", {"token": token})
     try:
         form = await read_form(request)
@@ -366,6 +369,8 @@ async def reset_password(request: Request) -> Response:
     except FieldErrors as exc:
         context = {"token": token, "field_errors": _field_errors(request, exc)}
         return render(request, "accounts/reset.html", context, 400)
+    except links.LinkError as exc:  # the link stopped working while the form was open
+        return await _link_refused(request, exc, _(request, "Réinitialisation"))
     except AccountError as exc:
         return render(request, "accounts/reset.html", {"token": token, "error": _error(request, exc)}, 400)
     flash(request, _(request, "Votre mot de passe a été changé. Connectez-vous avec le nouveau."), "success")
@@ -519,12 +524,7 @@ async def confirm_email(request: Request) -> Response:
     try:
         await db.run(flows.confirm_email_change, settings, request.query_params.get("token", ""))
     except AccountError as exc:
-        return render(
-            request,
-            "accounts/message.html",
-            {"title": _(request, "Changement d’adresse"), "error": _error(request, exc)},
-            400,
-        )
+        return await _link_refused(request, exc, _(request, "Changement d’adresse"))
     flash(request, _(request, "Votre nouvelle adresse courriel est confirmée."), "success")
     return RedirectResponse("/account", status_code=303)
 
