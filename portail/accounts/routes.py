@@ -17,7 +17,18 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portail import metrics
-from portail.accounts import delays, devices, flows, links, mail_limits, organizations, policy, sessions, throttle
+from portail.accounts import (
+    delays,
+    devices,
+    flows,
+    links,
+    mail_limits,
+    members,
+    organizations,
+    policy,
+    sessions,
+    throttle,
+)
 from portail.accounts import login as authenticate
 from portail.accounts.current import (
     clear_session_cookie,
@@ -390,10 +401,12 @@ async def account(request: Request) -> Response:
     active = await db.run(sessions.active_sessions, login.member.id or 0, settings)
     territory = await db.run(organizations.territory_of, login.member)
     pending_email = await db.run(links.pending_email_change, login.member.id or 0)
+    username = await db.run(members.username_of, login.member)
     return render(
         request,
         "accounts/account.html",
         {
+            "username": username,
             "pending_email": pending_email,
             "sessions": active,
             "devices": {row.sid: devices.describe(row.user_agent) for row in active},
@@ -491,6 +504,7 @@ async def _account_form(request: Request, which: str) -> Response:
             "current_sid": login.session.sid,
             "territory": await db.run(organizations.territory_of, member),
             "pending_email": await db.run(links.pending_email_change, member.id or 0),
+            "username": await db.run(members.username_of, member),
         }
         return render(request, "accounts/account.html", context, 400)
     response = RedirectResponse("/account", status_code=303)
