@@ -162,16 +162,29 @@ def correct_unverified_email(
 
 
 def verify_email(db: Session, settings: Settings, token: str) -> Member:
-    row = links.consume(db, settings.secret_key, "verify", token)
+    try:
+        row = links.consume(db, settings.secret_key, "verify", token)
+    except links.LinkError as exc:
+        # An old or replaced link of an address confirmed since: say it is confirmed, not that it failed.
+        if exc.reason in (links.USED, links.SUPERSEDED, "expired") and _verified_by(db, settings, token):
+            raise links.LinkError("confirmed", "verify") from exc
+        raise
     member = db.get(Member, row.member_id)
     if member is None:
-        raise AccountError("Ce lien est invalide.")
+        raise links.LinkError("invalid", "verify")
     if member.email_verified_at is None:
         member.email_verified_at = utcnow()
         touch(member)
         db.add(member)
         audit(db, "member.email_verified", member_id=member.id, subject_type="member", subject_id=str(member.id))
     return member
+
+
+def _verified_by(db: Session, settings: Settings, token: str) -> bool:
+    """Whether the member a verification link was sent to has a confirmed address now."""
+    row = links.lookup(db, settings.secret_key, "verify", token)
+    member = db.get(Member, row.member_id) if row else None
+    return bool(member and member.email_verified_at)
 
 
 def request_reset(db: Session, settings: Settings, email: str, base_url: str) -> None:
@@ -197,7 +210,7 @@ def reset_password(db: Session, settings: Settings, token: str, new_hash: str) -
     row = links.consume(db, settings.secret_key, "reset", token)
     member = db.get(Member, row.member_id)
     if member is None or not member.active:
-        raise AccountError("Ce lien est invalide.")
+        raise links.LinkError("invalid", "reset")
     member.password_hash = new_hash
     if member.email_verified_at is None:
         member.email_verified_at = utcnow()  # the reset link proved the address
@@ -264,7 +277,7 @@ def confirm_email_change(db: Session, settings: Settings, token: str) -> Member:
     row = links.consume(db, settings.secret_key, "email-change", token)
     member = db.get(Member, row.member_id)
     if member is None or row.new_email is None:
-        raise AccountError("Ce lien est invalide.")
+        raise links.LinkError("invalid", "email-change")
     if email_taken(db, row.new_email, except_member=member.id):
         raise AccountError("Cette adresse est déjà utilisée par un autre compte.")
     old_email = member.email

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 from sqlmodel import Session, select
 
 from portail.accounts import policy
 from portail.accounts.models import AuditEvent, Member
 from portail.db import utcnow
+
+UsernameSource = Callable[[Session, Member], str]
+_username_source: list[UsernameSource] = []
+
+
+def provide_username(source: UsernameSource) -> None:
+    """Name the function that gives a member's username (``portail.oidc.subjects.username_for``, the
+    ``preferred_username`` the tools receive: a higher package, so it registers itself here)."""
+    _username_source[:] = [source]
+
+
+def username_of(db: Session, member: Member) -> str | None:
+    """The username the member's tools know them by (their Matrix localpart), if the provider is loaded."""
+    return _username_source[0](db, member) if _username_source else None
+
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 

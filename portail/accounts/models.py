@@ -87,7 +87,8 @@ class OneTimeLink(SQLModel, table=True):
     new_email: str | None = Field(default=None, max_length=320)
     created_at: dt.datetime = Field(default_factory=utcnow)
     expires_at: dt.datetime
-    used_at: dt.datetime | None = None
+    used_at: dt.datetime | None = None  # when it stopped working (used, or replaced by a newer link)
+    end_reason: str = Field(default="", max_length=20)  # "" (live, or ended before this was kept) | used | superseded
 
 
 class LoginThrottle(SQLModel, table=True):

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portail.accounts import delays, devices, flows, links, mail_limits, organizations, policy, sessions
+from portail.accounts import delays, devices, flows, links, mail_limits, members, organizations, policy, sessions
 from portail.accounts import login as authenticate
 from portail.accounts.current import (
     clear_session_cookie,
@@ -47,6 +47,19 @@ def _base_url(request: Request) -> str:
 
 def _error(request: Request, exc: AccountError) -> str:
     return _(request, exc.message, **exc.params)
+
+
+async def _link_refused(request: Request, exc: AccountError, title: str) -> Response:
+    """A mailed link that does not work: why (used, replaced by a newer one, expired...) and what to do next."""
+    link = exc if isinstance(exc, links.LinkError) else None
+    context = {
+        "title": title,
+        "error": None if link and link.reason == "confirmed" else _error(request, exc),
+        "text": _error(request, exc) if link and link.reason == "confirmed" else "",
+        "link": {"reason": link.reason, "purpose": link.purpose} if link else None,
+        "signed_in": await load_login(request) is not None,
+    }
+    return render(request, "accounts/message.html", context, 200 if context["text"] else 400)
 
 
 def _field_errors(request: Request, exc: FieldErrors) -> dict[str, str]:
@@ -121,12 +134,7 @@ async def verify(request: Request) -> Response:
     try:
         await db.run(flows.verify_email, settings, token)
     except AccountError as exc:
-        return render(
-            request,
-            "accounts/message.html",
-            {"title": _(request, "Vérification"), "error": _error(request, exc)},
-            400,
-        )
+        return await _link_refused(request, exc, _(request, "Vérification"))
     flash(request, _(request, "Votre adresse courriel est confirmée."), "success")
     login = await load_login(request)
     return RedirectResponse("/" if login else "/login", status_code=303)
@@ -320,12 +328,7 @@ async def reset_password(request: Request) -> Response:
         try:
             await db.run(links.peek, settings.secret_key, "reset", token)
         except AccountError as exc:
-            return render(
-                request,
-                "accounts/message.html",
-                {"title": _(request, "Réinitialisation"), "error": _error(request, exc)},
-                400,
-            )
+            return await _link_refused(request, exc, _(request, "Réinitialisation"))
         return render(request, "accounts/reset.html", {"token": token})
     try:
         form = await read_form(request)
@@ -346,6 +349,8 @@ async def reset_password(request: Request) -> Response:
     except FieldErrors as exc:
         context = {"token": token, "field_errors": _field_errors(request, exc)}
         return render(request, "accounts/reset.html", context, 400)
+    except links.LinkError as exc:  # the link stopped working while the form was open
+        return await _link_refused(request, exc, _(request, "Réinitialisation"))
     except AccountError as exc:
         return render(request, "accounts/reset.html", {"token": token, "error": _error(request, exc)}, 400)
     flash(request, _(request, "Votre mot de passe a été changé. Connectez-vous avec le nouveau."), "success")
@@ -365,10 +370,12 @@ async def account(request: Request) -> Response:
     active = await db.run(sessions.active_sessions, login.member.id or 0, settings)
     territory = await db.run(organizations.territory_of, login.member)
     pending_email = await db.run(links.pending_email_change, login.member.id or 0)
+    username = await db.run(members.username_of, login.member)
     return render(
         request,
         "accounts/account.html",
         {
+            "username": username,
             "pending_email": pending_email,
             "sessions": active,
             "devices": {row.sid: devices.describe(row.user_agent) for row in active},
@@ -466,6 +473,7 @@ async def _account_form(request: Request, which: str) -> Response:
             "current_sid": login.session.sid,
             "territory": await db.run(organizations.territory_of, member),
             "pending_email": await db.run(links.pending_email_change, member.id or 0),
+            "username": await db.run(members.username_of, member),
         }
         return render(request, "accounts/account.html", context, 400)
     response = RedirectResponse("/account", status_code=303)
@@ -499,12 +507,7 @@ async def confirm_email(request: Request) -> Response:
     try:
         await db.run(flows.confirm_email_change, settings, request.query_params.get("token", ""))
     except AccountError as exc:
-        return render(
-            request,
-            "accounts/message.html",
-            {"title": _(request, "Changement d’adresse"), "error": _error(request, exc)},
-            400,
-        )
+        return await _link_refused(request, exc, _(request, "Changement d’adresse"))
     flash(request, _(request, "Votre nouvelle adresse courriel est confirmée."), "success")
     return RedirectResponse("/account", status_code=303)
 

@@ -145,6 +145,8 @@ def _tools(db: Session, member_id: int) -> list[dict[str, Any]]:
             "software": tool.software,
             "declared_purposes": tool.purposes,
             "data_categories": tool.data_categories,
+            "declared_purposes_en": tool.purposes_en,
+            "data_categories_en": tool.data_categories_en,
             "consent": {
                 "scopes": tool.scopes,
                 "claims": tool.claims,

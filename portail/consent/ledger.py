@@ -74,6 +74,16 @@ class ToolConsent:
     withdrawn_at: dt.datetime | None
     implicit: bool
     access: LastAccess = field(default_factory=LastAccess)
+    # What the tool declared in English (instances.toml ``purposes_en``...); empty: only in French
+    purposes_en: list[str] = field(default_factory=list)
+    data_categories_en: list[str] = field(default_factory=list)
+
+    def purposes_in(self, locale: str) -> list[str]:
+        """The declared purposes in the member's language, French when the tool gave no English."""
+        return self.purposes_en if locale == "en" and self.purposes_en else self.purposes
+
+    def data_categories_in(self, locale: str) -> list[str]:
+        return self.data_categories_en if locale == "en" and self.data_categories_en else self.data_categories
 
     @property
     def active(self) -> bool:
@@ -135,6 +145,8 @@ def tools(db: Session, member_id: int) -> list[ToolConsent]:
                 software=instance.software if instance else None,
                 purposes=list(instance.purposes) if instance else [],
                 data_categories=list(instance.data_categories) if instance else [],
+                purposes_en=list(instance.purposes_en) if instance else [],
+                data_categories_en=list(instance.data_categories_en) if instance else [],
                 scopes=consent.scopes.split(),
                 claims=list(consent.claims),
                 granted_at=consent.granted_at,

@@ -39,10 +39,17 @@ ORGANIZATION_KEYS = {"slug", "name", "kind", "region", "locality", "description"
 INSTANCE_KEYS = {
     "slug", "name", "software", "base_url", "hoster", "scope", "trusted", "demo", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "subject_type", "client_secret_env", "client_id",
-    "purposes", "data_categories", "feed_url", "login_url", "account_events_uri", "provider_identifier",
-    "organization", "territory", "push_notifications",
+    "purposes", "data_categories", "purposes_en", "data_categories_en", "feed_url", "login_url",
+    "account_events_uri", "provider_identifier", "organization", "territory", "push_notifications",
 }  # fmt: skip
-LIST_KEYS = {"redirect_uris", "post_logout_redirect_uris", "purposes", "data_categories"}
+LIST_KEYS = {
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "purposes",
+    "data_categories",
+    "purposes_en",
+    "data_categories_en",
+}
 BOOL_KEYS = {"trusted", "demo", "push_notifications"}
 
 
@@ -271,6 +278,8 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         "account_events_uri": entry.get("account_events_uri"),
         "purposes": [str(p) for p in entry.get("purposes", [])],
         "data_categories": [str(c) for c in entry.get("data_categories", [])],
+        "purposes_en": [str(p) for p in entry.get("purposes_en", [])],
+        "data_categories_en": [str(c) for c in entry.get("data_categories_en", [])],
         "extra": extra,
         "client_id": str(entry.get("client_id") or slug),
         "push_notifications": pushes,

@@ -107,6 +107,11 @@ class NodeEdit:
     version: str | None = None  # Instance.updated_at as the editor saw it (ISO 8601)
     name: str | None = None
     description: str | None = None
+    description_en: str | None = None  # "" shows the French description to English-speaking members
+    purposes: list[str] | None = None  # declared purposes (Law 25), French; one per line in the form
+    purposes_en: list[str] | None = None  # their English version ([] shows the French)
+    data_categories: list[str] | None = None
+    data_categories_en: list[str] | None = None
     login_url: str | None = None  # "" clears it
     provider_identifier: str | None = None  # Nextcloud user_oidc identifier / Synapse idp_id
     nextcloud_provider_id: str | None = None  # the numeric id Nextcloud gave the provider ("" clears it)
@@ -145,6 +150,21 @@ def checked_jwks_uri(value: str, base_url: str) -> str | None:
     return value
 
 
+MAX_DECLARED, MAX_DECLARED_LENGTH = 20, 200
+
+
+def _declared(values: list[str]) -> list[str]:
+    """A list of declared purposes or data categories: trimmed, blank lines dropped, bounded."""
+    kept = [" ".join(v.split()) for v in values if v.strip()]
+    if len(kept) > MAX_DECLARED or any(len(v) > MAX_DECLARED_LENGTH for v in kept):
+        raise FederationError(
+            "Au plus %(count)s fins ou catégories, de %(length)s caractères chacune.",
+            count=MAX_DECLARED,
+            length=MAX_DECLARED_LENGTH,
+        )
+    return kept
+
+
 def _contact(value: str) -> str:
     value = value.strip()
     local, _at, domain = value.partition("@")
@@ -157,6 +177,11 @@ def _snapshot(instance: Instance) -> dict[str, object]:
     return {
         "name": instance.name,
         "description": instance.description,
+        "description_en": instance.description_en,
+        "purposes": list(instance.purposes),
+        "purposes_en": list(instance.purposes_en),
+        "data_categories": list(instance.data_categories),
+        "data_categories_en": list(instance.data_categories_en),
         "login_url": instance.login_url,
         "provider_identifier": instance.provider_identifier,
         "nextcloud_provider_id": instance.extra.get("user_oidc_provider_id"),
@@ -182,6 +207,14 @@ def _apply(instance: Instance, change: NodeEdit) -> list[str]:
         if len(change.description) > MAX_DESCRIPTION:
             raise FederationError("La description compte au plus %(max)s caractères.", max=MAX_DESCRIPTION)
         instance.description = change.description.strip()
+    if change.description_en is not None:
+        if len(change.description_en) > MAX_DESCRIPTION:
+            raise FederationError("La description compte au plus %(max)s caractères.", max=MAX_DESCRIPTION)
+        instance.description_en = change.description_en.strip()
+    for name in ("purposes", "purposes_en", "data_categories", "data_categories_en"):
+        declared = getattr(change, name)
+        if declared is not None:
+            setattr(instance, name, _declared(declared))
     if change.login_url is not None:
         instance.login_url = _login_url(change.login_url, instance)
     if change.provider_identifier is not None:

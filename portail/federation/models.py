@@ -59,6 +59,7 @@ class Instance(SQLModel, table=True):
     # normalized origin (origins.origin_key): a live node's key is taken, a retired or expired one's released
     origin_key: str | None = Field(default=None, max_length=500, index=True)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    description_en: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # "" → French
     contact_email: str = Field(default="", max_length=320)  # who answers for this node (else the hoster)
     hoster_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)
     transfer_to_id: int | None = Field(default=None, foreign_key="hoster.id", index=True)  # offered to this hoster
@@ -84,6 +85,9 @@ class Instance(SQLModel, table=True):
     account_events_uri: str | None = Field(default=None, max_length=1000)  # RISC/SET receiver (consent issue)
     purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     data_categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # English versions for English-speaking members; empty means "show the French" (bilingual.py)
+    purposes_en: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    data_categories_en: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     challenge: str | None = Field(default=None, max_length=100)  # served at /.well-known/portail-challenge
     challenge_issued_at: dt.datetime | None = None  # an unproven registration expires after federation_unproven_days

@@ -31,6 +31,11 @@ from portail.web import N_, _, field, flash, render
 EDIT_FIELDS = (
     "name",
     "description",
+    "description_en",
+    "purposes",
+    "purposes_en",
+    "data_categories",
+    "data_categories_en",
     "login_url",
     "provider_identifier",
     "nextcloud_provider_id",
@@ -44,12 +49,24 @@ EDIT_FIELDS = (
 )
 
 
+DECLARED_FIELDS = ("description_en", "purposes", "purposes_en", "data_categories", "data_categories_en")
+
+
+def _lines(values: dict[str, str], name: str) -> list[str] | None:
+    return values[name].splitlines() if name in values else None
+
+
 def current_values(instance: Instance) -> dict[str, str]:
     """The edit form filled with what the node has now."""
     return {
         "version": instance.updated_at.isoformat(),
         "name": instance.name,
         "description": instance.description,
+        "description_en": instance.description_en,
+        "purposes": "\n".join(instance.purposes),
+        "purposes_en": "\n".join(instance.purposes_en),
+        "data_categories": "\n".join(instance.data_categories),
+        "data_categories_en": "\n".join(instance.data_categories_en),
         "login_url": instance.login_url or "",
         "provider_identifier": instance.provider_identifier,
         "nextcloud_provider_id": str(instance.extra.get("user_oidc_provider_id") or ""),
@@ -68,6 +85,11 @@ def edit_from_form(values: dict[str, str]) -> NodeEdit:
         version=values["version"] or None,
         name=values["name"],
         description=values["description"],
+        description_en=values.get("description_en"),
+        purposes=_lines(values, "purposes"),
+        purposes_en=_lines(values, "purposes_en"),
+        data_categories=_lines(values, "data_categories"),
+        data_categories_en=_lines(values, "data_categories_en"),
         login_url=values["login_url"],
         provider_identifier=values["provider_identifier"],
         nextcloud_provider_id=values["nextcloud_provider_id"],
@@ -95,7 +117,8 @@ async def edit_node(request: Request, member: Member, actor: Actor) -> Response:
     form, error = await form_or_error(request)
     if error:
         return error
-    values = {k: field(form, k) for k in ("version", *EDIT_FIELDS)}
+    # A form from before the bilingual fields (or a script) that lacks them leaves them as they are.
+    values = {k: field(form, k) for k in ("version", *EDIT_FIELDS) if k in form or k not in DECLARED_FIELDS}
     try:
         _instance, changed = await db.run(lifecycle.edit, settings, actor, slug, edit_from_form(values))
     except FederationError as exc:

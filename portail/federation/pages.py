@@ -22,9 +22,10 @@ from portail.config import Settings
 from portail.db import Database
 from portail.federation import audience, availability, credentials, hosters, overview
 from portail.federation.rules import Actor, FederationError
-from portail.web import N_, TEMPLATES_ENV, FormError, _, field, flash, read_form, render
+from portail.web import N_, TEMPLATES_ENV, FormError, _, field, flash, labels, read_form, render
 
 TEMPLATES_ENV.globals["availability"] = availability.state  # federation/_labels.html: health(instance)
+TEMPLATES_ENV.globals["probe_problem"] = labels.probe_problem  # a probe's raw error, summarized
 
 Page = Callable[[Request, Member, Actor], Awaitable[Response]]
 

@@ -8,7 +8,10 @@
     var data = JSON.parse(event.data);
     var counter = document.getElementById("unread-count");
     if (counter) { counter.textContent = String(data.unread); }
-    document.querySelectorAll("[data-unread]").forEach(function (badge) { badge.textContent = String(data.unread); });
+    document.querySelectorAll("[data-unread]").forEach(function (badge) {
+      badge.textContent = String(data.unread);
+      badge.hidden = !data.unread;
+    });
     if (document.getElementById("n" + data.id)) { return; }
     var item = document.createElement("li");
     item.className = "card notification unread";

@@ -2,7 +2,9 @@
    - the header's menu button on narrow screens (the menu stays open without JavaScript);
    - table cells labelled by their column header, so stacked cards on phones still say what each value is;
    - a show-password toggle beside every password field that asks for one (reveal=True in _macros.html);
-   - a strength hint on new passwords, from the same common-password list the server refuses. */
+   - a strength hint on new passwords, from the same common-password list the server refuses;
+   - the menu's unread badge, live on every member page: one Server-Sent Events connection per page
+     (the inbox page's own script, notifications.js, opens it there). */
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -18,6 +20,18 @@
         var open = toggle.getAttribute("aria-expanded") !== "true";
         toggle.setAttribute("aria-expanded", open ? "true" : "false");
         header.classList.toggle("open", open);
+      });
+    }
+    var inbox = document.querySelector("a.notifications-link[data-stream]");
+    if (inbox && window.EventSource && !document.getElementById("notification-list")) {
+      var stream = new EventSource(inbox.getAttribute("data-stream"));
+      stream.addEventListener("open", function () { inbox.setAttribute("data-live", "open"); });
+      stream.addEventListener("notification", function (event) {
+        var unread = JSON.parse(event.data).unread;
+        document.querySelectorAll("[data-unread]").forEach(function (badge) {
+          badge.textContent = String(unread);
+          badge.hidden = !unread;
+        });
       });
     }
     document.querySelectorAll("main table").forEach(function (table) {

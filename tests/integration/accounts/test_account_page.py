@@ -41,6 +41,16 @@ def test_unverified_member_cannot_use_the_account_page(client: TestClient, setti
     assert _member(settings, "bob@example.org").name == "Bob"
 
 
+def test_the_account_page_shows_the_username_the_tools_receive(
+    client: TestClient, settings: Settings, member: Member
+) -> None:
+    """The ``preferred_username`` a tool receives (Synapse makes it the Matrix localpart) is on the page."""
+    login(client)
+    page = client.get("/account").text
+    assert re.search(r'id="username">Nom d’utilisateur : <strong>alice</strong>', page), page[:2000]
+    assert "@alice suivi du nom du serveur" in page
+
+
 def test_changing_name_and_language(client: TestClient, settings: Settings, member: Member) -> None:
     login(client)
     page = client.get("/account")
@@ -120,7 +130,7 @@ def test_email_change_is_confirmed_by_the_new_address_and_told_to_the_old(
     assert old.status_code == 401
     login(after, "alice.new@example.org")
     again = client.get(link)
-    assert again.status_code == 400 and "déjà été utilisé" in again.text
+    assert again.status_code == 400 and "Ce changement d’adresse est déjà fait" in again.text
 
 
 def test_email_change_refusals(client: TestClient, settings: Settings, member: Member) -> None:

@@ -40,7 +40,24 @@ def test_reset_link_is_mailed_valid_one_hour_and_works_once(
     assert done.status_code == 303 and done.headers["location"] == "/login"
     login(client, member.email, NEW_PASSWORD)
     again = client.get(link)
-    assert again.status_code == 400 and "déjà été utilisé" in again.text
+    assert again.status_code == 400 and "Ce lien a déjà servi" in again.text
+    assert "Votre mot de passe a déjà été changé" in again.text and 'href="/login"' in again.text
+
+
+def test_asking_twice_says_the_first_link_was_replaced_not_used(
+    client: TestClient, settings: Settings, member: Member
+) -> None:
+    _ask_reset(client, member.email)
+    _ask_reset(client, member.email)
+    first, second = (link_in(mail) for mail in outbox(settings))
+    page = client.get(first)
+    assert page.status_code == 400
+    assert "Un lien plus récent vous a été envoyé" in page.text and "déjà servi" not in page.text
+    assert 'href="/password/forgot"' in page.text  # the next step: ask again
+    [old] = db_call(settings, lambda s: list(s.exec(select(OneTimeLink).where(OneTimeLink.end_reason != ""))))
+    assert old.end_reason == "superseded"
+    assert client.get(second).status_code == 200
+    assert _reset(client, second).status_code == 303
 
 
 def test_reset_for_an_unknown_address_looks_the_same_and_sends_nothing(client: TestClient, settings: Settings) -> None:
@@ -76,6 +93,7 @@ def test_expired_reset_link_is_refused(client: TestClient, settings: Settings, m
     db_call(settings, expire)
     page = client.get(link)
     assert page.status_code == 400 and "expiré" in page.text
+    assert "Demander un nouveau lien" in page.text and 'href="/password/forgot"' in page.text
     refused = client.post(link, data={"password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD, "csrf_token": "x"})
     assert refused.status_code == 400
 
@@ -100,7 +118,7 @@ def test_bad_or_missing_reset_token_gets_a_clear_page(client: TestClient) -> Non
     for url in ("/password/reset", "/password/reset?token=garbage", "/password/reset?token=" + "x" * 5000):
         page = client.get(url)
         assert page.status_code == 400, url
-        assert "Ce lien est invalide" in page.text
+        assert "Ce lien est invalide" in page.text and 'href="/password/forgot"' in page.text
 
 
 def test_forgot_form_refuses_an_invalid_address(client: TestClient, settings: Settings) -> None:

@@ -52,8 +52,23 @@ def test_signup_sends_a_verification_link_that_verifies_once(client: TestClient,
     assert first.status_code == 303
     assert _members(settings)[0].email_verified_at is not None
     second = client.get(f"{path.path}?{path.query}")
-    assert second.status_code == 400
-    assert "déjà été utilisé" in second.text
+    assert second.status_code == 200  # not a failure: the address is confirmed, and the page says so
+    assert "Votre adresse courriel est déjà confirmée." in second.text and 'href="/login"' in second.text
+
+
+def test_a_replaced_verification_link_says_so_and_how_to_get_a_new_one(client: TestClient, settings: Settings) -> None:
+    _signup(client)
+    login(client, "beatrice@example.org", "un mot de passe solide")
+    home = client.get("/")
+    client.post("/verify/resend", data={"csrf_token": csrf_from(home.text)})
+    first, second = (urlsplit(link_in(mail)) for mail in outbox(settings))
+    replaced = client.get(f"{first.path}?{first.query}")
+    assert replaced.status_code == 400
+    assert "Un lien plus récent vous a été envoyé" in replaced.text and "Recevoir un nouveau lien" in replaced.text
+    assert client.get(f"{second.path}?{second.query}").status_code == 303
+    # Once the address is confirmed, the old link says it is confirmed rather than failing.
+    late = client.get(f"{first.path}?{first.query}")
+    assert late.status_code == 200 and "Votre adresse courriel est déjà confirmée." in late.text
 
 
 def test_unverified_member_can_only_resend_the_email(client: TestClient, settings: Settings) -> None:

@@ -60,6 +60,9 @@ def test_the_page_speaks_english_to_an_english_member(client: TestClient, settin
     login(client)
     text = client.get("/account/data").text
     assert "My data" in text and "Your email address and whether it is verified" in text
+    # The tool declared its purposes in English too (purposes_en), its data categories in French only.
+    assert "Log you in" in text and "Vous connecter" not in text
+    assert '<span lang="fr">identité, courriel</span>' in text
 
 
 def _english(session: Session) -> None:

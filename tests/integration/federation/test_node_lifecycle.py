@@ -173,3 +173,33 @@ def test_within_the_proof_period_a_registration_holds_its_url(
     assert in_db(settings, lambda s: lifecycle.expire_unproven(s, settings)) == 0
     taken = register(client, alice, hoster, "matrix", stub_server.url.replace("127.0.0.1", "localhost"))
     assert taken.status_code == 409 and taken.json()["error"] == "conflict"
+
+
+def test_a_hoster_declares_purposes_and_categories_in_both_languages(
+    app: Any, client: TestClient, member: Member, settings: Settings, stub_server: StubServer
+) -> None:
+    alice, admin, hoster = hoster_and_admin(app, client, settings)
+    slug = active_node(client, alice, admin, hoster, "nextcloud", stub_server)
+    page = client.get(f"/federation/instances/{slug}/edit")
+    assert 'name="purposes_en"' in page.text and 'name="data_categories_en"' in page.text
+    base = {"csrf_token": csrf_from(page.text), "name": "Nuage TIESS", "push_notifications": "false"}
+    values = {
+        **base,
+        "description_en": "Files and calendars",
+        "purposes": "Vous connecter\n\n  Partager vos fichiers ",
+        "purposes_en": "Log you in\nShare your files",
+        "data_categories": "identité\ncourriel",
+        "data_categories_en": "identity\nemail",
+    }
+    assert client.post(f"/federation/instances/{slug}/edit", data=values).status_code == 303
+    row = instance_row(settings, slug)
+    assert row.purposes == ["Vous connecter", "Partager vos fichiers"] and row.purposes_en[1] == "Share your files"
+    assert (row.data_categories_en, row.description_en) == (["identity", "email"], "Files and calendars")
+    # A form without these fields (an older page) leaves them as they are.
+    again = client.get(f"/federation/instances/{slug}/edit").text
+    older = {**base, "csrf_token": csrf_from(again), "name": "Nuage TIESS 2"}
+    assert client.post(f"/federation/instances/{slug}/edit", data=older).status_code == 303
+    assert instance_row(settings, slug).purposes_en == ["Log you in", "Share your files"]
+    too_many = {**base, "csrf_token": csrf_from(again), "purposes": "\n".join(f"fin {n}" for n in range(30))}
+    refused = client.post(f"/federation/instances/{slug}/edit", data=too_many)
+    assert refused.status_code == 400 and "Au plus 20 fins ou catégories" in refused.text

@@ -84,6 +84,7 @@ def populate(
         client_id="nuage",
         purposes=["Vous connecter"],
         data_categories=["identité", "courriel"],
+        purposes_en=["Log you in"],  # no data_categories_en: English pages show the French ones
         approved_by=mid,
         account_events_uri="https://nuage.example/events",
     )

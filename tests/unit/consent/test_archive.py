@@ -43,6 +43,7 @@ def test_the_export_has_every_category_created_for_the_member(db: Database, unit
     assert document["hoster_roles"] == [{"hoster": "hebergeur", "name": "Hébergeur", "role": "hoster-admin"}]
     [tool] = document["tools"]
     assert tool["name"] == "Nuage En commun" and tool["data_categories"] == ["identité", "courriel"]
+    assert tool["declared_purposes_en"] == ["Log you in"] and tool["data_categories_en"] == []
     assert tool["consent"]["scopes"] == ["openid", "profile", "email"] and tool["consent"]["claims"] == ["name"]
     assert tool["grants"][0]["scope"] == "openid profile email offline_access"
     assert tool["sessions"][0]["sid"] == people.sid

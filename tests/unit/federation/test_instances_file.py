@@ -71,9 +71,31 @@ def test_the_repository_file_is_valid_and_syncs_every_declared_row(db: Database,
     nuage = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage")).one())
     assert nuage.status == "active" and nuage.source == "file"
     assert nuage.redirect_uris[0] == "https://nuage.encommun.example/apps/user_oidc/code"
+    # Every example instance declares its purposes and categories in English too (shown to English readers).
+    assert nuage.purposes_en == ["Log you in", "Share your files and calendars"]
+    assert all(len(i["purposes_en"]) == len(i["purposes"]) for i in data["instances"])
     territorial = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage-memphremagog")).one())
     territory = db.call(lambda s: s.exec(select(Organization).where(Organization.slug == "mrc-memphremagog")).one())
     assert territorial.organization_id == territory.id and territory.region == "05"
+
+
+def test_english_purposes_and_categories_are_read_and_their_changes_reported(
+    db: Database, unit_settings: Settings, tmp_path: Path
+) -> None:
+    declared = 'purposes = ["Vous connecter"]\ndata_categories = ["identité"]\n'
+    path = write(tmp_path, SMALL.replace('scope = "central"\n', 'scope = "central"\n' + declared, 1))
+    sync(db, unit_settings, path)
+    english = declared + 'purposes_en = ["Log you in"]\ndata_categories_en = ["identity"]\n'
+    write(tmp_path, SMALL.replace('scope = "central"\n', 'scope = "central"\n' + english, 1))
+    report = sync(db, unit_settings, path)
+    [changed] = [line for line in report.lines if line.startswith("~ instance nuage")]
+    assert "purposes_en" in changed and "data_categories_en" in changed
+    nuage = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage")).one())
+    assert (nuage.purposes, nuage.purposes_en, nuage.data_categories_en) == (
+        ["Vous connecter"],
+        ["Log you in"],
+        ["identity"],
+    )
 
 
 def test_sync_is_idempotent(db: Database, unit_settings: Settings, tmp_path: Path) -> None:
