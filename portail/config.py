@@ -9,7 +9,9 @@ names the setting (``ConfigError``).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -94,6 +96,11 @@ class Settings:
     federation_unproven_days: int = 7
     secret_rotation_grace_hours: int = 24
     federation_charter_grace_days: int = 30
+    # -- the federation as CHATONS StatoolInfos describes it (federation/chatons.py)
+    federation_name: str = "Fédération En commun (Québec)"
+    federation_id: str = "encommun"  # organization.memberof.<federation_id>.* in the hosters' files
+    federation_contact_email: str = ""  # federation.contact.email; empty: the federation file is withheld
+    federation_start_date: str = ""  # YYYY-MM-DD (federation.startdate); empty: the federation file is withheld
     api_token_max_days: int = 365
     # -- notifications
     inbox_budget_seconds: float = 1.5
@@ -193,6 +200,10 @@ SETTINGS_DOC: dict[str, str] = {
     "federation_charter_grace_days": "Days a hoster has to accept a new charter version before it is suspended",
     "secret_rotation_grace_hours": "Hours a node's previous client secret keeps working after a rotation",
     "federation_unproven_days": "Days after which a registration that never proved its domain expires (URL released)",
+    "federation_name": "Name of the federation in its StatoolInfos file (federation.name)",
+    "federation_id": "Identifier of the federation in the hosters' StatoolInfos files (organization.memberof.ID.*)",
+    "federation_contact_email": "Contact address of the federation (federation.contact.email); required to publish",
+    "federation_start_date": "Date the federation started, YYYY-MM-DD (federation.startdate); required to publish",
     "api_token_max_days": "Longest lifetime of a personal API token (days)",
     "inbox_budget_seconds": "Longest time the inbox waits for instances",
     "notification_retention_days": "Notifications older than this are purged",
@@ -292,10 +303,27 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             "Réglage default_subject_type invalide : pairwise ou public / invalid setting default_subject_type"
         )
+    _validate_federation(settings)
     positive = [f.name for f in dataclasses.fields(settings) if f.type in ("int", "float")]
     for name in positive:
         if getattr(settings, name) < 0:
             raise ConfigError(f"Réglage {name} négatif / setting {name} must not be negative")
+
+
+def _validate_federation(settings: Settings) -> None:
+    """The federation's StatoolInfos identity: a slug id, an address, an ISO date (or empty)."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", settings.federation_id):
+        raise ConfigError("Réglage federation_id invalide : minuscules, chiffres, - / invalid setting federation_id")
+    email = settings.federation_contact_email
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise ConfigError(f"Réglage federation_contact_email invalide ({email!r}) / invalid federation_contact_email")
+    if settings.federation_start_date:
+        try:
+            dt.date.fromisoformat(settings.federation_start_date)
+        except ValueError:
+            raise ConfigError(
+                "Réglage federation_start_date invalide : AAAA-MM-JJ / invalid setting federation_start_date"
+            ) from None
 
 
 def _secret_key(var_dir: Path) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from portail import db as database
 from portail.config import Settings
-from portail.federation import governance, hosters, instances_file, nodes, organizations, overview, probes
+from portail.federation import governance, hosters, instances_file, nodes, organizations, overview, probes, residency
 from portail.federation.organizations import OrganizationForm
 from portail.federation.rules import Actor, FederationError
 from portail.web import translate
@@ -94,6 +94,21 @@ def _instance_decision(action: str) -> Any:
         return 0
 
     return handler
+
+
+def cmd_pia(args: argparse.Namespace, settings: Settings) -> int:
+    """Record that a node's privacy impact assessment (Law 25 EFVP) was done; it can then be approved."""
+    handle = _open(settings)
+    try:
+        with handle.session() as session:
+            instance = residency.record_pia(session, settings, Actor.cli(), args.slug, args.note or "")
+            when = instance.pia_recorded_at.date().isoformat() if instance.pia_recorded_at else ""
+    except FederationError as exc:
+        return _error(exc)
+    finally:
+        handle.dispose()
+    print(f"EFVP enregistrée pour {args.slug} ({when}) / privacy impact assessment recorded for {args.slug}")
+    return 0
 
 
 def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
@@ -261,6 +276,10 @@ def register(subparsers: Any) -> None:
         parser.add_argument("slug")
         parser.add_argument("--reason", default="", required=action in ("suspend", "retire"))
         parser.set_defaults(handler=_instance_decision(action))
+    pia = sub.add_parser("pia", help="Enregistrer l’EFVP (Loi 25) / record the privacy impact assessment")
+    pia.add_argument("slug")
+    pia.add_argument("--note", default="", help="Référence de l’évaluation / reference of the assessment")
+    pia.set_defaults(handler=cmd_pia)
     probe = sub.add_parser("probe", help="Sonder maintenant / probe now")
     probe.add_argument("slugs", nargs="*")
     probe.set_defaults(handler=cmd_probe)

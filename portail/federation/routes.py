@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from portail.federation import api, hoster_pages, node_pages, organization_admin_pages, pages, public
+from portail.federation import api, chatons_pages, hoster_pages, node_pages, organization_admin_pages, pages, public
 
 P = "/api/v1/federation"
 
@@ -79,6 +79,12 @@ routes = [
     Route("/federation/hosters/apply", hoster_pages.apply, methods=["GET", "POST"], name="federation_apply"),
     Route("/federation/hosters/{slug}", hoster_pages.hoster_page, methods=["GET"], name="federation_hoster"),
     Route(
+        "/federation/hosters/{slug}/organization",
+        chatons_pages.hoster_organization,
+        methods=["POST"],
+        name="federation_hoster_organization",
+    ),
+    Route(
         "/federation/hosters/{slug}/people",
         hoster_pages.hoster_people,
         methods=["POST"],
@@ -112,6 +118,7 @@ routes = [
             ("move/verify", node_pages.verify_move, "move_verify"),
             ("move/cancel", node_pages.cancel_move, "move_cancel"),
             ("organization", node_pages.organization_decision, "organization"),
+            ("pia", chatons_pages.record_pia, "pia"),
         )
     ],
     Route(
@@ -186,6 +193,7 @@ routes = [
             ("move/verify", api.instance_move_verify, "move_verify"),
             ("move/cancel", api.instance_move_cancel, "move_cancel"),
             ("organization", api.instance_organization, "organization"),
+            ("pia", api.instance_pia, "pia"),
         )
     ],
     *[
