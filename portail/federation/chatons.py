@@ -307,7 +307,16 @@ def _url(value: str, label: str) -> str:
     return value
 
 
-ORGANIZATION_FIELDS = ("organization_type", "contact_email", "legal_url", "terms_url", "logo_url", "start_date")
+ORGANIZATION_FIELDS = (
+    "organization_type",
+    "description",
+    "website",
+    "contact_email",
+    "legal_url",
+    "terms_url",
+    "logo_url",
+    "start_date",
+)
 
 
 def edit_organization(db: Session, actor: Actor, slug: str, values: dict[str, str]) -> tuple[Hoster, list[str]]:
@@ -318,14 +327,16 @@ def edit_organization(db: Session, actor: Actor, slug: str, values: dict[str, st
     for name in ORGANIZATION_FIELDS:
         if name not in values:
             continue
-        raw = " ".join(str(values[name]).split())
+        raw = str(values[name]).strip() if name == "description" else " ".join(str(values[name]).split())
         value: object = raw
         if name == "organization_type" and raw and raw not in ORGANIZATION_TYPES:
             raise FederationError("Type d’organisation inconnu : %(value)s.", value=raw[:20])
         if name == "contact_email" and raw and not statoolinfos.valid_email(raw):
             raise FederationError("L’adresse courriel de contact est invalide.")
-        if name in ("legal_url", "terms_url", "logo_url"):
-            value = _url(raw, name)
+        if name == "description" and len(raw) > 2000:
+            raise FederationError("La description compte au plus %(max)s caractères.", max=2000)
+        if name in ("website", "legal_url", "terms_url", "logo_url"):
+            value = _url(raw, name) or (None if name == "website" else "")
         if name == "start_date":
             value = _start_date(raw)
         if getattr(hoster, name) != value:

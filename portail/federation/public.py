@@ -1,12 +1,12 @@
 """Public federation pages (route handlers, no login): the directory (HTML with filters and JSON),
-its CHATONS StatoolInfos ``.properties`` export, and the federation charter."""
+its CHATONS StatoolInfos ``.properties`` export, Portail's own NodeInfo, and the federation charter."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from portail.federation import chatons, directory
+from portail.federation import chatons, directory, nodeinfo
 from portail.federation.pages import deps
 from portail.web import N_, _, error_page, render
 
@@ -74,6 +74,19 @@ async def statool_hoster(request: Request) -> Response:
 async def statool_service(request: Request) -> Response:
     settings, db = deps(request)
     return _properties(request, await db.run(chatons.service_properties, settings, request.path_params["slug"]))
+
+
+async def nodeinfo_links(request: Request) -> Response:
+    settings = request.app.state.settings
+    return JSONResponse(nodeinfo.links(settings), headers={"Access-Control-Allow-Origin": "*"})
+
+
+async def nodeinfo_document(request: Request) -> Response:
+    settings, db = deps(request)
+    body = await db.run(nodeinfo.document, settings)
+    profile = f'application/json; profile="{nodeinfo.SCHEMA}#"'
+    headers = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=600"}
+    return JSONResponse(body, media_type=profile, headers=headers)
 
 
 async def charter(request: Request) -> Response:

@@ -37,6 +37,8 @@ routes = [
         name="federation_statool_service",
     ),
     Route("/federation/charter", public.charter, methods=["GET"], name="federation_charter"),
+    Route("/.well-known/nodeinfo", public.nodeinfo_links, methods=["GET"], name="nodeinfo_links"),
+    Route("/nodeinfo/2.1", public.nodeinfo_document, methods=["GET"], name="nodeinfo_document"),
     # -- members
     Route("/federation", pages.home, methods=["GET"], name="federation_home"),
     Route("/federation/admin", pages.admin, methods=["GET"], name="federation_admin"),
