@@ -81,6 +81,7 @@ def describe(prefix: str) -> None:
                 "redirect_uris": {"type": "array", "items": string},
                 "provider_identifier": string,
                 "push_notifications": {"type": "boolean"},
+                **FACTS,  # CHATONS service data and where the data lives (private view)
                 "challenge": {
                     "type": "object",
                     "properties": {"token": string, "url": string},
@@ -117,7 +118,8 @@ def describe(prefix: str) -> None:
                        "post_logout_redirect_uris": {"type": "array", "items": string},
                        "backchannel_logout_uri": string, "contact_email": string,
                        "members_only": {"type": "boolean", "description": "only members of the organizations "
-                                        "served may log in (refused at /authorize); not for central instances"}},
+                                        "served may log in (refused at /authorize); not for central instances"},
+                       **FACTS},
     })  # fmt: skip
     openapi.add_schema("Reason", {"type": "object", "properties": {"reason": string}})
     openapi.add_schema("OrganizationDecision", {
@@ -316,6 +318,16 @@ def describe(prefix: str) -> None:
             response="Instance",
             parameters=slug,
         )
+    add(  # Law 25: a node whose data leave Québec is approved only after this (approve answers 409 pia_required)
+        f"{prefix}/instances/{{slug}}/pia",
+        "post",
+        summary="Record that the instance's privacy impact assessment (Law 25 EFVP) was done; optional 'note'",
+        tag="federation",
+        scope="federation:admin",
+        request="Reason",
+        response="Instance",
+        parameters=slug,
+    )
     add(
         f"{prefix}/instances/{{slug}}/secret",
         "post",
@@ -345,3 +357,23 @@ def describe(prefix: str) -> None:
         response="Link",
         parameters=[openapi.path_parameter("link_id", "link id")],
     )
+
+
+# CHATONS service data (chatons.py) and where the data lives (residency.py): keys of InstanceEdit and Instance
+_TEXT = {"type": "string"}
+FACTS: dict[str, object] = {
+    "registration": {"type": "string", "pattern": "^((None|Free|Member|Client);?)*$",
+                     "description": "service.registration: None, Free, Member, Client (';'-separated)"},
+    "install_type": {"enum": ["", "DISTRIBUTION", "PROVIDER", "PACKAGE", "TOOLING", "CLONE"]},
+    "legal_url": {"type": "string", "description": "legal notice or terms of the service (else the hoster's)"},
+    "guide_url": {"type": "string", "description": "user guide"},
+    "software_name": {"type": "string", "description": "for software Portail does not know"},
+    "software_license": {"type": "string", "description": "SPDX id, for software whose licence Portail does not know"},
+    "data_location": {"type": "string", "description": "where the data is stored: CA-QC, CA-ON… or a country (FR)"},
+    "backup_location": {"type": "string", "description": "where the backups are kept (same codes)"},
+    "hosting_provider": {"type": "string", "description": "who runs the machines"},
+    "provider_type": {"enum": ["", "HOME", "HOSTEDBAY", "HOSTEDSERVER", "OUTSOURCED"],
+                      "description": "own hardware (HOME, HOSTEDBAY) or rented (HOSTEDSERVER, OUTSOURCED)"},
+    "server_type": {"enum": ["", "NANO", "PHYSICAL", "VIRTUAL", "SHARED", "CLOUD"]},
+    "pia_recorded_at": {**_TEXT, "readOnly": True, "description": "when the federation recorded the Law 25 PIA"},
+}  # fmt: skip
