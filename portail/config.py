@@ -9,8 +9,10 @@ names the setting (``ConfigError``).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -100,6 +102,11 @@ class Settings:
     dns_timeout_seconds: float = 5.0
     proof_recheck_hours: float = 24.0  # fractions allowed (a journey test re-checks every few seconds)
     proof_grace_days: float = 7.0
+    # -- the federation as CHATONS StatoolInfos describes it (federation/chatons.py)
+    federation_name: str = "Fédération En commun (Québec)"
+    federation_id: str = "encommun"  # organization.memberof.<federation_id>.* in the hosters' files
+    federation_contact_email: str = ""  # federation.contact.email; empty: the federation file is withheld
+    federation_start_date: str = ""  # YYYY-MM-DD (federation.startdate); empty: the federation file is withheld
     api_token_max_days: int = 365
     # -- notifications
     inbox_budget_seconds: float = 1.5
@@ -226,6 +233,10 @@ SETTINGS_DOC: dict[str, str] = {
     "dns_timeout_seconds": "Longest wait for a DNS TXT proof's answer, retries included",
     "proof_recheck_hours": "Hours between re-checks of each node's proof of control (0 turns the re-check off)",
     "proof_grace_days": "Days a node's proof may stay lost (its hoster told) before the federation administrators are",
+    "federation_name": "Name of the federation in its StatoolInfos file (federation.name)",
+    "federation_id": "Identifier of the federation in the hosters' StatoolInfos files (organization.memberof.ID.*)",
+    "federation_contact_email": "Contact address of the federation (federation.contact.email); required to publish",
+    "federation_start_date": "Date the federation started, YYYY-MM-DD (federation.startdate); required to publish",
     "api_token_max_days": "Longest lifetime of a personal API token (days)",
     "inbox_budget_seconds": "Longest time the inbox waits for instances",
     "notification_retention_days": "Notifications older than this are purged",
@@ -332,10 +343,27 @@ def _validate(settings: Settings) -> None:
             f"Réglage dns_resolvers invalide ({settings.dns_resolvers!r}) : adresses IP[:port] séparées par des "
             f"virgules / invalid setting dns_resolvers: comma-separated IP[:port] addresses ({exc})"
         ) from None
+    _validate_federation(settings)
     positive = [f.name for f in dataclasses.fields(settings) if f.type in ("int", "float")]
     for name in positive:
         if getattr(settings, name) < 0:
             raise ConfigError(f"Réglage {name} négatif / setting {name} must not be negative")
+
+
+def _validate_federation(settings: Settings) -> None:
+    """The federation's StatoolInfos identity: a slug id, an address, an ISO date (or empty)."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", settings.federation_id):
+        raise ConfigError("Réglage federation_id invalide : minuscules, chiffres, - / invalid setting federation_id")
+    email = settings.federation_contact_email
+    if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+        raise ConfigError(f"Réglage federation_contact_email invalide ({email!r}) / invalid federation_contact_email")
+    if settings.federation_start_date:
+        try:
+            dt.date.fromisoformat(settings.federation_start_date)
+        except ValueError:
+            raise ConfigError(
+                "Réglage federation_start_date invalide : AAAA-MM-JJ / invalid setting federation_start_date"
+            ) from None
 
 
 def _secret_key(var_dir: Path) -> str:

@@ -21,6 +21,7 @@ from portail.config import Settings
 from portail.consent import access_log, deletion, export, ledger, policy, purposes, withdrawal
 from portail.consent.errors import ConsentError
 from portail.db import Database
+from portail.federation import residency
 from portail.web import FormError, _, error_page, field, flash, read_form, render, request_locale
 
 LEDGER_PAGE = 50
@@ -47,8 +48,10 @@ def _wake_jobs(request: Request) -> None:
 def _overview(db: Session, settings: Settings, member_id: int) -> dict[str, Any]:
     latest = export.latest(db, member_id)
     accepted = ledger.acceptances(db, member_id)
+    tools = ledger.tools(db, member_id)
     return {
-        "tools": ledger.tools(db, member_id),
+        "tools": tools,
+        "residencies": residency.for_clients(db, [t.client_id for t in tools]),  # where each tool keeps data
         "purposes": purposes.states(db, settings, member_id),
         "ledger": ledger.entries(db, member_id, limit=10),
         "export": latest,

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from portail.federation import (
     acceptance,
     audience,
+    chatons,
     credentials,
     directory,
     governance,
@@ -28,6 +29,7 @@ from portail.federation import (
     proof_recheck,
     provisioning,
     relocation,
+    residency,
     snippets,
 )
 from portail.federation.credentials import BearerError, Principal
@@ -270,6 +272,7 @@ async def instance_proof_check(request: Request, principal: Principal | None, bo
     return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
 
 
+FACTS = (*chatons.SERVICE_FIELDS, *residency.FIELDS)
 EDITABLE = (
     "version",
     "name",
@@ -301,7 +304,7 @@ async def _configuration(request: Request, instance: Any) -> list[dict[str, str]
 async def instance_edit(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
     """``PATCH``: change the keys given (``version`` refuses a concurrent edit with a 409)."""
     settings, db = deps(request)
-    unknown = sorted(set(body) - set(EDITABLE))
+    unknown = sorted(set(body) - set(EDITABLE) - set(FACTS))
     if unknown:
         raise BadBody(f"Unknown or read-only keys: {', '.join(unknown)[:200]}.")
     change = NodeEdit(
@@ -320,6 +323,7 @@ async def instance_edit(request: Request, principal: Principal | None, body: dic
         contact_email=_given(body, "contact_email"),
         members_only=_flag(body, "members_only"),
         jwks_uri=_given(body, "jwks_uri"),
+        facts={k: _text(body, k) for k in FACTS if k in body},  # CHATONS service data, data residency
     )
     slug = request.path_params["slug"]
     instance, changed = await db.run(lifecycle.edit, settings, _actor(principal), slug, change)
@@ -411,6 +415,15 @@ DECISION_ENDPOINTS = {
     action: endpoint("federation:write" if action == "retire" else "federation:admin")(_instance_decision(action))
     for action in nodes.DECISIONS
 }
+
+
+@endpoint("federation:admin")
+async def instance_pia(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """Record the node's privacy impact assessment (Law 25): a node whose data leave Québec needs it to be approved."""
+    settings, db = deps(request)
+    slug = request.path_params["slug"]
+    await db.run(residency.record_pia, settings, _actor(principal), slug, _text(body, "note"))
+    return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
 
 
 @endpoint("federation:write")

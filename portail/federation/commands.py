@@ -24,6 +24,7 @@ from portail.federation import (
     probes,
     proof,
     proof_recheck,
+    residency,
 )
 from portail.federation.organizations import OrganizationForm
 from portail.federation.rules import Actor, FederationError
@@ -102,6 +103,21 @@ def _instance_decision(action: str) -> Any:
         return 0
 
     return handler
+
+
+def cmd_pia(args: argparse.Namespace, settings: Settings) -> int:
+    """Record that a node's privacy impact assessment (Law 25 EFVP) was done; it can then be approved."""
+    handle = _open(settings)
+    try:
+        with handle.session() as session:
+            instance = residency.record_pia(session, settings, Actor.cli(), args.slug, args.note or "")
+            when = instance.pia_recorded_at.date().isoformat() if instance.pia_recorded_at else ""
+    except FederationError as exc:
+        return _error(exc)
+    finally:
+        handle.dispose()
+    print(f"EFVP enregistrée pour {args.slug} ({when}) / privacy impact assessment recorded for {args.slug}")
+    return 0
 
 
 def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
@@ -314,6 +330,10 @@ def register(subparsers: Any) -> None:
     proofs = sub.add_parser("proof", help="Preuves de contrôle des nœuds / nodes' proofs of control")
     proofs.add_argument("--json", action="store_true")
     proofs.set_defaults(handler=cmd_proof)
+    pia = sub.add_parser("pia", help="Enregistrer l’EFVP (Loi 25) / record the privacy impact assessment")
+    pia.add_argument("slug")
+    pia.add_argument("--note", default="", help="Référence de l’évaluation / reference of the assessment")
+    pia.set_defaults(handler=cmd_pia)
     probe = sub.add_parser("probe", help="Sonder maintenant / probe now")
     probe.add_argument("slugs", nargs="*")
     probe.set_defaults(handler=cmd_probe)

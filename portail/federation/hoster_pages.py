@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from portail.accounts.models import Member
 from portail.accounts.regions import REGIONS
 from portail.db import row_id, utcnow
-from portail.federation import audience, governance, hosters, nodes, overview, provisioning, snippets
+from portail.federation import audience, chatons, governance, hosters, nodes, overview, provisioning, snippets
 from portail.federation.hosters import Application
 from portail.federation.models import SOFTWARE
 from portail.federation.nodes import NodeForm
@@ -64,6 +64,7 @@ async def hoster_page(request: Request, member: Member, actor: Actor) -> Respons
     except FederationError as exc:
         return failure(request, exc)
     context = {**data, "software_names": SOFTWARE_NAMES, "charter_version": _s.federation_charter_version}
+    context["publication"] = await db.run(chatons.publication_of, _s, request.path_params["slug"])  # CHATONS
     return render(request, "federation/hoster.html", context)
 
 

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import utcnow
-from portail.federation import notice_mail, provisioning
+from portail.federation import chatons, notice_mail, provisioning, residency
 from portail.federation.models import Hoster, Instance
 from portail.federation.origins import origin_key
 from portail.federation.rules import Actor, FederationError, by_slug, require_hoster
@@ -122,6 +122,8 @@ class NodeEdit:
     contact_email: str | None = None
     members_only: bool | None = None  # only members of the organizations it serves may log in
     jwks_uri: str | None = None  # set: the client authenticates with private_key_jwt; "" back to its secret
+    # CHATONS service data (chatons.SERVICE_FIELDS) and where the data lives (residency.FIELDS); absent keys stay
+    facts: dict[str, str] | None = None
 
 
 def _login_url(value: str, instance: Instance) -> str | None:
@@ -256,7 +258,9 @@ def _apply(instance: Instance, change: NodeEdit) -> list[str]:
     instance.post_logout_redirect_uris = uris.post_logout_redirect_uris
     instance.backchannel_logout_uri = uris.backchannel_logout_uri
     after = _snapshot(instance)
-    return [k for k in before if before[k] != after[k]]
+    facts = change.facts or {}
+    declared = chatons.apply_service(instance, facts) + residency.apply(instance, facts)
+    return [k for k in before if before[k] != after[k]] + declared
 
 
 def edit(db: Session, settings: Settings, actor: Actor, slug: str, change: NodeEdit) -> tuple[Instance, list[str]]:
@@ -276,6 +280,8 @@ def edit(db: Session, settings: Settings, actor: Actor, slug: str, change: NodeE
         return instance, []
     instance.updated_at = utcnow()
     db.add(instance)
+    if set(changed) & {"data_location", "backup_location"}:
+        residency.warn_federation(db, settings, instance)
     if provisioning.client_of(db, instance) is not None:
         provisioning.provision(db, settings, instance, administrator=instance.source == "file")
     audit(

@@ -36,6 +36,12 @@ class Hoster(SQLModel, table=True):
     client_id: str | None = Field(default=None, max_length=100)  # its client_credentials client for the API
     created_at: dt.datetime = Field(default_factory=utcnow)
     decided_at: dt.datetime | None = None
+    # -- CHATONS organization data (statoolinfos.py), edited on the hoster's page
+    organization_type: str = Field(default="", max_length=20)  # ASSOCIATION, COOPERATIVE, … (statoolinfos)
+    legal_url: str = Field(default="", max_length=500)
+    terms_url: str = Field(default="", max_length=500)
+    logo_url: str = Field(default="", max_length=500)
+    start_date: dt.date | None = None  # when the organization was founded (organization.startdate)
 
 
 class HosterPerson(SQLModel, table=True):
@@ -112,6 +118,21 @@ class Instance(SQLModel, table=True):
     down_notified_at: dt.datetime | None = None
     last_up_at: dt.datetime | None = None  # last probe that reached it: "down" needs it to have been up once
     demo: bool = Field(default=False)  # a demonstration entry (instances.toml ``demo = true``): never probed
+    # -- CHATONS service data (statoolinfos.py) and where the data lives (residency.py), on the edit form
+    registration: str = Field(default="", max_length=40)  # None;Free;Member;Client (service.registration)
+    install_type: str = Field(default="", max_length=20)  # DISTRIBUTION, PROVIDER, PACKAGE, TOOLING, CLONE
+    legal_url: str = Field(default="", max_length=500)
+    guide_url: str = Field(default="", max_length=500)  # user guide (service.guide.user)
+    software_name: str = Field(default="", max_length=100)  # for software Portail does not know
+    software_license: str = Field(default="", max_length=100)  # SPDX id, when Portail does not know it
+    data_location: str = Field(default="", max_length=10)  # CA-QC, CA-ON, … or a country code (FR)
+    backup_location: str = Field(default="", max_length=10)
+    hosting_provider: str = Field(default="", max_length=200)  # who runs the machines (host.provider)
+    provider_type: str = Field(default="", max_length=20)  # HOME, HOSTEDBAY, HOSTEDSERVER, OUTSOURCED
+    server_type: str = Field(default="", max_length=20)  # NANO, PHYSICAL, VIRTUAL, SHARED, CLOUD
+    pia_recorded_at: dt.datetime | None = None  # Law 25 privacy impact assessment done (data leaves Québec)
+    pia_recorded_by: int | None = None
+    pia_note: str = Field(default="", max_length=500)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
-from portail.federation import acceptance, lifecycle, overview, proof_recheck, relocation
+from portail.federation import acceptance, chatons, lifecycle, overview, proof_recheck, relocation, residency
 from portail.federation.hoster_pages import SOFTWARE_NAMES, refused_on_node
 from portail.federation.lifecycle import NodeEdit
 from portail.federation.models import Instance
@@ -28,6 +28,7 @@ from portail.federation.pages import (
 from portail.federation.rules import Actor, FederationError
 from portail.web import N_, _, field, flash, render
 
+FACTS = (*chatons.SERVICE_FIELDS, *residency.FIELDS)  # CHATONS service data, where the data lives
 EDIT_FIELDS = (
     "name",
     "description",
@@ -46,6 +47,7 @@ EDIT_FIELDS = (
     "contact_email",
     "members_only",
     "jwks_uri",
+    *FACTS,
 )
 
 
@@ -77,6 +79,7 @@ def current_values(instance: Instance) -> dict[str, str]:
         "contact_email": instance.contact_email,
         "members_only": "true" if instance.members_only else "",
         "jwks_uri": str(instance.extra.get("jwks_uri") or ""),
+        **{name: str(getattr(instance, name)) for name in FACTS},
     }
 
 
@@ -100,6 +103,7 @@ def edit_from_form(values: dict[str, str]) -> NodeEdit:
         contact_email=values["contact_email"],
         members_only=values["members_only"] == "true",
         jwks_uri=values["jwks_uri"],
+        facts={name: values[name] for name in FACTS if name in values},
     )
 
 
@@ -118,7 +122,12 @@ async def edit_node(request: Request, member: Member, actor: Actor) -> Response:
     if error:
         return error
     # A form from before the bilingual fields (or a script) that lacks them leaves them as they are.
-    values = {k: field(form, k) for k in ("version", *EDIT_FIELDS) if k in form or k not in DECLARED_FIELDS}
+    # (fields declared elsewhere -- the bilingual ones, the CHATONS facts -- are left as they are when absent)
+    values = {
+        k: field(form, k)
+        for k in ("version", *EDIT_FIELDS)
+        if k in form or (k not in DECLARED_FIELDS and k not in FACTS)
+    }
     try:
         _instance, changed = await db.run(lifecycle.edit, settings, actor, slug, edit_from_form(values))
     except FederationError as exc:

@@ -32,7 +32,16 @@ from portail.accounts.members import audit
 from portail.accounts.models import Organization
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import acceptance, hosters, lifecycle, notice_mail, proof, provisioning, verification
+from portail.federation import (
+    acceptance,
+    hosters,
+    lifecycle,
+    notice_mail,
+    proof,
+    provisioning,
+    residency,
+    verification,
+)
 from portail.federation.models import INSTANCE_STATUSES, SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -325,6 +334,7 @@ def decide(db: Session, settings: Settings, actor: Actor, slug: str, action: str
         raise FederationError("Une raison est obligatoire.")
     now = utcnow()
     if action == "approve":
+        residency.require_pia(instance)  # Law 25: data leaving Québec need a recorded PIA first
         provisioning.provision(db, settings, instance, administrator=instance.source == "file")
         instance.approved_at, instance.approved_by = now, actor.member_id
         instance.extra = {**instance.extra, "secret_pending": True}

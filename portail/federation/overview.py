@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import AuditEvent, Member, Organization
-from portail.federation import audience, availability, hosters, nodes, proof_recheck, verification
+from portail.federation import audience, availability, chatons, hosters, nodes, proof_recheck, residency, verification
 from portail.federation.models import INSTANCE_STATUSES, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -179,6 +179,8 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
             provider_identifier=instance.provider_identifier,
             push_notifications=instance.push_notifications,
             secret_pending=bool(instance.extra.get("secret_pending")),
+            **{name: getattr(instance, name) for name in (*chatons.SERVICE_FIELDS, *residency.FIELDS)},
+            pia_recorded_at=instance.pia_recorded_at.isoformat() if instance.pia_recorded_at else None,
         )
         if instance.status == "awaiting-proof":
             data["challenge"] = {"token": instance.challenge, "url": verification.challenge_url(instance.base_url)}

@@ -1,12 +1,12 @@
 """Public federation pages (route handlers, no login): the directory (HTML with filters and JSON),
-its CHATONS StatoolInfos ``.properties`` export, and the federation charter."""
+its CHATONS StatoolInfos ``.properties`` export, Portail's own NodeInfo, and the federation charter."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from portail.federation import directory
+from portail.federation import chatons, directory, nodeinfo
 from portail.federation.pages import deps
 from portail.web import N_, _, error_page, render
 
@@ -51,25 +51,42 @@ async def directory_json(request: Request) -> Response:
     return JSONResponse(data, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=60"})
 
 
+def _properties(request: Request, built: chatons.Built | None) -> Response:
+    """A StatoolInfos file, or 404: unknown, or withheld because mandatory data are missing (said why)."""
+    if built is None:
+        return error_page(request, 404)
+    if not built.publishable:
+        reason = "Fichier non publié : données obligatoires manquantes ou invalides / not published: "
+        return PlainTextResponse(reason + "; ".join(built.problems) + "\n", status_code=404, media_type=TEXT)
+    return PlainTextResponse(built.text, media_type=TEXT)
+
+
 async def statool_federation(request: Request) -> Response:
     settings, db = deps(request)
-    return PlainTextResponse(await db.run(directory.federation_file, settings.issuer), media_type=TEXT)
+    return _properties(request, await db.run(chatons.federation_file, settings))
 
 
 async def statool_hoster(request: Request) -> Response:
     settings, db = deps(request)
-    body = await db.run(directory.hoster_properties, settings.issuer, request.path_params["slug"])
-    if body is None:
-        return error_page(request, 404)
-    return PlainTextResponse(body, media_type=TEXT)
+    return _properties(request, await db.run(chatons.hoster_properties, settings, request.path_params["slug"]))
 
 
 async def statool_service(request: Request) -> Response:
     settings, db = deps(request)
-    body = await db.run(directory.service_properties, settings.issuer, request.path_params["slug"])
-    if body is None:
-        return error_page(request, 404)
-    return PlainTextResponse(body, media_type=TEXT)
+    return _properties(request, await db.run(chatons.service_properties, settings, request.path_params["slug"]))
+
+
+async def nodeinfo_links(request: Request) -> Response:
+    settings = request.app.state.settings
+    return JSONResponse(nodeinfo.links(settings), headers={"Access-Control-Allow-Origin": "*"})
+
+
+async def nodeinfo_document(request: Request) -> Response:
+    settings, db = deps(request)
+    body = await db.run(nodeinfo.document, settings)
+    profile = f'application/json; profile="{nodeinfo.SCHEMA}#"'
+    headers = {"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=600"}
+    return JSONResponse(body, media_type=profile, headers=headers)
 
 
 async def charter(request: Request) -> Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from portail.federation import api, hoster_pages, node_pages, organization_admin_pages, pages, public
+from portail.federation import api, chatons_pages, hoster_pages, node_pages, organization_admin_pages, pages, public
 
 P = "/api/v1/federation"
 
@@ -37,6 +37,8 @@ routes = [
         name="federation_statool_service",
     ),
     Route("/federation/charter", public.charter, methods=["GET"], name="federation_charter"),
+    Route("/.well-known/nodeinfo", public.nodeinfo_links, methods=["GET"], name="nodeinfo_links"),
+    Route("/nodeinfo/2.1", public.nodeinfo_document, methods=["GET"], name="nodeinfo_document"),
     # -- members
     Route("/federation", pages.home, methods=["GET"], name="federation_home"),
     Route("/federation/admin", pages.admin, methods=["GET"], name="federation_admin"),
@@ -79,6 +81,12 @@ routes = [
     Route("/federation/hosters/apply", hoster_pages.apply, methods=["GET", "POST"], name="federation_apply"),
     Route("/federation/hosters/{slug}", hoster_pages.hoster_page, methods=["GET"], name="federation_hoster"),
     Route(
+        "/federation/hosters/{slug}/organization",
+        chatons_pages.hoster_organization,
+        methods=["POST"],
+        name="federation_hoster_organization",
+    ),
+    Route(
         "/federation/hosters/{slug}/people",
         hoster_pages.hoster_people,
         methods=["POST"],
@@ -113,6 +121,7 @@ routes = [
             ("move/cancel", node_pages.cancel_move, "move_cancel"),
             ("organization", node_pages.organization_decision, "organization"),
             ("proof", node_pages.check_proof, "proof"),
+            ("pia", chatons_pages.record_pia, "pia"),
         )
     ],
     Route(
@@ -188,6 +197,7 @@ routes = [
             ("move/cancel", api.instance_move_cancel, "move_cancel"),
             ("organization", api.instance_organization, "organization"),
             ("proof/check", api.instance_proof_check, "proof_check"),
+            ("pia", api.instance_pia, "pia"),
         )
     ],
     *[

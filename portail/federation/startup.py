@@ -5,6 +5,7 @@
   (``AccountExtensions.set_groups_provider``) — an instance receives only the member's
   organizations relevant to it (``audience.groups_for``), and which OIDC clients were provisioned
   for a hoster's node (``provisioning.hoster_clients``: back-channel logout reaches them guarded);
+- where a node keeps its members' data, said on the consent page (``residency.consent_notes``);
 - ``prober(settings, db)``: the background health prober, started and stopped by the lifespan.
 """
 
@@ -15,9 +16,9 @@ import logging
 from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.db import Database
-from portail.federation import audience, credentials, provisioning
+from portail.federation import audience, credentials, provisioning, residency
 from portail.federation.probes import Prober
-from portail.oidc import backchannel, claims, prompts
+from portail.oidc import backchannel, claims, consent_notes, prompts
 
 log = logging.getLogger("portail.federation")
 
@@ -28,6 +29,7 @@ def register_hooks(extensions: AccountExtensions) -> None:
     extensions.set_groups_provider(audience.groups_for)
     prompts.register_access_rule(audience.members_only_refusal)
     backchannel.guard_clients_found_by(provisioning.hoster_clients)
+    consent_notes.register(residency.consent_notes)  # where the tool keeps the member's data (Law 25)
     for name, description in credentials.SCOPES.items():
         claims.register_scope(name, description)
 

@@ -16,10 +16,10 @@ from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.current import Login, load_login
 from portail.db import Database
-from portail.oidc import claims, interaction
+from portail.oidc import claims, consent_notes, interaction
 from portail.oidc.authorization_request import AskVerification, GoTo, Outcome, ShowError, ToClient
 from portail.oidc.server import InputError, read_input
-from portail.web import N_, FormError, _, error_page, field, read_form, render, security_headers
+from portail.web import N_, FormError, _, error_page, field, read_form, render, request_locale, security_headers
 
 SCOPE_TEXT = {
     "openid": N_("Vous reconnaître quand vous revenez (un identifiant qui ne révèle rien d’autre sur vous)"),
@@ -85,7 +85,9 @@ async def resume(request: Request) -> Response:
     return render_outcome(request, outcome)
 
 
-def _consent_page(request: Request, view: interaction.ConsentView, login: Login, status: int = 200) -> Response:
+def _consent_page(
+    request: Request, view: interaction.ConsentView, login: Login, notes: list[str], status: int = 200
+) -> Response:
     req = view.req
     scope_lines = [SCOPE_TEXT.get(s) or claims.api_scopes().get(s, s) for s in req.scopes]
     extra_claims = [CLAIM_TEXT[c] for c in req.requested_claims if CLAIM_TEXT[c] not in scope_lines]
@@ -101,6 +103,7 @@ def _consent_page(request: Request, view: interaction.ConsentView, login: Login,
             "pairwise": req.client.subject_type == "pairwise",
             "action": interaction.consent_path(view.parked_id),
             "policy_version": view.policy_version,
+            "notes": notes,  # consent_notes: e.g. where the tool stores the member's data
         },
         status_code=status,
     )
@@ -123,5 +126,6 @@ async def consent(request: Request) -> Response:
         found = await _db(request).run(interaction.answer_consent, settings, parked_id, login, decision == "allow")
     if isinstance(found, interaction.ConsentView):
         assert login is not None
-        return _consent_page(request, found, login)
+        notes = await _db(request).run(consent_notes.notes_for, found.req.client, request_locale(request))
+        return _consent_page(request, found, login, notes)
     return render_outcome(request, found)

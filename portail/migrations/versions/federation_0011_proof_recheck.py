@@ -7,7 +7,7 @@ re-check invites their hoster to keep the proof in place (or to switch to DNS) i
 the node as having lost it (``proof_recheck.py``, README "Proof of control").
 
 Revision ID: federation_0011
-Revises: federation_0009
+Revises: federation_0010
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 revision: str = "federation_0011"
-down_revision: str | Sequence[str] | None = "federation_0009"
+down_revision: str | Sequence[str] | None = "federation_0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,13 +4,17 @@ services)."""
 
 from __future__ import annotations
 
-from sqlmodel import select
+import dataclasses
+import datetime as dt
+
+from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from portail.accounts.models import Member
+from portail.app import create_app
 from portail.config import Settings
-from portail.federation import audience
-from portail.federation.models import InstanceLink
+from portail.federation import audience, statoolinfos
+from portail.federation.models import Hoster, Instance, InstanceLink
 from tests.conftest import BASE_URL, create_member, csrf_from, login, mail_text, outbox
 from tests.federation_factories import add_hoster, add_instance, add_membership, add_organization, in_db
 
@@ -153,35 +157,66 @@ def test_the_directory_filters_by_region_software_hoster_and_organization(
     assert "Nuage Mrc" in page.text and "Nuage Tiess" not in page.text and "En Attente" not in page.text
 
 
-def test_statoolinfos_files_link_federation_to_hosters_to_services(client: TestClient, settings: Settings) -> None:
+ISSUER = "http://portail.encommun.example.org:8000"
+
+
+def _complete_chatons_data(session: Session) -> None:
+    """What hosters fill on their page and node form (tests/journeys/test_chatons_residency.py does it there)."""
+    for hoster in session.exec(select(Hoster)):
+        hoster.organization_type, hoster.start_date = "COOPERATIVE", dt.date(2014, 5, 1)
+        hoster.description = hoster.description or f"{hoster.name} héberge des logiciels libres"
+        hoster.contact_email, hoster.website = (
+            f"bonjour@{hoster.slug}.example.org",
+            f"https://{hoster.slug}.example.org",
+        )
+        session.add(hoster)
+    for instance in session.exec(select(Instance)):
+        instance.description = instance.description or "Nuage"
+        instance.registration, instance.install_type = "Member", "PROVIDER"
+        instance.data_location = instance.backup_location = "CA-QC"
+        instance.hosting_provider, instance.provider_type, instance.server_type = "Koumbit", "HOSTEDBAY", "VIRTUAL"
+        session.add(instance)
+
+
+def test_statoolinfos_files_link_federation_to_hosters_to_services(settings: Settings) -> None:
+    settings = dataclasses.replace(  # a public name: the specification's URLs have a dot in them
+        settings,
+        issuer=ISSUER,
+        federation_contact_email="federation@encommun.example.org",
+        federation_start_date="2026-11-01",
+    )
+    client = TestClient(create_app(settings), base_url=BASE_URL)
     _directory_world(settings)
+    # hosters that supplied nothing: their files are withheld, and the federation file links none of them
+    withheld = client.get("/federation/statoolinfos/hosters/koumbit.properties")
+    assert withheld.status_code == 404 and "organization.type" in withheld.text
+    in_db(settings, _complete_chatons_data)
     federation = client.get("/federation/statoolinfos/federation.properties")
     assert federation.status_code == 200 and federation.headers["content-type"].startswith("text/plain")
 
-    def properties(text: str) -> dict[str, str]:
-        return dict(line.split(" = ", 1) for line in text.splitlines() if line and not line.startswith("#"))
-
-    root = properties(federation.text)
-    assert root["file.class"] == "federation"
+    root = statoolinfos.parse(federation.text)
+    assert root["file.class"] == "federation" and root["federation.contact.email"] == "federation@encommun.example.org"
     subs = {k: v for k, v in root.items() if k.startswith("subs.")}
     assert subs == {
-        "subs.coop": f"{BASE_URL}/federation/statoolinfos/hosters/coop.properties",
-        "subs.koumbit": f"{BASE_URL}/federation/statoolinfos/hosters/koumbit.properties",
+        "subs.coop": f"{ISSUER}/federation/statoolinfos/hosters/coop.properties",
+        "subs.koumbit": f"{ISSUER}/federation/statoolinfos/hosters/koumbit.properties",
     }
-    koumbit = properties(client.get(subs["subs.koumbit"].removeprefix(BASE_URL)).text)
+    koumbit = statoolinfos.parse(client.get(subs["subs.koumbit"].removeprefix(ISSUER)).text)
     assert koumbit["file.class"] == "organization" and koumbit["organization.name"] == "Koumbit"
     assert koumbit["organization.geography"] == "Estrie"
     services = [v for k, v in koumbit.items() if k.startswith("subs.")]
-    assert services == [f"{BASE_URL}/federation/statoolinfos/services/nuage-mrc.properties"]  # not the pending one
-    service = properties(client.get(services[0].removeprefix(BASE_URL)).text)
+    assert services == [f"{ISSUER}/federation/statoolinfos/services/nuage-mrc.properties"]  # not the pending one
+    service = statoolinfos.parse(client.get(services[0].removeprefix(ISSUER)).text)
     assert service["file.class"] == "service"
     assert service["software.name"] == "Nextcloud" and service["host.name"] == "Koumbit"
     assert service["service.website"] == "https://nuage.mrc-memphremagog.ca"
-    coop = properties(client.get(subs["subs.coop"].removeprefix(BASE_URL)).text)
+    assert service["host.country.code"] == "CA" and "Québec" in service["host.description"]
+    coop = statoolinfos.parse(client.get(subs["subs.coop"].removeprefix(ISSUER)).text)
     assert not [k for k in coop if k.startswith("subs.")]  # demo entries (.example) are never exported
     assert client.get("/federation/statoolinfos/services/chat-central.properties").status_code == 404
     assert client.get("/federation/statoolinfos/services/en-attente.properties").status_code == 404
     assert client.get("/federation/statoolinfos/hosters/nobody.properties").status_code == 404
+    client.close()
 
 
 def test_the_directory_is_linked_from_every_page_and_speaks_english_on_request(client: TestClient) -> None:
