@@ -113,8 +113,20 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     prober = federation.prober(settings, db)
     notifications = notifications_hub.install(db, settings)
 
+    lifespans = 0
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Only the outermost lifespan runs the background tasks: a second client of the same app
+        # (a test's second browser) must neither start them twice nor stop them under the first.
+        nonlocal lifespans
+        lifespans += 1
+        if lifespans > 1:
+            try:
+                yield
+            finally:
+                lifespans -= 1
+            return
         sender.start()
         prober.start()
         notifications.start_background()
@@ -123,6 +135,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         try:
             yield
         finally:
+            lifespans -= 1
             await app.state.mail_limiter.aclose()
             await privacy_jobs.stop()
             await notifications.aclose()

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from portail.accounts import links
-from portail.accounts.members import AccountError, create_member
+from portail.accounts.members import create_member
 from portail.accounts.models import Member, OneTimeLink
 from portail.db import Database, utcnow
 
@@ -19,10 +19,11 @@ def _member(session: Session) -> Member:
     return create_member(session, email="alice@example.org", name="Alice", password_hash="x")
 
 
-def _refused(db: Database, purpose: str, token: str, message: str) -> None:
-    with db.session() as session, pytest.raises(AccountError) as raised:
+def _refused(db: Database, purpose: str, token: str, reason: str, message: str) -> None:
+    """The link is refused for ``reason``, and the member is told so in these words."""
+    with db.session() as session, pytest.raises(links.LinkError) as raised:
         links.consume(session, KEY, purpose, token)
-    assert raised.value.message == message
+    assert (raised.value.reason, raised.value.message) == (reason, message)
 
 
 def test_a_link_works_once(db: Database) -> None:
@@ -32,7 +33,7 @@ def test_a_link_works_once(db: Database) -> None:
         assert links.peek(session, KEY, "reset", token).purpose == "reset"  # peeking does not use it
     with db.session() as session:
         assert links.consume(session, KEY, "reset", token).purpose == "reset"
-    _refused(db, "reset", token, "Ce lien a déjà été utilisé.")
+    _refused(db, "reset", token, "used", "Ce lien a déjà servi.")
 
 
 def test_an_expired_link_is_refused(db: Database) -> None:
@@ -42,14 +43,14 @@ def test_an_expired_link_is_refused(db: Database) -> None:
         for row in list(session.exec(select(OneTimeLink))):
             row.expires_at = utcnow() - dt.timedelta(seconds=1)
             session.add(row)
-    _refused(db, "verify", token, "Ce lien a expiré. Demandez-en un nouveau.")
+    _refused(db, "verify", token, "expired", "Ce lien a expiré.")
 
 
 def test_a_link_only_serves_its_purpose(db: Database) -> None:
     with db.session() as session:
         token = links.issue(session, KEY, _member(session), "verify", dt.timedelta(hours=24))
-    _refused(db, "reset", token, "Ce lien est invalide.")
-    _refused(db, "email-change", token, "Ce lien est invalide.")
+    _refused(db, "reset", token, "invalid", "Ce lien est invalide ou incomplet.")
+    _refused(db, "email-change", token, "invalid", "Ce lien est invalide ou incomplet.")
 
 
 @pytest.mark.parametrize(
@@ -58,13 +59,13 @@ def test_a_link_only_serves_its_purpose(db: Database) -> None:
 def test_a_tampered_link_is_refused(db: Database, tamper) -> None:  # type: ignore[no-untyped-def]
     with db.session() as session:
         token = links.issue(session, KEY, _member(session), "reset", dt.timedelta(hours=1))
-    _refused(db, "reset", tamper(token), "Ce lien est invalide.")
+    _refused(db, "reset", tamper(token), "invalid", "Ce lien est invalide ou incomplet.")
 
 
 def test_a_link_signed_with_another_key_is_refused(db: Database) -> None:
     with db.session() as session:
         token = links.issue(session, "another-key-" + "z" * 32, _member(session), "reset", dt.timedelta(hours=1))
-    _refused(db, "reset", token, "Ce lien est invalide.")
+    _refused(db, "reset", token, "invalid", "Ce lien est invalide ou incomplet.")
 
 
 def test_a_new_link_replaces_the_unused_one_of_the_same_purpose(db: Database) -> None:
@@ -73,7 +74,7 @@ def test_a_new_link_replaces_the_unused_one_of_the_same_purpose(db: Database) ->
         first = links.issue(session, KEY, member, "reset", dt.timedelta(hours=1))
         verify = links.issue(session, KEY, member, "verify", dt.timedelta(hours=1))
         second = links.issue(session, KEY, member, "reset", dt.timedelta(hours=1))
-    _refused(db, "reset", first, "Ce lien a déjà été utilisé.")
+    _refused(db, "reset", first, "superseded", "Un lien plus récent vous a été envoyé : celui-ci ne fonctionne plus.")
     with db.session() as session:
         links.consume(session, KEY, "reset", second)
         links.consume(session, KEY, "verify", verify)
