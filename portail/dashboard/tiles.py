@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy import union_all
 from sqlmodel import Session, col, select
@@ -36,6 +37,16 @@ SOFTWARE_LABELS = {
     "passerelles": "Passerelles",
     "praxis": "Praxis",
     "discourse": "Discourse",
+    "other": "",
+}
+# What members also call each software when they search their tools: the server's name (Synapse is
+# Matrix), the app they open (Element) and what it is for, in French and English.
+SOFTWARE_ALIASES = {
+    "nextcloud": "fichiers files agenda calendrier calendar contacts",
+    "matrix": "synapse element clavardage chat messagerie",
+    "passerelles": "communautés de pratique communities of practice",
+    "praxis": "savoirs connaissances knowledge base wiki",
+    "discourse": "forum",
     "other": "",
 }
 NOT_PLACED = 1_000_000
@@ -57,6 +68,20 @@ class Tile:
     served_by: str | None  # the organization or territory through which the member sees it
     pinned: bool
     position: int | None
+
+    @property
+    def search_text(self) -> str:
+        """What the search box matches: name, software and its other names, host name, hoster, organization."""
+        host = urlsplit(self.base_url).hostname or ""
+        parts = [
+            self.name,
+            self.software_label,
+            SOFTWARE_ALIASES.get(self.software, ""),
+            host,
+            self.hoster,
+            self.served_by,
+        ]
+        return " ".join(filter(None, parts))
 
     @property
     def sort_key(self) -> tuple[bool, int, str]:
@@ -202,13 +227,14 @@ def fold(text: str) -> str:
 
 
 def search(tiles: list[Tile], query: str) -> list[Tile]:
-    """Tiles whose name, software, hoster or organization contains every word of ``query``."""
+    """Tiles whose ``search_text`` (name, software and its other names, host, hoster, organization)
+    contains every word of ``query``."""
     words = fold(query).split()
     if not words:
         return tiles
     found = []
     for tile in tiles:
-        haystack = fold(" ".join(filter(None, [tile.name, tile.software_label, tile.hoster, tile.served_by])))
+        haystack = fold(tile.search_text)
         if all(word in haystack for word in words):
             found.append(tile)
     return found

@@ -140,3 +140,15 @@ def test_search_matches_every_word_ignoring_case_and_accents(db: Database) -> No
     assert [t.slug for t in tiles.search(mine, "coop")] == ["clavardage"]
     assert tiles.search(mine, "   ") == mine
     assert tiles.search(mine, "introuvable") == []
+
+
+def test_search_knows_the_software_s_other_names_and_the_host_name(db: Database) -> None:
+    with db.session() as s:
+        alice = _world(s)
+        mine = tiles.tiles_for(s, alice)
+    # Matrix is also Synapse (the server) and Element (the app); Nextcloud is where the files are.
+    assert [t.slug for t in tiles.search(mine, "synapse")] == ["clavardage"]
+    assert [t.slug for t in tiles.search(mine, "Élément")] == ["clavardage"]
+    assert {t.slug for t in tiles.search(mine, "fichiers")} == {t.slug for t in mine if t.software == "nextcloud"}
+    # The host name is matched too (https://nuage.encommun.example): no tile's name says "nuage.encommun".
+    assert [t.slug for t in tiles.search(mine, "nuage.encommun")] == ["nuage"]
