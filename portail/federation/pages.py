@@ -26,6 +26,7 @@ from portail.web import N_, TEMPLATES_ENV, FormError, _, field, flash, labels, r
 
 TEMPLATES_ENV.globals["availability"] = availability.state  # federation/_labels.html: health(instance)
 TEMPLATES_ENV.globals["probe_problem"] = labels.probe_problem  # a probe's raw error, summarized
+TEMPLATES_ENV.globals["audit_action"] = labels.audit_action  # a decision log's action, in words
 
 Page = Callable[[Request, Member, Actor], Awaitable[Response]]
 

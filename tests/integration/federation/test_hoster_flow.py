@@ -113,6 +113,8 @@ def test_hoster_journey_from_application_to_configuration(
     approved = post(admin_client, "/federation/admin", f"/federation/admin/hosters/{slug}", {"decision": "approve"})
     assert approved.status_code == 303
     assert any("acceptée" in str(m["Subject"]) and m["To"] == "alice@example.org" for m in outbox(settings))
+    journal = admin_client.get("/federation/admin").text.split('id="journal"', 1)[1]
+    assert "Hébergeur approuvé" in journal and "<code>hoster.approved</code>" in journal  # words, then the code
 
     # register a node (Nextcloud) served by a real local server
     form_page = f"/federation/hosters/{slug}/nodes/new"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portail.web.labels import PROBE_OTHER, probe_problem
+from portail.web import translate
+from portail.web.labels import PROBE_OTHER, audit_action, probe_problem
 
 
 @pytest.mark.parametrize(
@@ -30,3 +31,10 @@ def test_probe_errors_are_summarized(raw: str, summary: str) -> None:
 def test_an_unknown_error_gets_the_general_summary_and_no_error_none() -> None:
     assert probe_problem("something odd happened") == PROBE_OTHER
     assert probe_problem("  ") == ""
+
+
+def test_the_decision_log_says_what_happened_in_both_languages() -> None:
+    assert audit_action("instance.down_flagged") == "Instance signalée injoignable"
+    assert translate("en", audit_action("instance.down_flagged")) == "Instance flagged unreachable"
+    assert translate("en", audit_action("hoster.active")) == "Hoster reinstated"
+    assert audit_action("something.new") == "something.new"  # an unknown action keeps its readable code
