@@ -202,3 +202,17 @@ def test_without_a_portail_session_the_menu_offers_to_log_in(
         expect(page.get_by_role("link", name="Log in to Portail")).to_have_attribute("href", f"{live_server.url}/login")
     finally:
         context.close()
+
+
+def test_a_portail_that_does_not_answer_leaves_a_usable_button_not_a_spinner(
+    live_server: LiveServer, registry: None, tool: Tool, page: Page
+) -> None:
+    held: list[object] = []
+    log_in(page, live_server, "alice@example.org")
+    page.route("**/widget/menu.json", lambda route: held.append(route))  # never answered: Portail hangs
+    page.goto(tool.url)
+    expect(menu_host(page)).to_have_attribute("data-state", "error", timeout=20_000)
+    assert held, "the menu asked Portail"
+    page.get_by_role("button", name="Mes outils En commun", exact=True).click()
+    expect(page.get_by_text("Le menu n’est pas disponible.")).to_be_visible()
+    expect(page.get_by_role("link", name="Ouvrir le portail")).to_have_attribute("href", f"{live_server.url}/")

@@ -14,6 +14,7 @@
   if (!script || !script.src || window.__portailMenu) return;
   window.__portailMenu = true;
   var portal = new URL(script.src).origin;
+  var WAIT_MS = Number(script.getAttribute("data-timeout-ms")) || 8000;  // how long to wait for Portail
   var english = (document.documentElement.lang || navigator.language || "fr").slice(0, 2).toLowerCase() === "en";
   var labels = english ? {
     button: "My En commun tools", menu: "My tools", portal: "Open the portal", notifications: "Notifications",
@@ -212,8 +213,15 @@
       panel.appendChild(el("p", { "class": "foot" }, [el("a", { href: link, text: linkText })]));
     }
 
-    fetch(portal + "/widget/menu.json", { credentials: "include", headers: { "Accept": "application/json" } })
+    // Portail unreachable or hanging must not leave the button "Loading…" forever: give up after
+    // WAIT_MS and say the menu is unavailable, with a link to the portal (which may answer later).
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = controller ? setTimeout(function () { controller.abort(); }, WAIT_MS) : null;
+    fetch(portal + "/widget/menu.json", {
+      credentials: "include", headers: { "Accept": "application/json" }, signal: controller ? controller.signal : undefined
+    })
       .then(function (response) {
+        if (timer) clearTimeout(timer);
         return response.json().then(function (data) { return { status: response.status, data: data }; });
       })
       .then(function (result) {
