@@ -377,7 +377,8 @@ async def instance_move(request: Request, principal: Principal | None, body: dic
 async def instance_move_verify(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
     settings, db = deps(request)
     slug = request.path_params["slug"]
-    instance = await relocation.verify_move(db, settings, _actor(principal), slug)
+    method = _text(body, "method", "http") or "http"
+    instance = await relocation.verify_move(db, settings, _actor(principal), slug, method)
     view = await db.run(overview.view_for, _actor(principal), slug)
     return JSONResponse({**view, "snippets": await _configuration(request, instance) if instance.client_id else []})
 

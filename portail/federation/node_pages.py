@@ -185,8 +185,8 @@ async def verify_move(request: Request, member: Member, actor: Actor) -> Respons
     settings, db = deps(request)
     slug = request.path_params["slug"]
 
-    async def verify(_form: Any) -> Done:
-        await relocation.verify_move(db, settings, actor, slug)
+    async def verify(form: Any) -> Done:
+        await relocation.verify_move(db, settings, actor, slug, field(form, "method") or "http")
         return Done(N_("Nouvelle adresse vérifiée : le nœud y a basculé."), f"/federation/instances/{slug}")
 
     return await form_action(request, verify, refused_on_node(request, actor))

@@ -9,7 +9,17 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import AuditEvent, Member, Organization
-from portail.federation import audience, availability, chatons, hosters, nodes, proof_recheck, residency, verification
+from portail.federation import (
+    audience,
+    availability,
+    chatons,
+    hosters,
+    nodes,
+    proof,
+    proof_recheck,
+    residency,
+    verification,
+)
 from portail.federation.models import INSTANCE_STATUSES, Hoster, Instance
 from portail.federation.rules import (
     Actor,
@@ -195,7 +205,13 @@ def public_view(db: Session, instance: Instance, *, private: bool = False) -> di
         move = instance.extra.get("move")
         if isinstance(move, dict):
             url = str(move.get("url", ""))
-            data["move"] = {"base_url": url, "token": move.get("challenge"), "url": verification.challenge_url(url)}
+            token = str(move.get("challenge", ""))
+            data["move"] = {
+                "base_url": url,
+                "token": token,
+                "url": verification.challenge_url(url),
+                "proof": proof.instructions(url, token),  # served over HTTP, or a TXT record of the new host
+            }
     return data
 
 

@@ -8,8 +8,10 @@ hosters are told. The offer can be withdrawn until it is answered.
 
 **Domain move** — the new base URL is proven before the switch, the old one released after: the
 hoster's people name the new URL (checked like a registration: syntax, outbound guard, no live
-node holding its origin); Portail issues a new challenge to serve at the *new* URL; "verify"
-fetches it, then in one transaction the node takes the new base URL and origin, its URIs follow
+node holding its origin); Portail issues a new challenge to publish for the *new* URL, served there
+over HTTP or in a DNS TXT record at ``_portail-challenge.<new host>`` (``proof.py``, the hoster's
+choice, e.g. when the new host does not serve pages yet); "verify" checks it, then in one transaction
+the node takes the new base URL and origin, its URIs follow
 (derived again for Nextcloud, Synapse and Discourse; entered ones and the login URL moved from the
 old origin to the new one), its client is updated, and the old URL is free for anyone. The pending
 move lives in ``Instance.extra["move"]`` until then, and can be cancelled.
@@ -26,7 +28,7 @@ from sqlmodel import Session
 from portail.accounts.members import audit
 from portail.config import Settings
 from portail.db import Database, utcnow
-from portail.federation import hosters, lifecycle, notice_mail, provisioning, verification
+from portail.federation import hosters, lifecycle, notice_mail, proof, provisioning, verification
 from portail.federation.models import Hoster, Instance
 from portail.federation.nodes import normalize_base_url
 from portail.federation.rules import Actor, FederationError, by_slug, forbidden, require_hoster
@@ -191,21 +193,28 @@ def cancel_move(db: Session, actor: Actor, slug: str) -> Instance:
     return instance
 
 
-async def verify_move(db: Database, settings: Settings, actor: Actor, slug: str) -> Instance:
-    """Fetch the challenge at the new URL; proven, switch the node to it (the old URL is released)."""
+async def verify_move(
+    db: Database, settings: Settings, actor: Actor, slug: str, method: str | None = "http"
+) -> Instance:
+    """Check the challenge for the new URL by ``method`` (``http``: served at the new URL; ``dns``: TXT
+    record of the new host); proven, switch the node to it (the old URL is released)."""
+    chosen = proof.method_of(method)
     instance = await db.run(_instance, actor, slug, admin=False)
     move = instance.extra.get("move")
     if not isinstance(move, dict):
         raise FederationError("Aucun changement de domaine n’est en cours.", status=409, code="conflict")
     try:
-        await verification.fetch_challenge(settings, str(move["url"]), str(move["challenge"]))
+        await proof.check(settings, chosen, str(move["url"]), str(move["challenge"]))
     except Refused as exc:
-        url = verification.challenge_url(str(move["url"]))
+        try:
+            where = proof.where(chosen, str(move["url"]))
+        except Refused:  # a host that cannot carry a TXT record: the refusal names it
+            where = str(move["url"])
         await db.run(
-            verification.audit_refusal, exc, url, actor_id=actor.member_id, subject_type="instance", subject_id=slug
+            verification.audit_refusal, exc, where, actor_id=actor.member_id, subject_type="instance", subject_id=slug
         )
         raise FederationError(exc.message, status=422, code="verification_failed", **exc.params) from exc
-    return await db.run(_switch, settings, actor, slug, str(move["url"]), str(move["challenge"]))
+    return await db.run(_switch, settings, actor, slug, str(move["url"]), str(move["challenge"]), chosen)
 
 
 def _carried(uri: str, old: str, new: str) -> str:
@@ -218,7 +227,9 @@ def _carried(uri: str, old: str, new: str) -> str:
     return uri
 
 
-def _switch(db: Session, settings: Settings, actor: Actor, slug: str, target: str, challenge: str) -> Instance:
+def _switch(
+    db: Session, settings: Settings, actor: Actor, slug: str, target: str, challenge: str, method: str
+) -> Instance:
     instance = _instance(db, actor, slug, admin=False)
     move = instance.extra.get("move")
     if not isinstance(move, dict) or move.get("challenge") != challenge:
@@ -243,8 +254,9 @@ def _switch(db: Session, settings: Settings, actor: Actor, slug: str, target: st
     instance.post_logout_redirect_uris = uris.post_logout_redirect_uris
     instance.backchannel_logout_uri = uris.backchannel_logout_uri
     instance.login_url = carry(instance.login_url) if instance.login_url else None
-    # the new URL's challenge is the node's proof from now on (re-checked there, proof_recheck.py)
-    instance.challenge, instance.proof_method, instance.proof_failure = challenge, "http", None
+    # the new URL's challenge, by the method that proved it, is the node's proof from now on
+    # (re-checked there, proof_recheck.py)
+    instance.challenge, instance.proof_method, instance.proof_failure = challenge, method, None
     instance.proof_ok_at = instance.proof_checked_at = utcnow()
     instance.proof_due_at = utcnow() + dt.timedelta(hours=settings.proof_recheck_hours)
     instance.proof_lost_at = instance.proof_escalated_at = None

@@ -264,3 +264,40 @@ def test_nodes_approved_before_the_recheck_are_invited_not_flagged_and_declared_
     assert proof_recheck.state(instance_row(settings, slug)) == "ok"  # confirmed: from now on a loss is flagged
     assert not any("rétablie" in str(m["Subject"]) for m in outbox(settings))
     assert proof_recheck.state(instance_row(settings, "declared-node")) == "declared"
+
+
+def test_a_node_moves_to_a_new_domain_proven_by_dns_before_it_serves_pages(
+    client: TestClient, member: Member, app: Any, settings: Settings, zone: LoopbackDNS
+) -> None:
+    alice, admin, hoster = hoster_and_admin(app, client, settings)
+    node = register(client, alice, hoster, "nextcloud", f"https://{HOST}").json()
+    slug = node["slug"]
+    zone.txt(RECORD, node["challenge"]["token"])
+    assert call(client, "POST", f"{P}/instances/{slug}/verify", alice, {"method": "dns"}).status_code == 200
+    assert call(client, "POST", f"{P}/instances/{slug}/approve", admin).status_code == 200
+
+    new_host = "fichiers.coop.test"
+    new_record = f"_portail-challenge.{new_host}"
+    page = f"/federation/instances/{slug}"
+    asked = post_form(client, page, f"{page}/move", {"base_url": f"https://{new_host}"})
+    assert asked.status_code == 303, asked.text
+    shown = client.get(page).text
+    assert f'<code id="move-dns-record-name">{new_record}</code>' in shown  # both ways, for the new host
+    assert f'id="move-challenge-url">https://{new_host}/.well-known/portail-challenge<' in shown
+    move = call(client, "GET", f"{P}/instances/{slug}", alice).json()["move"]
+    assert move["proof"]["dns"]["name"] == new_record and move["proof"]["token"] == move["token"]
+
+    # the old domain's record does not prove the new one; nothing moves
+    refused = post_form(client, page, f"{page}/move/verify", {"method": "dns"})
+    assert refused.status_code == 422 and "NXDOMAIN" in refused.text
+    assert instance_row(settings, slug).base_url == f"https://{HOST}"
+    unknown = call(client, "POST", f"{P}/instances/{slug}/move/verify", alice, {"method": "carrier-pigeon"})
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_request"
+
+    zone.txt(new_record, move["token"])
+    switched = call(client, "POST", f"{P}/instances/{slug}/move/verify", alice, {"method": "dns"})
+    assert switched.status_code == 200, switched.text
+    assert switched.json()["base_url"] == f"https://{new_host}"
+    row = instance_row(settings, slug)
+    assert (row.base_url, row.proof_method, row.challenge) == (f"https://{new_host}", "dns", move["token"])
+    assert row.redirect_uris and all(uri.startswith(f"https://{new_host}/") for uri in row.redirect_uris)
