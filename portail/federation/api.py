@@ -174,6 +174,20 @@ async def hoster_get(request: Request, principal: Principal | None, body: dict[s
     return JSONResponse(await db.run(hosters.view_for, _actor(principal), request.path_params["slug"]))
 
 
+@endpoint("federation:write")
+async def hoster_edit(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
+    """``PATCH``: the hoster's CHATONS organization data (only the keys given; ``""`` or null clears one),
+    by its administrators or the federation; answers the hoster with ``changed`` (the keys that changed)."""
+    _s, db = deps(request)
+    unknown = sorted(set(body) - set(chatons.ORGANIZATION_FIELDS))
+    if unknown:
+        raise BadBody(f"Unknown or read-only keys: {', '.join(unknown)[:200]}.")
+    slug = request.path_params["slug"]
+    values = {key: _text(body, key) for key in body}
+    _hoster, changed = await db.run(chatons.edit_organization, _actor(principal), slug, values)
+    return JSONResponse({**await db.run(hosters.view_for, _actor(principal), slug), "changed": changed})
+
+
 def _hoster_decision(approve: bool) -> Handler:
     async def handler(request: Request, principal: Principal | None, body: dict[str, Any]) -> Response:
         settings, db = deps(request)

@@ -306,4 +306,11 @@ def view_for(db: Session, actor: Actor, slug: str) -> dict[str, object]:
         "charter_due_at": hoster.charter_due_at.isoformat() if hoster.charter_due_at else None,
         "client_id": hoster.client_id,
         "people": [{"name": m.name, "email": m.email, "role": r} for m, r in people(db, hoster.id or 0)],
+        # the CHATONS organization data the hoster edits (chatons.ORGANIZATION_FIELDS)
+        "organization_type": hoster.organization_type,
+        "description": hoster.description,
+        "legal_url": hoster.legal_url,
+        "terms_url": hoster.terms_url,
+        "logo_url": hoster.logo_url,
+        "start_date": hoster.start_date.isoformat() if hoster.start_date else None,
     }

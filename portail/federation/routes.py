@@ -174,6 +174,7 @@ routes = [
     Route(f"{P}/directory", api.directory_list, methods=["GET"], name="api_federation_directory"),
     Route(f"{P}/hosters", api.hoster_apply, methods=["POST"], name="api_federation_hoster_apply"),
     Route(f"{P}/hosters/{{slug}}", api.hoster_get, methods=["GET"], name="api_federation_hoster"),
+    Route(f"{P}/hosters/{{slug}}", api.hoster_edit, methods=["PATCH"], name="api_federation_hoster_edit"),
     Route(f"{P}/hosters/{{slug}}/approve", api.hoster_approve, methods=["POST"], name="api_federation_hoster_approve"),
     Route(f"{P}/hosters/{{slug}}/refuse", api.hoster_refuse, methods=["POST"], name="api_federation_hoster_refuse"),
     *[

@@ -287,3 +287,43 @@ def test_portail_publishes_its_own_nodeinfo(web: Any, member: Member) -> None:
     users = doc["usage"]["users"]
     assert users["total"] == 1 and users["activeMonth"] == users["activeHalfyear"] == 0  # Alice never logged in
     assert doc["metadata"]["nodeName"] == "Fédération En commun (Québec)"
+
+
+def test_a_hoster_edits_its_chatons_organization_data_through_the_api(web: Any, member: Member) -> None:
+    app, client = web
+    alice, admin, hoster = hoster_and_admin(app, client, app.state.settings)
+    url = f"{P}/hosters/{hoster}"
+    body = {
+        "organization_type": "COOPERATIVE",
+        "description": "Coopérative d’hébergement libre.",
+        "legal_url": "https://coop.example/mentions",
+        "terms_url": "https://coop.example/cgu",
+        "start_date": "2019-05-01",
+    }
+    edited = call(client, "PATCH", url, alice, body)
+    assert edited.status_code == 200, edited.text
+    view = edited.json()
+    assert sorted(view["changed"]) == sorted(body)
+    assert (view["organization_type"], view["start_date"], view["terms_url"]) == (
+        "COOPERATIVE",
+        "2019-05-01",
+        "https://coop.example/cgu",
+    )
+    assert call(client, "PATCH", url, alice, body).json()["changed"] == []  # the same again changes nothing
+    assert call(client, "GET", url, alice).json()["legal_url"] == "https://coop.example/mentions"
+
+    # bad input: clear errors (the API speaks English), nothing half-saved
+    for bad, words in [
+        ({"organization_type": "CORPORATION"}, "Unknown organization type"),
+        ({"legal_url": "ftp:nope"}, "full web address"),
+        ({"start_date": "2019-13-45"}, "YYYY-MM-DD"),
+        ({"status": "active"}, "Unknown or read-only keys: status"),
+        ({"description": ["not", "text"]}, "must be a string"),
+        ({"description": "x" * 2001, "terms_url": "https://coop.example/autre"}, "2000"),
+    ]:
+        refused = call(client, "PATCH", url, alice, bad)
+        assert refused.status_code == 400, (bad, refused.text)
+        assert words in refused.json()["error_description"], (bad, refused.json())
+    assert call(client, "GET", url, alice).json()["terms_url"] == "https://coop.example/cgu"
+    cleared = call(client, "PATCH", url, admin, {"description": None, "start_date": ""})
+    assert cleared.status_code == 200 and (cleared.json()["description"], cleared.json()["start_date"]) == ("", None)
