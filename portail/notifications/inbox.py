@@ -239,26 +239,45 @@ def purge(session: Session, retention_days: int, now: dt.datetime | None = None,
     (the oldest first, through the ``received_at`` index): no long transaction or lock, and a purge
     stopped midway resumes where it was on its next run.
 
-    Each chunk is one statement, its ids chosen in the database. On PostgreSQL they are gathered
-    into an array first (``id = ANY(ARRAY(SELECT … LIMIT n))``): as ``id IN (SELECT … LIMIT n)`` the
-    planner may join the whole table against the chunk, which costs as much as the table."""
+    Each chunk starts where the previous one ended (keyset: ``received_at >= `` the newest
+    ``received_at`` it deleted), so it does not walk again the index entries of the rows already
+    deleted (on PostgreSQL they stay in the index until the next vacuum): every chunk costs the same
+    however large the table and however far the purge has gone (PostgreSQL; SQLite removes index
+    entries as it deletes, so it needs no bound). The bound is inclusive, so rows
+    that share the boundary's timestamp and did not fit in the previous chunk are taken by the
+    next. It lives only in the run: a new run (after a crash, say) starts from the oldest row left.
+    """
     cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
-    oldest = (
-        select(Notification.id)
-        .where(col(Notification.received_at) < cutoff)
-        .order_by(col(Notification.received_at))
-        .limit(chunk)
-    )
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        chosen = col(Notification.id) == any_(func.array(oldest.scalar_subquery()))
-    else:
-        chosen = col(Notification.id).in_(oldest.scalar_subquery())
-    removed = 0
+    removed, after = 0, None
     while True:
-        result = session.execute(delete(Notification).where(chosen))
+        count, newest = _purge_chunk(session, cutoff, after, chunk)
         session.commit()
-        count = int(getattr(result, "rowcount", 0) or 0)
         removed += count
         if count < chunk:
             return removed
+        after = newest
+
+
+def _purge_chunk(
+    session: Session, cutoff: dt.datetime, after: dt.datetime | None, chunk: int
+) -> tuple[int, dt.datetime | None]:
+    """One chunk: delete the ``chunk`` oldest rows received before ``cutoff`` (and at or after
+    ``after``) in one statement; returns how many were deleted and, on PostgreSQL, the newest
+    ``received_at`` among them (the next chunk's bound).
+
+    The ids are chosen in the database. On PostgreSQL they are gathered into an array first
+    (``id = ANY(ARRAY(SELECT … LIMIT n))``): as ``id IN (SELECT … LIMIT n)`` the planner may join the
+    whole table against the chunk, which costs as much as the table; the DELETE is a CTE whose
+    ``RETURNING`` is counted in the database, so no row travels back."""
+    received = col(Notification.received_at)
+    window = [received < cutoff] if after is None else [received >= after, received < cutoff]
+    oldest = select(Notification.id).where(*window).order_by(received).limit(chunk)
+    if session.get_bind().dialect.name == "postgresql":
+        chosen = col(Notification.id) == any_(func.array(oldest.scalar_subquery()))
+        gone = delete(Notification).where(chosen).returning(received).cte("gone")
+        count, newest = session.execute(select(func.count(), func.max(gone.c.received_at))).one()
+        return int(count), newest
+    # SQLite removes a row's index entries as it deletes the row: the oldest row left is the first
+    # entry of the index, so there is nothing to skip and no bound to carry.
+    result = session.execute(delete(Notification).where(col(Notification.id).in_(oldest.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0), None
