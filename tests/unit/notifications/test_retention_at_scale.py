@@ -197,8 +197,8 @@ def test_the_purge_deletes_everything_older_than_the_retention_over_many_chunks(
 
 
 def test_the_purge_takes_every_row_of_a_timestamp_split_across_chunks(settings: Settings) -> None:
-    """Ties: groups of rows sharing one ``received_at`` that chunk boundaries cut through (the next
-    chunk's bound is inclusive), a group larger than a chunk, and rows exactly at the cutoff (kept)."""
+    """Ties: groups of rows sharing one ``received_at`` that chunk boundaries cut through (the keyset
+    is ``(received_at, id)``), a group larger than a chunk, and rows exactly at the cutoff (kept)."""
     first, second = CUTOFF - dt.timedelta(days=10), CUTOFF - dt.timedelta(seconds=1)
     received = [first] * 5 + [second] * 9 + [CUTOFF] * 3 + [first] * 2
     db = database.Database(settings)
@@ -211,8 +211,9 @@ def test_the_purge_takes_every_row_of_a_timestamp_split_across_chunks(settings: 
 
 def test_each_chunk_after_the_first_starts_where_the_previous_one_ended(settings: Settings) -> None:
     """PostgreSQL keeps a deleted row's index entry until the next vacuum: a chunk that started from
-    the oldest entry again would walk all the rows already purged. Each chunk after the first carries
-    a lower bound on ``received_at`` (SQLite removes entries as it deletes and needs none)."""
+    the oldest entry again would walk all the rows already purged. Each chunk after the first starts
+    after the last row of the previous one, by ``(received_at, id)`` (SQLite removes entries as it
+    deletes and needs no bound)."""
     received = [CUTOFF - dt.timedelta(minutes=n) for n in range(1, 11)]
     db = database.Database(settings)
     _notifications(db, received)
@@ -220,7 +221,7 @@ def test_each_chunk_after_the_first_starts_where_the_previous_one_ended(settings
         assert inbox.purge(session, 90, NOW, chunk=3) == 10
     assert len(deletes) == 4
     postgres = settings.database_url.startswith("postgresql")
-    bounded = [">=" in statement for statement in deletes]
+    bounded = ["(notification.received_at, notification.id) >" in statement for statement in deletes]
     assert bounded == ([False, True, True, True] if postgres else [False] * 4)
     assert _left(db) == []
     db.dispose()
