@@ -36,7 +36,7 @@ from portail.oidc.clients import SUBJECT_TYPES
 from portail.web import translate
 
 HOSTER_KEYS = {"slug", "name", "website", "contact_email", "charter_version", "description", "region"}
-ORGANIZATION_KEYS = {"slug", "name", "kind", "region", "locality", "description", "website"}
+ORGANIZATION_KEYS = {"slug", "name", "kind", "region", "locality", "description", "description_en", "website"}
 INSTANCE_KEYS = {
     "slug", "name", "software", "base_url", "hoster", "scope", "trusted", "demo", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "subject_type", "client_secret_env", "client_id",
@@ -182,7 +182,8 @@ def _sync_organization(db: Session, entry: dict[str, Any], report: Report) -> No
         "kind": kind,
         "region": entry.get("region") or None,
         "locality": entry.get("locality") or None,
-        "description": str(entry.get("description", "")),
+        "description": str(entry.get("description", "")).strip(),
+        "description_en": str(entry.get("description_en", "")).strip(),  # "" shows the French one
         "website": entry.get("website") or None,
     }
     if wanted["region"] and wanted["region"] not in REGIONS:

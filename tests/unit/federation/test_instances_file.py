@@ -123,6 +123,18 @@ def test_descriptions_in_both_languages_are_read_checked_and_their_changes_repor
     assert (nuage.description, nuage.description_en) == ("Vos fichiers et agendas.", "Your files and calendars.")
 
 
+def test_organizations_are_described_in_both_languages(db: Database, unit_settings: Settings, tmp_path: Path) -> None:
+    texts = 'description = "Économie sociale"\ndescription_en = "Social economy"\n'
+    path = write(tmp_path, SMALL.replace('name = "TIESS"\n', 'name = "TIESS"\n' + texts, 1))
+    sync(db, unit_settings, path)
+    tiess = db.call(lambda s: s.exec(select(Organization).where(Organization.slug == "tiess")).one())
+    assert (tiess.description, tiess.description_en) == ("Économie sociale", "Social economy")
+    write(tmp_path, SMALL.replace('name = "TIESS"\n', 'name = "TIESS"\ndescription = "Économie sociale"\n', 1))
+    assert "~ organization tiess : modifié / updated (description_en)" in sync(db, unit_settings, path).lines
+    data = instances_file.load(REPO_FILE)
+    assert all(o["description"] and o["description_en"] for o in data["organizations"])
+
+
 @pytest.mark.parametrize(
     ("line", "words"),
     [
