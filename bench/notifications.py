@@ -9,8 +9,8 @@
    and again (the application in-process, Starlette's test client). The page is drawn from stored
    notifications and only *starts* a background refresh, so its p50 does not depend on the
    instances' latency nor on the hanging ones (target p50 ≤ 50 ms).
-3. Scale: 10,000 vs 1,000,000 members in PostgreSQL: one batch of each background query (pull
-   schedule, keyset walk, digests' due members) and the purge per 1,000 rows; ratios (goal ≤ 1.2).
+3. Scale: 10,000 vs 1,000,000 members in PostgreSQL: a scheduler pass and a digest batch (200
+   members each), time and memory, and the purge per chunk of 5,000 rows; ratios (goal ≤ 1.2).
 4. Push API throughput: ``portail serve --workers 2`` on PostgreSQL; closed-loop clients POST batches of
    100 notifications with a ``notifications:push`` access token; reported: notifications accepted per
    second (target ≥ 2,000).

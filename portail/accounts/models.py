@@ -114,6 +114,7 @@ class Organization(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=2, index=True)  # Québec administrative region 01-17
     locality: str | None = Field(default=None, max_length=200)  # MRC or neighbourhood
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    description_en: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # "" → French
     website: str | None = Field(default=None, max_length=500)
     contact_email: str = Field(default="", max_length=320)  # recorded by the federation (federation_0006)
     created_at: dt.datetime = Field(default_factory=utcnow)

@@ -83,6 +83,24 @@ def _given(data: dict[str, Any], key: str) -> str | None:
     return _text(data, key) if key in data else None
 
 
+def _prose(data: dict[str, Any], key: str) -> str | None:
+    """A free text of a ``PATCH`` body (a description): ``None`` when absent (left as it is), ``""``
+    for ``null`` (cleared); anything but a string is refused."""
+    if key not in data:
+        return None
+    value = data[key]
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadBody(f"'{key}' must be a string.")
+    return value.strip()
+
+
+def _given_list(data: dict[str, Any], key: str) -> list[str] | None:
+    """A list of a ``PATCH`` body: ``None`` when absent (left as it is); ``null`` or ``[]`` clear it."""
+    return _list(data, key) if key in data else None
+
+
 def _flag(data: dict[str, Any], key: str) -> bool | None:
     value = data.get(key)
     if value is not None and not isinstance(value, bool):
@@ -291,6 +309,11 @@ EDITABLE = (
     "version",
     "name",
     "description",
+    "description_en",
+    "purposes",
+    "purposes_en",
+    "data_categories",
+    "data_categories_en",
     "login_url",
     "provider_identifier",
     "nextcloud_provider_id",
@@ -324,15 +347,18 @@ async def instance_edit(request: Request, principal: Principal | None, body: dic
     change = NodeEdit(
         version=_given(body, "version"),
         name=_given(body, "name"),
-        description=_given(body, "description"),
+        description=_prose(body, "description"),
+        description_en=_prose(body, "description_en"),  # "" shows the French one to English-speaking members
+        purposes=_given_list(body, "purposes"),
+        purposes_en=_given_list(body, "purposes_en"),
+        data_categories=_given_list(body, "data_categories"),
+        data_categories_en=_given_list(body, "data_categories_en"),
         login_url=_given(body, "login_url"),
         provider_identifier=_given(body, "provider_identifier"),
         nextcloud_provider_id=_given(body, "nextcloud_provider_id"),
         push_notifications=_flag(body, "push_notifications"),
-        redirect_uris=_list(body, "redirect_uris") if "redirect_uris" in body else None,
-        post_logout_redirect_uris=(
-            _list(body, "post_logout_redirect_uris") if "post_logout_redirect_uris" in body else None
-        ),
+        redirect_uris=_given_list(body, "redirect_uris"),
+        post_logout_redirect_uris=_given_list(body, "post_logout_redirect_uris"),
         backchannel_logout_uri=_given(body, "backchannel_logout_uri"),
         contact_email=_given(body, "contact_email"),
         members_only=_flag(body, "members_only"),

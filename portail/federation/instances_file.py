@@ -28,6 +28,7 @@ from portail.accounts.regions import REGIONS
 from portail.config import ConfigError, Settings
 from portail.db import Database, utcnow
 from portail.federation import provisioning
+from portail.federation.lifecycle import MAX_DESCRIPTION
 from portail.federation.models import SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.origins import origin_key
 from portail.federation.rules import FederationError, valid_slug
@@ -35,11 +36,12 @@ from portail.oidc.clients import SUBJECT_TYPES
 from portail.web import translate
 
 HOSTER_KEYS = {"slug", "name", "website", "contact_email", "charter_version", "description", "region"}
-ORGANIZATION_KEYS = {"slug", "name", "kind", "region", "locality", "description", "website"}
+ORGANIZATION_KEYS = {"slug", "name", "kind", "region", "locality", "description", "description_en", "website"}
 INSTANCE_KEYS = {
     "slug", "name", "software", "base_url", "hoster", "scope", "trusted", "demo", "redirect_uris",
     "post_logout_redirect_uris", "backchannel_logout_uri", "subject_type", "client_secret_env", "client_id",
-    "purposes", "data_categories", "purposes_en", "data_categories_en", "feed_url", "login_url",
+    "description", "description_en", "purposes", "data_categories", "purposes_en", "data_categories_en",
+    "feed_url", "login_url",
     "account_events_uri", "provider_identifier", "organization", "territory", "push_notifications",
 }  # fmt: skip
 LIST_KEYS = {
@@ -180,7 +182,8 @@ def _sync_organization(db: Session, entry: dict[str, Any], report: Report) -> No
         "kind": kind,
         "region": entry.get("region") or None,
         "locality": entry.get("locality") or None,
-        "description": str(entry.get("description", "")),
+        "description": str(entry.get("description", "")).strip(),
+        "description_en": str(entry.get("description_en", "")).strip(),  # "" shows the French one
         "website": entry.get("website") or None,
     }
     if wanted["region"] and wanted["region"] not in REGIONS:
@@ -259,6 +262,13 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
     except FederationError as exc:
         raise _fail(slug, str(exc)) from exc
     extra = {"subject_type": subject_type, **({"client_secret_env": env_name} if env_name else {})}
+    # Absent, a description stays as it is (it may have been written on the node's page); "" clears it.
+    descriptions: dict[str, str] = {
+        name: str(entry[name]).strip() for name in ("description", "description_en") if name in entry
+    }
+    for name, text in descriptions.items():
+        if len(text) > MAX_DESCRIPTION:
+            raise _fail(slug, f"{name} : {MAX_DESCRIPTION} caractères au plus / at most {MAX_DESCRIPTION} characters")
     return {
         "name": str(entry["name"]),
         "software": software,
@@ -276,6 +286,7 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         "login_url": entry.get("login_url"),
         "feed_url": entry.get("feed_url"),
         "account_events_uri": entry.get("account_events_uri"),
+        **descriptions,  # description_en "" shows the French one to English-speaking members
         "purposes": [str(p) for p in entry.get("purposes", [])],
         "data_categories": [str(c) for c in entry.get("data_categories", [])],
         "purposes_en": [str(p) for p in entry.get("purposes_en", [])],

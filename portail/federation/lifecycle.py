@@ -211,7 +211,7 @@ def _apply(instance: Instance, change: NodeEdit) -> list[str]:
         instance.description = change.description.strip()
     if change.description_en is not None:
         if len(change.description_en) > MAX_DESCRIPTION:
-            raise FederationError("La description compte au plus %(max)s caractères.", max=MAX_DESCRIPTION)
+            raise FederationError("La description en anglais compte au plus %(max)s caractères.", max=MAX_DESCRIPTION)
         instance.description_en = change.description_en.strip()
     for name in ("purposes", "purposes_en", "data_categories", "data_categories_en"):
         declared = getattr(change, name)

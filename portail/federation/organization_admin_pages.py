@@ -16,7 +16,7 @@ from portail.federation.pages import deps, failure, form_or_error, members_only,
 from portail.federation.rules import Actor, FederationError, by_slug, require_federation_admin
 from portail.web import _, field, flash, render
 
-FIELDS = ("name", "kind", "region", "locality", "website", "contact_email", "description")
+FIELDS = ("name", "kind", "region", "locality", "website", "contact_email", "description", "description_en")
 
 
 def _listing(db: Any, actor: Actor) -> list[Any]:

@@ -40,6 +40,7 @@ class OrganizationForm:
     website: str | None = None
     contact_email: str | None = None
     description: str | None = None
+    description_en: str | None = None  # "" shows the French description to English-speaking members
 
 
 def _apply(organization: Organization, form: OrganizationForm) -> None:
@@ -73,6 +74,8 @@ def _apply(organization: Organization, form: OrganizationForm) -> None:
         organization.contact_email = contact
     if form.description is not None:
         organization.description = form.description.strip()[:2000]
+    if form.description_en is not None:
+        organization.description_en = form.description_en.strip()[:2000]
 
 
 def create(db: Session, actor: Actor, slug: str, form: OrganizationForm) -> Organization:

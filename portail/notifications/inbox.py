@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import any_, func, or_, update
+from sqlalchemy import any_, func, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, select
 
@@ -236,29 +236,54 @@ PURGE_CHUNK = 5000
 
 def purge(session: Session, retention_days: int, now: dt.datetime | None = None, *, chunk: int = PURGE_CHUNK) -> int:
     """Delete notifications received more than ``retention_days`` ago, ``chunk`` rows per transaction
-    (the oldest first, through the ``received_at`` index): no long transaction or lock, and a purge
-    stopped midway resumes where it was on its next run.
+    (the oldest first, through the ``(received_at, id)`` index): no long transaction or lock, and a
+    purge stopped midway resumes where it was on its next run.
 
-    Each chunk is one statement, its ids chosen in the database. On PostgreSQL they are gathered
-    into an array first (``id = ANY(ARRAY(SELECT … LIMIT n))``): as ``id IN (SELECT … LIMIT n)`` the
-    planner may join the whole table against the chunk, which costs as much as the table."""
+    On PostgreSQL each chunk starts after the last row of the previous one (keyset: ``(received_at,
+    id) >`` that row's), so it does not walk again the index entries of the rows already deleted,
+    which stay in the index until the next vacuum: every chunk costs the same however large the
+    table, however far the purge has gone and however many rows share one ``received_at`` (a batch
+    delivered at once does). SQLite removes index entries as it deletes and needs no bound. The
+    bound lives only in the run: a new run (after a crash, say) starts from the oldest row left.
+    """
     cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
-    oldest = (
-        select(Notification.id)
-        .where(col(Notification.received_at) < cutoff)
-        .order_by(col(Notification.received_at))
-        .limit(chunk)
-    )
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        chosen = col(Notification.id) == any_(func.array(oldest.scalar_subquery()))
-    else:
-        chosen = col(Notification.id).in_(oldest.scalar_subquery())
-    removed = 0
+    removed, after = 0, None
     while True:
-        result = session.execute(delete(Notification).where(chosen))
+        count, last = _purge_chunk(session, cutoff, after, chunk)
         session.commit()
-        count = int(getattr(result, "rowcount", 0) or 0)
         removed += count
         if count < chunk:
             return removed
+        after = last
+
+
+def _purge_chunk(
+    session: Session, cutoff: dt.datetime, after: tuple[dt.datetime, int] | None, chunk: int
+) -> tuple[int, tuple[dt.datetime, int] | None]:
+    """One chunk: delete the ``chunk`` oldest rows received before ``cutoff`` (and after the row
+    ``after``, as ``(received_at, id)``) in one statement; returns how many were deleted and, on
+    PostgreSQL, the last of them (the next chunk's bound).
+
+    The ids are chosen in the database. On PostgreSQL they are gathered into an array first
+    (``id = ANY(ARRAY(SELECT … LIMIT n))``): as ``id IN (SELECT … LIMIT n)`` the planner may join the
+    whole table against the chunk, which costs as much as the table. The DELETE is a CTE whose
+    ``RETURNING`` is counted and reduced to its last row in the database, so no other row travels back."""
+    received, row_id = col(Notification.received_at), col(Notification.id)
+    window = [received < cutoff]
+    if after is not None:
+        window.append(tuple_(received, row_id) > tuple_(*after))
+    oldest = select(row_id).where(*window).order_by(received, row_id).limit(chunk)
+    if session.get_bind().dialect.name == "postgresql":
+        gone = delete(Notification).where(row_id == any_(func.array(oldest.scalar_subquery())))
+        rows = gone.returning(received, row_id).cte("gone")
+        last = (
+            select(func.count().over(), rows.c.received_at, rows.c.id)
+            .order_by(rows.c.received_at.desc(), rows.c.id.desc())
+            .limit(1)
+        )
+        found = session.execute(last).first()
+        return (int(found[0]), (found[1], int(found[2]))) if found else (0, None)
+    # SQLite removes a row's index entries as it deletes the row: the oldest row left is the first
+    # entry of the index, so there is nothing to skip and no bound to carry.
+    result = session.execute(delete(Notification).where(row_id.in_(oldest.scalar_subquery())))
+    return int(getattr(result, "rowcount", 0) or 0), None

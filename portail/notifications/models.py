@@ -37,6 +37,7 @@ class Notification(SQLModel, table=True):
         UniqueConstraint("instance_id", "external_id", name="uq_notification_instance_external"),
         Index("ix_notification_member_created", "member_id", "created_at"),
         Index("ix_notification_member_unread", "member_id", "read_at", "dismissed_at"),
+        Index("ix_notification_received_id", "received_at", "id"),  # the purge's keyset walk, oldest first
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -49,7 +50,7 @@ class Notification(SQLModel, table=True):
     link: str | None = Field(default=None, max_length=1000)
     origin: str = Field(default="push", max_length=10)  # push | matrix | nextcloud | discourse | feed
     created_at: dt.datetime = Field(default_factory=utcnow)  # when the tool says it happened
-    received_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    received_at: dt.datetime = Field(default_factory=utcnow)
     read_at: dt.datetime | None = None
     dismissed_at: dt.datetime | None = None
 

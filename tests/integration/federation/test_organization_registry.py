@@ -97,3 +97,49 @@ def test_organizations_from_the_command_line_with_the_region_by_name(tmp_path: P
         ("mrc-memphremagog", "territory", "05", "MRC de Memphrémagog"),
     ]
     assert listed[0]["contact_email"] == "info@tiess.example" and listed[1]["locality"] == "Magog"
+
+
+def test_an_organization_is_described_in_french_and_english_and_members_read_their_language(
+    app: Any, client: TestClient, member: Member, settings: Settings
+) -> None:
+    create_member(settings, "admin@example.org", "Ada Admin", is_admin=True)
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as admin:
+        login(admin, "admin@example.org")
+        page = admin.get("/federation/admin/organizations")
+        assert 'name="description_en"' in page.text
+        values = {
+            "csrf_token": csrf_from(page.text),
+            "slug": "tiess",
+            "name": "TIESS",
+            "kind": "organization",
+            "description": "Territoires innovants en économie sociale",
+            "description_en": "Innovative territories in the social economy",
+        }
+        assert admin.post("/federation/admin/organizations", data=values).status_code == 303
+        edit_page = admin.get("/federation/admin/organizations/tiess")
+        assert "Innovative territories in the social economy</textarea>" in edit_page.text
+    assert organization(settings, "tiess").description_en == "Innovative territories in the social economy"
+
+    def speak(language: str) -> str:
+        def update(session: Any) -> None:
+            row = session.get(Member, member.id)
+            row.locale = language
+            session.add(row)
+
+        in_db(settings, update)
+        shown = client.get("/organizations/tiess")
+        assert shown.status_code == 200, shown.text
+        start = shown.text.index('<p id="organization-description"')
+        return shown.text[start : shown.text.index("</p>", start)]
+
+    login(client)
+    assert speak("fr").endswith(">Territoires innovants en économie sociale")
+    english = speak("en")
+    assert english.endswith(">Innovative territories in the social economy") and 'lang="fr"' not in english
+    in_db(settings, lambda s: s.add(_without_english(organization(settings, "tiess"))))
+    assert speak("en") == '<p id="organization-description" lang="fr">Territoires innovants en économie sociale'
+
+
+def _without_english(row: Organization) -> Organization:
+    row.description_en = ""
+    return row

@@ -74,6 +74,9 @@ def test_the_repository_file_is_valid_and_syncs_every_declared_row(db: Database,
     # Every example instance declares its purposes and categories in English too (shown to English readers).
     assert nuage.purposes_en == ["Log you in", "Share your files and calendars"]
     assert all(len(i["purposes_en"]) == len(i["purposes"]) for i in data["instances"])
+    # ... and describes itself in both languages.
+    assert all(i["description"] and i["description_en"] for i in data["instances"])
+    assert nuage.description.startswith("Vos fichiers") and nuage.description_en.startswith("Your files")
     territorial = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage-memphremagog")).one())
     territory = db.call(lambda s: s.exec(select(Organization).where(Organization.slug == "mrc-memphremagog")).one())
     assert territorial.organization_id == territory.id and territory.region == "05"
@@ -96,6 +99,59 @@ def test_english_purposes_and_categories_are_read_and_their_changes_reported(
         ["Log you in"],
         ["identity"],
     )
+
+
+def test_descriptions_in_both_languages_are_read_checked_and_their_changes_reported(
+    db: Database, unit_settings: Settings, tmp_path: Path
+) -> None:
+    french = 'description = """  Vos fichiers et agendas.\n"""\n'
+    path = write(tmp_path, SMALL.replace('scope = "central"\n', 'scope = "central"\n' + french, 1))
+    sync(db, unit_settings, path)
+    nuage = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage")).one())
+    assert (nuage.description, nuage.description_en) == ("Vos fichiers et agendas.", "")  # trimmed; no English yet
+    english = french + 'description_en = "Your files and calendars."\n'
+    write(tmp_path, SMALL.replace('scope = "central"\n', 'scope = "central"\n' + english, 1))
+    report = sync(db, unit_settings, path)
+    [changed] = [line for line in report.lines if line.startswith("~ instance nuage")]
+    assert "(description_en)" in changed
+    nuage = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage")).one())
+    assert nuage.description_en == "Your files and calendars."
+    # Left out of the file, a description stays as it is (it may have been written on the node's page).
+    write(tmp_path, SMALL)
+    assert sync(db, unit_settings, path).lines == []
+    nuage = db.call(lambda s: s.exec(select(Instance).where(Instance.slug == "nuage")).one())
+    assert (nuage.description, nuage.description_en) == ("Vos fichiers et agendas.", "Your files and calendars.")
+
+
+def test_organizations_are_described_in_both_languages(db: Database, unit_settings: Settings, tmp_path: Path) -> None:
+    texts = 'description = "Économie sociale"\ndescription_en = "Social economy"\n'
+    path = write(tmp_path, SMALL.replace('name = "TIESS"\n', 'name = "TIESS"\n' + texts, 1))
+    sync(db, unit_settings, path)
+    tiess = db.call(lambda s: s.exec(select(Organization).where(Organization.slug == "tiess")).one())
+    assert (tiess.description, tiess.description_en) == ("Économie sociale", "Social economy")
+    write(tmp_path, SMALL.replace('name = "TIESS"\n', 'name = "TIESS"\ndescription = "Économie sociale"\n', 1))
+    assert "~ organization tiess : modifié / updated (description_en)" in sync(db, unit_settings, path).lines
+    data = instances_file.load(REPO_FILE)
+    assert all(o["description"] and o["description_en"] for o in data["organizations"])
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("description_en = 42", "description_en : chaîne attendue / expected a string"),
+        ('description = ["Nuage"]', "description : chaîne attendue / expected a string"),
+        ('description_fr = "Nuage"', "clé inconnue / unknown key: description_fr"),
+        (f'description_en = "{"x" * 2001}"', "[nuage] : description_en : 2000 caractères au plus / at most 2000"),
+    ],
+)
+def test_a_bad_description_is_refused_with_a_line_naming_the_entry_and_the_key(
+    db: Database, unit_settings: Settings, tmp_path: Path, line: str, words: str
+) -> None:
+    path = write(tmp_path, SMALL.replace('scope = "central"\n', f'scope = "central"\n{line}\n', 1))
+    with pytest.raises(FileError) as caught:
+        sync(db, unit_settings, path)
+    assert words in str(caught.value)
+    assert db.call(lambda s: s.exec(select(Instance)).all()) == []
 
 
 def test_sync_is_idempotent(db: Database, unit_settings: Settings, tmp_path: Path) -> None:
