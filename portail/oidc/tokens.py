@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import keys
+from portail.oidc import client_cache, keys
 from portail.oidc.models import Grant, OAuthClient, RefreshToken, RevokedAccessToken
 
 ACCESS_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name
@@ -188,16 +188,17 @@ class VerifiedToken:
 
 
 def _token_query(with_grant: bool) -> Any:
-    """Client, grant, member and revocation of an access token in one query (built once: building
-    a statement costs more than running it)."""
+    """Grant, member and revocation of an access token, and the clients' version
+    (``client_cache``), in one query that always returns one row (built once: building a statement
+    costs more than running it)."""
     grant_match = col(Grant.id) == bindparam("gid") if with_grant else false()
+    one = sa.select(sa.literal(1).label("one")).subquery()
     return (
-        sa.select(OAuthClient, Grant, Member, col(RevokedAccessToken.jti))
-        .select_from(OAuthClient)
-        .outerjoin(Grant, and_(grant_match, col(Grant.client_id) == col(OAuthClient.client_id)))
+        sa.select(Grant, Member, col(RevokedAccessToken.jti), client_cache.VERSION)
+        .select_from(one)
+        .outerjoin(Grant, and_(grant_match, col(Grant.client_id) == bindparam("client_id")))
         .outerjoin(Member, col(Member.id) == col(Grant.member_id))
         .outerjoin(RevokedAccessToken, col(RevokedAccessToken.jti) == bindparam("jti"))
-        .where(col(OAuthClient.client_id) == bindparam("client_id"))
     )
 
 
@@ -206,8 +207,8 @@ _TOKEN_WITHOUT_GRANT = _token_query(False)
 
 
 def check_access_token(db: Session, settings: Settings, token: str) -> VerifiedToken:
-    """Signature, ``typ``, ``iss``, ``exp``, then one query: client active and not revoked since,
-    grant not revoked, member active, ``jti`` not revoked."""
+    """Signature, ``typ``, ``iss``, ``exp``, then one query (grant not revoked, member active,
+    ``jti`` not revoked, clients' version) and the client (cached): active and not revoked since."""
     try:
         header, claims = keys.decode(token)
     except keys.BadSignature as exc:
@@ -224,10 +225,12 @@ def check_access_token(db: Session, settings: Settings, token: str) -> VerifiedT
     if not isinstance(client_id, str) or not isinstance(jti, str) or not (gid is None or isinstance(gid, int)):
         raise InvalidToken("invalid_token", "The access token lacks required claims")
     statement = _TOKEN_WITH_GRANT if gid is not None else _TOKEN_WITHOUT_GRANT
-    row = db.execute(statement, {"client_id": client_id, "gid": gid, "jti": jti}).first()  # type: ignore[call-overload]
-    if row is None:
+    grant, member, revoked_jti, version = db.execute(  # type: ignore[call-overload]
+        statement, {"client_id": client_id, "gid": gid, "jti": jti}
+    ).one()
+    client = client_cache.get_at(db, client_id, version)
+    if client is None:
         raise InvalidToken("invalid_token", "The client of this token no longer exists")
-    client, grant, member, revoked_jti = row
     revoked_since = client.tokens_revoked_at
     if not client.active or (revoked_since is not None and iat <= revoked_since.timestamp()):
         raise InvalidToken("invalid_token", "The access token was revoked")
