@@ -67,6 +67,17 @@ class OAuthClient(SQLModel, table=True):
         return self.disabled_at is None
 
 
+class OAuthClientVersion(SQLModel, table=True):
+    """One row (``id = 1``) whose ``version`` database triggers bump on every change to
+    ``oauth_client`` (migration ``oidc_0003``): how every process knows its cached clients are
+    stale (``client_cache.py``)."""
+
+    __tablename__ = "oauth_client_version"
+
+    id: int = Field(primary_key=True)
+    version: int = Field(default=0)
+
+
 class AuthorizationCode(SQLModel, table=True):
     __tablename__ = "authorization_code"
 

@@ -14,38 +14,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from portail.accounts.members import audit
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import tokens
+from portail.oidc import rows, tokens
 from portail.oidc.models import Grant, RefreshToken
-
-# Built once: statement construction costs more than the query itself on the hot path.
-_FIND = (
-    select(RefreshToken, Grant, Member)
-    .join(Grant, col(Grant.id) == col(RefreshToken.grant_id))
-    .outerjoin(Member, col(Member.id) == col(Grant.member_id))
-    .where(RefreshToken.token_hash == bindparam("token_hash"))
-)
-_ROTATE = (
-    update(RefreshToken)
-    .where(col(RefreshToken.id) == bindparam("token_id"), col(RefreshToken.rotated_at).is_(None))
-    .values(rotated_at=bindparam("now"))
-)
 
 
 def find_with_member(db: Session, raw: str) -> tuple[RefreshToken, Grant, Member | None] | None:
     """The refresh token, its grant and the grant's member (None if gone), in one query."""
     if not isinstance(raw, str) or not raw or len(raw) > 200:
         return None
-    row = db.exec(_FIND, params={"token_hash": tokens.hash_token(raw)}).first()
-    return (row[0], row[1], row[2]) if row is not None else None
+    return rows.refresh_with_grant(db, tokens.hash_token(raw))
 
 
 def find(db: Session, raw: str) -> tuple[RefreshToken, Grant] | None:
@@ -62,13 +46,10 @@ def rotate(db: Session, settings: Settings, token: RefreshToken, grant: Grant) -
     the grace window (the grant is then revoked)."""
     now = utcnow()
     if token.rotated_at is None:
-        result = cast(
-            CursorResult[Any],
-            db.execute(_ROTATE, {"token_id": token.id, "now": now}),  # type: ignore[call-overload]
-        )
-        if result.rowcount:
+        if rows.run(db, rows.ROTATE_REFRESH, {"token_id": token.id, "now": now}).rowcount:
             return True
-        db.refresh(token)  # rotated concurrently, a moment ago
+        # rotated concurrently, a moment ago
+        token.rotated_at = rows.run(db, rows.ROTATED_AT, {"token_id": token.id}).scalar()
     rotated_at = token.rotated_at or now
     if (now - rotated_at).total_seconds() <= settings.refresh_reuse_grace_seconds:
         return True

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from portail.config import Settings
+from portail.oidc import client_cache
 from portail.oidc import clients as client_store
 from portail.oidc.models import OAuthClient
 
@@ -263,7 +264,7 @@ class PortailServer(AuthorizationServer):  # type: ignore[misc]
         if not isinstance(client_id, str) or len(client_id) > 100:
             return None
         if client_id not in self._clients:
-            row = client_store.get_client(self.db, client_id)
+            row = client_cache.get(self.db, client_id)  # read-only: never changed through the server
             self._clients[client_id] = ClientAdapter(row) if row is not None and row.active else None
         return self._clients[client_id]
 

@@ -54,7 +54,7 @@ def subject_for(db: Session, secret_key: str, member: Member, client: OAuthClien
         return member.public_id
     sector = sector_of(client)
     member_id = member.id or 0
-    stored = db.exec(_PAIRWISE, params={"sector": sector, "member_id": member_id}).first()
+    stored = db.connection().execute(_PAIRWISE, {"sector": sector, "member_id": member_id}).scalar()  # Core, rows.py
     if stored is not None:
         return stored
     sub = pairwise_value(secret_key, sector, member.public_id)
@@ -89,7 +89,7 @@ def username_base(email: str) -> str:
 def username_for(db: Session, member: Member) -> str:
     """The member's stable ``preferred_username``, chosen on first use."""
     member_id = member.id or 0
-    stored = db.exec(_USERNAME, params={"member_id": member_id}).first()
+    stored = db.connection().execute(_USERNAME, {"member_id": member_id}).scalar()  # Core, rows.py
     if stored is not None:
         return stored
     base = username_base(member.email)

@@ -25,14 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-import sqlalchemy as sa
-from sqlalchemy import CursorResult, and_, bindparam, false, update
+from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import keys
+from portail.oidc import client_cache, keys, rows
 from portail.oidc.models import Grant, OAuthClient, RefreshToken, RevokedAccessToken
 
 ACCESS_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name
@@ -150,18 +149,12 @@ def issue_id_token(
     return keys.sign(claims, alg=alg if alg in keys.ALGORITHMS else "RS256")
 
 
-# A Core INSERT built once: an ORM ``db.add`` costs a unit-of-work flush (~0.5 ms per refresh),
-# triggered by the next query of the same request.
-_INSERT_REFRESH = sa.insert(RefreshToken.__table__).values(  # type: ignore[attr-defined]
-    {name: bindparam(name) for name in ("token_hash", "grant_id", "client_id", "issued_at", "expires_at")}
-)
-
-
 def new_refresh_token(db: Session, settings: Settings, grant_id: int, client_id: str) -> str:
     raw = secrets.token_urlsafe(32)
     now = utcnow()
-    db.execute(  # type: ignore[call-overload]
-        _INSERT_REFRESH,
+    rows.run(
+        db,
+        rows.INSERT_REFRESH,
         {
             "token_hash": hash_token(raw),
             "grant_id": grant_id,
@@ -187,27 +180,9 @@ class VerifiedToken:
     member: Member | None
 
 
-def _token_query(with_grant: bool) -> Any:
-    """Client, grant, member and revocation of an access token in one query (built once: building
-    a statement costs more than running it)."""
-    grant_match = col(Grant.id) == bindparam("gid") if with_grant else false()
-    return (
-        sa.select(OAuthClient, Grant, Member, col(RevokedAccessToken.jti))
-        .select_from(OAuthClient)
-        .outerjoin(Grant, and_(grant_match, col(Grant.client_id) == col(OAuthClient.client_id)))
-        .outerjoin(Member, col(Member.id) == col(Grant.member_id))
-        .outerjoin(RevokedAccessToken, col(RevokedAccessToken.jti) == bindparam("jti"))
-        .where(col(OAuthClient.client_id) == bindparam("client_id"))
-    )
-
-
-_TOKEN_WITH_GRANT = _token_query(True)
-_TOKEN_WITHOUT_GRANT = _token_query(False)
-
-
 def check_access_token(db: Session, settings: Settings, token: str) -> VerifiedToken:
-    """Signature, ``typ``, ``iss``, ``exp``, then one query: client active and not revoked since,
-    grant not revoked, member active, ``jti`` not revoked."""
+    """Signature, ``typ``, ``iss``, ``exp``, then one query (grant not revoked, member active,
+    ``jti`` not revoked, clients' version) and the client (cached): active and not revoked since."""
     try:
         header, claims = keys.decode(token)
     except keys.BadSignature as exc:
@@ -223,17 +198,16 @@ def check_access_token(db: Session, settings: Settings, token: str) -> VerifiedT
     client_id, jti, gid = claims.get("client_id"), claims.get("jti"), claims.get("gid")
     if not isinstance(client_id, str) or not isinstance(jti, str) or not (gid is None or isinstance(gid, int)):
         raise InvalidToken("invalid_token", "The access token lacks required claims")
-    statement = _TOKEN_WITH_GRANT if gid is not None else _TOKEN_WITHOUT_GRANT
-    row = db.execute(statement, {"client_id": client_id, "gid": gid, "jti": jti}).first()  # type: ignore[call-overload]
-    if row is None:
+    grant, member, jti_revoked, version = rows.access_token_state(db, client_id, jti, gid)
+    client = client_cache.get_at(db, client_id, version)
+    if client is None:
         raise InvalidToken("invalid_token", "The client of this token no longer exists")
-    client, grant, member, revoked_jti = row
     revoked_since = client.tokens_revoked_at
     if not client.active or (revoked_since is not None and iat <= revoked_since.timestamp()):
         raise InvalidToken("invalid_token", "The access token was revoked")
     if gid is not None and (grant is None or grant.revoked_at is not None or member is None or not member.active):
         raise InvalidToken("invalid_token", "The access token was revoked")
-    if revoked_jti is not None:
+    if jti_revoked:
         raise InvalidToken("invalid_token", "The access token was revoked")
     return VerifiedToken(claims, client, grant, member)
 

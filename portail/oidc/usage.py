@@ -44,7 +44,7 @@ def _access_upsert(insert: Any) -> Any:
 
 def record_session_client(db: Session, sid: str, client_id: str, member_id: int) -> None:
     now = utcnow()
-    db.execute(  # type: ignore[call-overload]
+    db.connection().execute(  # Core: no ORM layer on the token path (rows.py)
         prepared(db, "session_client", _session_client_upsert),
         {"sid": sid, "client_id": client_id, "member_id": member_id, "first_at": now, "last_at": now},
     )
@@ -53,7 +53,7 @@ def record_session_client(db: Session, sid: str, client_id: str, member_id: int)
 def count_access(db: Session, settings: Settings, member_id: int, client_id: str, kind: str, scopes: str) -> None:
     """Count one access; days are Portail's local days (setting ``timezone``), as members read them."""
     now = utcnow()
-    db.execute(  # type: ignore[call-overload]
+    db.connection().execute(  # Core: no ORM layer on the token path (rows.py)
         prepared(db, "data_access", _access_upsert),
         {
             "member_id": member_id,

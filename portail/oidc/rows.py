@@ -1,0 +1,143 @@
+"""SQLAlchemy Core on the hot paths: refresh, userinfo, introspection and client credentials.
+
+Why: through the ORM (``Session.execute`` of entities, unit-of-work flushes, identity map) every
+statement of a token request cost two to four times what the same statement costs in Core, and a
+refresh runs five or six of them (``../shared/reference/performance.md``: ~145 µs an ORM lookup
+against ~35 µs in Core on SQLite). Here statements are built once, run on the session's own
+connection (same transaction as the rest of the unit of work) and return rows; the rows become
+plain, session-less model instances (``detached``) that the domain code reads like the ORM ones.
+
+Nothing here decides anything: ``refresh.py`` keeps rotation, reuse detection and its grace
+window; ``tokens.py`` keeps the checks of an access token. Writes that other code reads back
+through the ORM in the same unit of work must not go through here (Core does not autoflush).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import and_, bindparam, false
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlmodel import Session, SQLModel
+
+from portail.accounts.models import Member
+from portail.oidc import client_cache
+from portail.oidc.models import Grant, RefreshToken, RevokedAccessToken
+
+M = TypeVar("M", bound=SQLModel)
+
+_refresh: Any = RefreshToken.__table__  # type: ignore[attr-defined]
+_grant: Any = Grant.__table__  # type: ignore[attr-defined]
+_member: Any = Member.__table__  # type: ignore[attr-defined]
+_revoked: Any = RevokedAccessToken.__table__  # type: ignore[attr-defined]
+
+
+def _labelled(table: Any, prefix: str) -> list[Any]:
+    return [column.label(prefix + column.name) for column in table.c]
+
+
+_SHAPES: dict[tuple[type[SQLModel], str], tuple[Any, tuple[tuple[str, str], ...]]] = {}
+
+
+def _shape(model: type[SQLModel], prefix: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    shape = _SHAPES.get((model, prefix))
+    if shape is None:
+        configure_mappers()  # the class manager's attributes exist once mappers are configured
+        table = model.__table__  # type: ignore[attr-defined]
+        names = tuple((column.name, prefix + column.name) for column in table.c)
+        shape = _SHAPES[(model, prefix)] = (manager_of_class(model), names)
+    return shape
+
+
+def detached(model: type[M], row: Row[Any], prefix: str) -> M | None:
+    """The ``prefix``-labelled columns of ``row`` as a ``model`` instance in no session (None when
+    an outer join found nothing: its primary key is NULL).
+
+    Built the way the ORM loads a row (a new instance, its attribute dictionary filled), not through
+    ``__init__``: SQLModel's constructor runs its validation machinery, ~30 µs a row against ~2 µs."""
+    values = row._mapping
+    if values[prefix + "id"] is None:
+        return None
+    manager, names = _shape(model, prefix)
+    instance: M = manager.new_instance()
+    instance.__dict__.update({name: values[label] for name, label in names})
+    return instance
+
+
+def run(db: Session, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
+    """Execute a Core statement on the unit of work's connection (no ORM layer, no autoflush)."""
+    return db.connection().execute(statement, params or {})
+
+
+# ---------------------------------------------------------------- refresh tokens
+
+REFRESH_WITH_GRANT = (
+    sa.select(*_labelled(_refresh, "t_"), *_labelled(_grant, "g_"), *_labelled(_member, "m_"))
+    .select_from(
+        _refresh.join(_grant, _grant.c.id == _refresh.c.grant_id).outerjoin(_member, _member.c.id == _grant.c.member_id)
+    )
+    .where(_refresh.c.token_hash == bindparam("token_hash"))
+)
+ROTATE_REFRESH = (
+    sa.update(_refresh)
+    .where(_refresh.c.id == bindparam("token_id"), _refresh.c.rotated_at.is_(None))
+    .values(rotated_at=bindparam("now"))
+)
+ROTATED_AT = sa.select(_refresh.c.rotated_at).where(_refresh.c.id == bindparam("token_id"))
+INSERT_REFRESH = sa.insert(_refresh).values(
+    {name: bindparam(name) for name in ("token_hash", "grant_id", "client_id", "issued_at", "expires_at")}
+)
+
+
+def refresh_with_grant(db: Session, token_hash: str) -> tuple[RefreshToken, Grant, Member | None] | None:
+    """A refresh token, its grant and the grant's member (None if gone), in one statement."""
+    row = run(db, REFRESH_WITH_GRANT, {"token_hash": token_hash}).first()
+    if row is None:
+        return None
+    token, grant = detached(RefreshToken, row, "t_"), detached(Grant, row, "g_")
+    assert token is not None and grant is not None  # inner join
+    return token, grant, detached(Member, row, "m_")
+
+
+# ---------------------------------------------------------------- access tokens
+
+
+def _access_token_query(with_grant: bool) -> Any:
+    """Grant, member and revocation of an access token, and the clients' version
+    (``client_cache``), in one statement that always returns one row."""
+    grant_match = _grant.c.id == bindparam("gid") if with_grant else false()
+    one = sa.select(sa.literal(1).label("one")).subquery()
+    return (
+        sa.select(
+            *_labelled(_grant, "g_"),
+            *_labelled(_member, "m_"),
+            _revoked.c.jti.label("revoked_jti"),
+            client_cache.VERSION.label("clients_version"),
+        )
+        .select_from(one)
+        .outerjoin(_grant, and_(grant_match, _grant.c.client_id == bindparam("client_id")))
+        .outerjoin(_member, _member.c.id == _grant.c.member_id)
+        .outerjoin(_revoked, _revoked.c.jti == bindparam("jti"))
+    )
+
+
+_ACCESS_WITH_GRANT = _access_token_query(True)
+_ACCESS_WITHOUT_GRANT = _access_token_query(False)
+
+
+def access_token_state(
+    db: Session, client_id: str, jti: str, gid: int | None
+) -> tuple[Grant | None, Member | None, bool, int | None]:
+    """(grant, member, jti revoked, clients' version) of an access token, in one statement."""
+    statement = _ACCESS_WITH_GRANT if gid is not None else _ACCESS_WITHOUT_GRANT
+    row = run(db, statement, {"client_id": client_id, "gid": gid, "jti": jti}).one()
+    return (
+        detached(Grant, row, "g_"),
+        detached(Member, row, "m_"),
+        row.revoked_jti is not None,
+        row.clients_version,
+    )
