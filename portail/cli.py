@@ -21,7 +21,6 @@ from portail import mail
 from portail.accounts import flows, imports, members, newcomers
 from portail.accounts.members import AccountError
 from portail.accounts.mfa import commands as mfa_commands
-from portail.accounts.models import Member
 from portail.accounts.passwords import Passwords, password_problem
 from portail.config import ConfigError, Settings, load_settings
 from portail.oidc.commands import open_database
@@ -135,9 +134,7 @@ def ensure_admin(settings: Settings, db: database.Database) -> None:
     if not settings.create_admin_on_first_run:
         return
     with db.session() as session:
-        from sqlmodel import select
-
-        if session.exec(select(Member.id).where(Member.is_admin == True)).first() is not None:  # noqa: E712
+        if members.any_admin(session):
             return
         password = secrets.token_urlsafe(12)
         host = settings.issuer.split("://", 1)[1].split(":")[0].split("/")[0]

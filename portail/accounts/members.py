@@ -156,6 +156,13 @@ def audit(
     return event
 
 
+def any_admin(db: Session) -> bool:
+    """Is there an administrator? One read of the partial index ``ix_member_admin`` (never a scan of
+    ``member``: ``portail serve`` asks on every start)."""
+    found = db.exec(select(Member.id).where(Member.is_admin == True).limit(1)).first()  # noqa: E712
+    return found is not None
+
+
 def list_members(db: Session, *, offset: int = 0, limit: int = 100) -> list[Member]:
     return list(db.exec(select(Member).order_by(Member.id).offset(offset).limit(limit)))  # type: ignore[arg-type]
 

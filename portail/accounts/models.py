@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from portail.db import utcnow
@@ -18,6 +18,10 @@ def new_public_id() -> str:
 
 class Member(SQLModel, table=True):
     __tablename__ = "member"
+    __table_args__ = (
+        # The few administrators, found without reading every member (``portail serve`` on start).
+        Index("ix_member_admin", "id", sqlite_where=text("is_admin = 1"), postgresql_where=text("is_admin")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(default_factory=new_public_id, max_length=32, unique=True, index=True)
