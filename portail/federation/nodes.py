@@ -256,16 +256,9 @@ async def verify(db: Database, settings: Settings, actor: Actor, slug: str, meth
     try:
         await proof.check(settings, method, instance.base_url, instance.challenge or "")
     except Refused as exc:
-        await db.run(_refusal, exc, _proof_place(method, instance.base_url), actor, "instance", slug)
+        await db.run(_refusal, exc, proof.where(method, instance.base_url), actor, "instance", slug)
         raise _as_error(exc, "verification_failed", 422) from exc
     return await db.run(_verified, settings, actor, slug, method)
-
-
-def _proof_place(method: str, base_url: str) -> str:
-    try:
-        return proof.where(method, base_url)
-    except Refused:
-        return base_url
 
 
 def _verified(db: Session, settings: Settings, actor: Actor, slug: str, method: str = "http") -> Instance:

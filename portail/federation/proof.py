@@ -31,9 +31,13 @@ def method_of(raw: str | None, default: str = "http") -> str:
 
 
 def where(method: str, base_url: str) -> str:
-    """Where the proof is looked for: the challenge URL or the TXT record's name."""
+    """Where the proof is looked for: the challenge URL or the TXT record's name (the base URL itself
+    when its host cannot carry a TXT record: the refusal then names it)."""
     if method == "dns":
-        return dns_proof.record_name(base_url).ascii
+        try:
+            return dns_proof.record_name(base_url).ascii
+        except Refused:
+            return base_url
     return verification.challenge_url(base_url)
 
 

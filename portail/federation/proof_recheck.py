@@ -195,10 +195,7 @@ def _page(settings: Settings, instance: Instance) -> str:
 
 
 def _place(instance: Instance) -> str:
-    try:
-        return proof.where(instance.proof_method, instance.base_url)
-    except Refused:
-        return instance.base_url
+    return proof.where(instance.proof_method, instance.base_url)
 
 
 def inconclusive(exc: Refused) -> bool:
@@ -369,12 +366,13 @@ async def check_now(db: Database, settings: Settings, actor: Actor, slug: str, m
     try:
         await proof.check(settings, chosen, base_url, token)
     except Refused as exc:
-        try:
-            place = proof.where(chosen, base_url)
-        except Refused:
-            place = base_url
         await db.run(
-            verification.audit_refusal, exc, place, actor_id=actor.member_id, subject_type="instance", subject_id=slug
+            verification.audit_refusal,
+            exc,
+            proof.where(chosen, base_url),
+            actor_id=actor.member_id,
+            subject_type="instance",
+            subject_id=slug,
         )
         raise FederationError(exc.message, status=422, code="verification_failed", **exc.params) from exc
     return await db.run(_checked, settings, actor, slug, chosen, token, base_url)

@@ -206,12 +206,13 @@ async def verify_move(
     try:
         await proof.check(settings, chosen, str(move["url"]), str(move["challenge"]))
     except Refused as exc:
-        try:
-            where = proof.where(chosen, str(move["url"]))
-        except Refused:  # a host that cannot carry a TXT record: the refusal names it
-            where = str(move["url"])
         await db.run(
-            verification.audit_refusal, exc, where, actor_id=actor.member_id, subject_type="instance", subject_id=slug
+            verification.audit_refusal,
+            exc,
+            proof.where(chosen, str(move["url"])),
+            actor_id=actor.member_id,
+            subject_type="instance",
+            subject_id=slug,
         )
         raise FederationError(exc.message, status=422, code="verification_failed", **exc.params) from exc
     return await db.run(_switch, settings, actor, slug, str(move["url"]), str(move["challenge"]), chosen)
