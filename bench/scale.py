@@ -199,10 +199,10 @@ def prepare(stack: contextlib.ExitStack, size: int) -> dict[str, Callable[[], No
     def sweep() -> None:
         # One minute's sweep (the application's own background sweep has already ended the sessions
         # seeded expired: what is left to pay is finding that nothing else expired), rolled back.
-        from portail.oidc import backchannel
+        from portail.accounts import expiry
 
         with Session(sweeper) as s:
-            backchannel.end_expired_sessions(s, settings, database.utcnow())
+            expiry.end_expired_sessions(s, settings, database.utcnow())
             s.rollback()
 
     def users_list() -> None:

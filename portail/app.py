@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from portail import db as database
 from portail import metrics, monitoring
+from portail.accounts import expiry
 from portail.accounts.current import PendingStepGate, SessionLoader
 from portail.accounts.extensions import AccountExtensions
 from portail.accounts.mail_limits import MailLimiter
@@ -24,9 +25,10 @@ from portail.accounts.mfa.security_routes import routes as security_routes
 from portail.accounts.organization_routes import routes as organization_routes
 from portail.accounts.passwords import Passwords
 from portail.accounts.routes import routes as account_routes
+from portail.background import Runner
 from portail.config import Settings, load_settings
 from portail.consent import hooks as consent_hooks
-from portail.consent.jobs import PrivacyJobs
+from portail.consent import jobs as privacy_jobs
 from portail.consent.officer_routes import routes as privacy_officer_routes
 from portail.consent.routes import routes as consent_routes
 from portail.dashboard.routes import routes as dashboard_routes
@@ -105,13 +107,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         database.upgrade(db.engine)
     oidc_keys.install(db.engine, settings)
     extensions.on_session_end(oidc_tokens.on_session_end)
-    backchannel.register_hook(settings)
-    sender = backchannel.BackchannelSender(db, settings)
-    federation.register_hooks(extensions)
+    backchannel_setup = backchannel.install(db, extensions, settings)
+    federation.register_hooks(extensions, backchannel_setup)
     step_up.guard_pages(*ADMINISTERING_PAGES)
     step_up.register_administering_role(federation_rules.administers_a_hoster)
-    prober = federation.prober(settings, db)
     notifications = notifications_hub.install(db, settings)
+
+    # Every background task of the process, one leader for the periodic passes (portail/background.py).
+    runner = Runner(settings, db)
+    expiry.register_tasks(runner, db, settings)
+    backchannel.register_tasks(runner, backchannel_setup, db, settings)
+    federation.register_tasks(runner, settings, db)
+    notifications.register_tasks(runner)
+    wake_privacy_jobs = privacy_jobs.register_tasks(runner, db, settings)
 
     lifespans = 0
 
@@ -127,20 +135,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             finally:
                 lifespans -= 1
             return
-        sender.start()
-        prober.start()
-        notifications.start_background()
-        privacy_jobs = app.state.privacy_jobs = PrivacyJobs(db, settings)
-        privacy_jobs.start()
+        runner.start()
         try:
             yield
         finally:
             lifespans -= 1
+            await runner.stop()
             await app.state.mail_limiter.aclose()
-            await privacy_jobs.stop()
             await notifications.aclose()
-            await prober.stop()
-            await sender.stop()
             passwords.close()
             db.dispose()
             metrics.process_stopped()
@@ -181,6 +183,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.extensions = extensions
     app.state.passwords = passwords
     app.state.notifications = notifications
+    app.state.background = runner
+    app.state.wake_privacy_jobs = wake_privacy_jobs
     app.state.mail_limiter = MailLimiter(settings, db)
     app.state.client_keys = client_keys.RemoteKeySets()  # private_key_jwt clients' jwks_uri
     return app

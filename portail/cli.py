@@ -392,10 +392,9 @@ def install_hooks(settings: Settings) -> None:
     """The domain hooks ``create_app`` installs, for commands that change state outside the server
     (e.g. ``portail instances suspend`` logs the instance's sessions out and tells its members)."""
     from portail.notifications import withdrawals
-    from portail.oidc import backchannel
 
-    # The command's own database (``oidc.commands.open_database``) ends grants with their sessions.
-    backchannel.register_hook(settings)
+    # The command's own database (``oidc.commands.open_database``) ends grants with their sessions and
+    # queues their back-channel logouts; withdrawals tell members when a tool they use goes away.
     withdrawals.install()
 
 

@@ -65,6 +65,9 @@ NOTIFICATION_PULL_DURATION = Histogram(
     buckets=PULL_BUCKETS,
 )
 PROBES = Counter("portail_probes_total", "Health probes of instances, by result", ["result"])
+BACKGROUND_RUNS = Counter(
+    "portail_background_runs_total", "Passes of background tasks, by task and result (ok, error)", ["task", "result"]
+)
 LEADER = Gauge(
     "portail_background_leader",
     "1 while this node leads the background task (one leader per task across nodes)",

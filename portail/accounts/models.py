@@ -60,7 +60,7 @@ class LoginSession(SQLModel, table=True):
     __tablename__ = "login_session"
     __table_args__ = (
         Index("ix_login_session_member_active", "member_id", "ended_at"),
-        # the expiry sweep (oidc.backchannel.end_expired_sessions): live sessions idle or too old
+        # the expiry sweep (accounts/expiry.py): live sessions idle, and live sessions too old
         Index("ix_login_session_live_last_seen", "ended_at", "last_seen_at"),
         Index("ix_login_session_live_created", "ended_at", "created_at"),
     )

@@ -21,23 +21,11 @@ from urllib.parse import quote
 from sqlmodel import Session, col, select
 
 from portail.accounts import extensions
-from portail.accounts.extensions import SessionEndHook
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
 from portail.db import utcnow
 
 TOUCH_EVERY = dt.timedelta(seconds=60)
-
-# Transitional: ``oidc.backchannel.register_hook`` still registers here; it moves to
-# ``AccountExtensions.on_session_end`` with the background-runner rework, and this list goes away.
-_legacy_end_hooks: list[SessionEndHook] = []
-
-
-def on_session_end(hook: SessionEndHook) -> None:
-    """Transitional process-wide registration (``oidc.backchannel`` only); use
-    ``AccountExtensions.on_session_end``."""
-    if hook not in _legacy_end_hooks:
-        _legacy_end_hooks.append(hook)
 
 
 def pending_step(db: Session, member: Member) -> str | None:
@@ -143,7 +131,7 @@ def end_sessions(db: Session, rows: list[LoginSession], reason: str) -> list[Log
         db.add(row)
     db.flush()
     if ended:
-        for hook in [*extensions.of(db).session_end, *_legacy_end_hooks]:
+        for hook in list(extensions.of(db).session_end):
             hook(db, ended)
     return ended
 

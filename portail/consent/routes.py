@@ -40,9 +40,9 @@ def _refused(request: Request, exc: ConsentError) -> Response:
 
 
 def _wake_jobs(request: Request) -> None:
-    jobs = getattr(request.app.state, "privacy_jobs", None)
-    if jobs is not None:
-        jobs.wake()
+    wake = getattr(request.app.state, "wake_privacy_jobs", None)
+    if wake is not None:
+        wake()
 
 
 def _overview(db: Session, settings: Settings, member_id: int) -> dict[str, Any]:

@@ -21,31 +21,26 @@ hoster's page); the certificate of each reached https node is read, and its host
 after ``probe_failures_before_alert`` failures in a row the hoster is mailed once, and again when
 the instance comes back. Pages only read those columns: no member-facing request waits for a probe.
 
-Leadership (one prober when several workers run): with ``redis_url``, a Redis lock (``SET NX PX``
-renewed each round); on PostgreSQL, a session advisory lock held on a dedicated connection; on
-SQLite, an exclusive ``flock`` on ``<var_dir>/prober.lock`` (SQLite deployments are one machine).
+One prober when several processes or nodes run: it is a leader-only task of the background runner
+(``portail/background.py``, leadership in ``portail/leadership.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
-import os
-import secrets
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
-from sqlalchemy import delete, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from portail import metrics
 from portail.accounts.members import audit
+from portail.background import Runner, Task
 from portail.config import Settings
 from portail.db import Database, utcnow
 from portail.federation import (
@@ -63,8 +58,6 @@ from portail.web import N_
 
 log = logging.getLogger("portail.federation.probes")
 
-ADVISORY_KEY = 0x504F5254  # "PORT"
-REDIS_KEY = "portail:prober:leader"
 NODEINFO_REL = "http://nodeinfo.diaspora.software/ns/schema/"
 PATHS = {"nextcloud": "/status.php", "matrix": "/_matrix/client/versions"}
 MATRIX_SERVER_VERSION = "/_matrix/federation/v1/version"
@@ -293,153 +286,18 @@ def record_all(db: Session, settings: Settings, results: list[tuple[Target, Resu
     db.execute(delete(ProbeSample).where(col(ProbeSample.at) < cutoff))  # type: ignore[call-overload]
 
 
-class Leadership(Protocol):
-    async def acquire(self) -> bool: ...
-
-    async def release(self) -> None: ...
-
-
-class FileLeadership:
-    """SQLite: an exclusive, non-blocking ``flock`` held for the life of the process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.path = settings.var_path / "prober.lock"
-        self.fd: int | None = None
-
-    async def acquire(self) -> bool:
-        if self.fd is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self.fd = fd
-        return True
-
-    async def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+async def probe_pass(settings: Settings, db: Database) -> None:
+    """One pass of the prober task: probe and record, retire the registrations whose domain proof is
+    overdue (releasing their URLs), give hosters behind on the charter their deadline (suspending those
+    past it), and re-check each node's domain proof when due."""
+    await run_round(settings, db)
+    await db.run(lifecycle.expire_unproven, settings)
+    await db.run(governance.charter_sweep, settings)
+    await proof_recheck.recheck_due(settings, db)
 
 
-class PostgresLeadership:
-    """PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection; lost with the connection."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.connection: Connection | None = None
-
-    def _acquire(self) -> bool:
-        if self.connection is not None:
-            try:
-                self.connection.execute(text("SELECT 1"))
-                return True
-            except Exception:  # the connection died: so did the lock
-                with contextlib.suppress(Exception):
-                    self.connection.close()
-                self.connection = None
-        connection = self.db.engine.connect()
-        held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar())
-        connection.commit()
-        if held:
-            self.connection = connection
-        else:
-            connection.close()
-        return held
-
-    async def acquire(self) -> bool:
-        return await asyncio.to_thread(self._acquire)
-
-    def _release(self) -> None:
-        if self.connection is not None:
-            with contextlib.suppress(Exception):
-                self.connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
-                self.connection.commit()
-                self.connection.close()
-            self.connection = None
-
-    async def release(self) -> None:
-        await asyncio.to_thread(self._release)
-
-
-class RedisLeadership:
-    """Redis: ``SET key token NX PX ttl``, renewed by the holder each round (check-and-extend in Lua)."""
-
-    RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-    RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-    def __init__(self, settings: Settings) -> None:
-        import redis.asyncio as aioredis
-
-        self.redis = aioredis.from_url(settings.redis_url or "", socket_timeout=5)
-        self.token = secrets.token_hex(16)
-        self.ttl_ms = int(max(settings.probe_interval_seconds, 1) * 3 * 1000)
-
-    async def acquire(self) -> bool:
-        if await self.redis.eval(self.RENEW, 1, REDIS_KEY, self.token, self.ttl_ms):
-            return True
-        return bool(await self.redis.set(REDIS_KEY, self.token, nx=True, px=self.ttl_ms))
-
-    async def release(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.redis.eval(self.RELEASE, 1, REDIS_KEY, self.token)
-        await self.redis.aclose()
-
-
-def leadership_for(settings: Settings, db: Database) -> Leadership:
-    if settings.redis_url:
-        return RedisLeadership(settings)
-    if db.engine.dialect.name == "postgresql":
-        return PostgresLeadership(db)
-    return FileLeadership(settings)
-
-
-class Prober:
-    """The background task: waits, takes leadership if it can, probes, records, retires the
-    registrations whose domain proof is overdue, gives hosters behind on the charter their deadline
-    (suspending those past it), repeats."""
-
-    def __init__(self, settings: Settings, db: Database, *, first_delay: float | None = None) -> None:
-        self.settings = settings
-        self.db = db
-        self.first_delay = min(10.0, settings.probe_interval_seconds) if first_delay is None else first_delay
-        self.leadership: Leadership | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.rounds = 0
-
-    async def run_forever(self) -> None:
-        await asyncio.sleep(self.first_delay)
-        leadership = self.leadership = self.leadership or leadership_for(self.settings, self.db)
-        while True:
-            try:
-                leads = await leadership.acquire()
-                metrics.LEADER.labels("probes").set(1 if leads else 0)
-                if leads:
-                    await run_round(self.settings, self.db)
-                    await self.db.run(lifecycle.expire_unproven, self.settings)  # releases their URLs
-                    await self.db.run(governance.charter_sweep, self.settings)
-                    await proof_recheck.recheck_due(self.settings, self.db)  # each node's proof, when due
-                    self.rounds += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("probe round failed")
-            await asyncio.sleep(self.settings.probe_interval_seconds)
-
-    def start(self) -> None:
-        if self.settings.probe_interval_seconds > 0 and self.task is None:
-            self.task = asyncio.create_task(self.run_forever(), name="portail-prober")
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
-        if self.leadership is not None:
-            await self.leadership.release()
-            self.leadership = None
+def register_tasks(runner: Runner, settings: Settings, db: Database) -> Task:
+    """The prober, a leader-only task of the background runner every ``probe_interval_seconds`` (0: off),
+    its first pass soon after start."""
+    every = float(settings.probe_interval_seconds)
+    return runner.add(Task("probes", lambda: probe_pass(settings, db), every=every, first_delay=min(10.0, every)))

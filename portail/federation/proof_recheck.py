@@ -3,7 +3,7 @@
 Every ``proof_recheck_hours`` (24; 0 turns it off) each registered node awaiting approval or active
 has its proof checked again by the method its hoster chose (``proof.py``: the challenge served over
 HTTP, or the DNS TXT record). ``recheck_due(settings, db)`` checks the nodes whose turn has come; the
-prober's periodic loop calls it (``probes.Prober``), so one leader runs it.
+prober's pass calls it (``probes.probe_pass``, a leader-only background task), so one leader runs it.
 
 States (``state(instance)``)::
 

@@ -1,29 +1,27 @@
-"""The notification hub of one process: aggregator, live broker, push limiter and background loop.
+"""The notification hub of one process: aggregator, live broker, push limiter and background task.
 
-``create_app`` builds one ``Hub`` (``app.state.notifications``), starts it in the lifespan and
-closes it at shutdown. The background loop runs every ``notification_refresh_seconds`` but does work
-only in the process that holds leadership (``leadership.py``): refresh what is due (``schedule.py``),
-batch after batch for most of the interval, send the digests that are due (in batches), purge
-notifications past ``notification_retention_days`` (in chunks) and the webhook event ids as old.
+``create_app`` builds one ``Hub`` (``app.state.notifications``) and closes it at shutdown. Its
+background task (``register_tasks``: a leader-only task of the background runner,
+``portail/background.py``, every ``notification_refresh_seconds``, at least 5) refreshes what is due
+(``schedule.py``), batch after batch for most of the interval, sends the digests that are due (in
+batches), purges notifications past ``notification_retention_days`` (in chunks) and the webhook
+event ids as old.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 
 from sqlmodel import Session
 
-from portail import metrics
 from portail.accounts.models import Member
+from portail.background import Runner, Task
 from portail.config import Settings
 from portail.db import Database
 from portail.notifications import digests, inbox, push, webhooks, withdrawals
 from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
-from portail.notifications.leadership import Leadership
 from portail.notifications.live import Broker
 from portail.notifications.ratelimit import PushLimiter
 from portail.oidc import claims, subjects, tokens
@@ -61,20 +59,18 @@ class Hub:
         self.aggregator = Aggregator(
             db, settings, minter=nextcloud_token, on_delivered=self.announce, transport=PinnedTransport(settings)
         )
-        self.leadership = Leadership(db, settings)
-        self._loop: asyncio.Task[None] | None = None
 
     async def announce(self, delivered: list[Delivered]) -> None:
         await self.broker.publish((d.member_id, d.id) for d in delivered)
 
+    @property
+    def period(self) -> float:
+        return float(max(self.settings.notification_refresh_seconds, 5))
+
     async def tick(self) -> None:
-        """One pass of background work, if this process leads."""
-        leads = await self.leadership.acquire()
-        metrics.LEADER.labels("notifications").set(1 if leads else 0)
-        if not leads:
-            return
+        """One pass of background work (the leading process's task)."""
         # Batch after batch of due work (schedule.py) for most of one interval, then digests and purge.
-        deadline = time.monotonic() + max(self.settings.notification_refresh_seconds, 5) * 0.8
+        deadline = time.monotonic() + self.period * 0.8
         batch = 200
         while await self.aggregator.refresh_due(batch) == batch and time.monotonic() < deadline:
             pass
@@ -82,27 +78,10 @@ class Hub:
         await self.db.run(inbox.purge, self.settings.notification_retention_days)
         await self.db.run(webhooks.purge, self.settings.notification_retention_days)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(max(self.settings.notification_refresh_seconds, 5))
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notifications background pass failed")
-
-    def start_background(self) -> None:
-        if self._loop is None:
-            self._loop = asyncio.create_task(self._run())
+    def register_tasks(self, runner: Runner) -> None:
+        runner.add(Task("notifications", self.tick, every=self.period))
 
     async def aclose(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._loop
-            self._loop = None
         await self.aggregator.aclose()
         await self.broker.aclose()
         await self.limiter.aclose()
-        await self.leadership.release()

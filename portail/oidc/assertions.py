@@ -8,8 +8,8 @@ records that make each ``jti`` single use (§3 item 7).
   providers cap it alike (5 to 10 minutes is common; Okta allows at most one hour).
 - **Replay records**: ``sha256(client_id, jti)`` is kept until the assertion can no longer be
   accepted (its ``exp`` plus the clock leeway), never less, so a replay inside its lifetime is always
-  caught; ``purge_expired`` deletes the records past that point (run by the back-channel sender's
-  periodic sweep, ``backchannel.BackchannelSender``).
+  caught; ``purge_expired`` deletes the records past that point (every minute, the
+  ``assertion-purge`` task of the background runner, registered by ``backchannel.register_tasks``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """OpenID Connect Back-Channel Logout 1.0: tell every tool of a login session that it ended.
 
-- §2.5/§2.7 (when): when a login session ends (``accounts.sessions.on_session_end``), one
+- §2.5/§2.7 (when): when a login session ends (the ``on_session_end`` hook ``install`` puts on the
+  application's ``AccountExtensions``), one
   ``BackchannelDelivery`` row is created, *in the same transaction*, for each client that received
   tokens in that session (``SessionClient``) and registered a ``backchannel_logout_uri``. A consent
   withdrawal does the same for one client and every live session of the member
@@ -15,14 +16,14 @@
   timeout and no redirect followed. 2xx is success; other answers and network errors are retried
   with exponential backoff, up to ``MAX_ATTEMPTS``; a 4xx other than 408/429 fails at once (the
   spec's 400 means the RP refused the token, 501 that it does not support logout).
-- Never make the member wait: rows are sent by ``BackchannelSender``, a background task started in
-  the application's lifespan, which polls for due rows every few seconds and is woken at once (in
-  process) when a commit created rows. With several worker processes each runs a sender; a row is
-  *claimed* atomically by pushing its ``next_attempt_at`` forward by a lease
+- Never make the member wait: rows are sent by ``BackchannelSender``, a task of the background
+  runner (``portail.background``): the leading process polls for due rows every few seconds, and
+  the process whose commit created rows is woken at once (``Setup.wake``). A row is *claimed*
+  atomically by pushing its ``next_attempt_at`` forward by a lease
   (``UPDATE … WHERE id=? AND status IN (pending, retrying) AND next_attempt_at <= now``), so only one
   process sends it, and a crashed sender's row becomes due again when the lease runs out.
-- Expiry: a session that expires while nobody uses it is ended by the sender's periodic sweep
-  (``end_expired_sessions``), so its tools are logged out too.
+- Expiry: a session that expires while nobody uses it is ended by the accounts' sweep
+  (``accounts/expiry.py``), whose session-end hook queues its deliveries like any other end.
 - Addresses: a client whose endpoint an administrator did not set — registered dynamically
   (RFC 7591), or provisioned for a hoster's node (the federation says which, ``guard_clients_found_by``)
   — is sent to through the outbound guard (``portail.outbound``): https only unless
@@ -34,25 +35,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import secrets
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import delete, event, update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from portail import metrics, outbound
-from portail.accounts import sessions
+from portail.accounts.extensions import AccountExtensions
 from portail.accounts.models import LoginSession, Member
+from portail.background import Runner, Task
 from portail.config import Settings
-from portail.db import Database, utcnow
+from portail.db import Database, after_commit, utcnow
 from portail.oidc import assertions, keys, subjects
 from portail.oidc.models import BackchannelDelivery, OAuthClient, SessionClient
 
@@ -65,7 +64,7 @@ BACKOFF_FIRST_SECONDS = 10
 BACKOFF_MAX_SECONDS = 3600
 LEASE_SECONDS = 60
 POLL_SECONDS = 5.0
-SWEEP_SECONDS = 60.0  # how often expired sessions are looked for
+SWEEP_SECONDS = 60.0  # how often used client assertions are purged
 BATCH = 50
 BATCH_IN = 500  # ids per IN (...) list
 CONCURRENCY = 10
@@ -74,11 +73,45 @@ USER_AGENT = "Portail-En-commun/backchannel-logout"
 
 # ---------------------------------------------------------------- creating deliveries
 
-_wakers: list[Callable[[], None]] = []
+_KEY = "portail.oidc.backchannel"
 _WAKE_KEY = "portail.backchannel.wake"
-_secret: dict[str, str] = {}  # the secret key pairwise subjects derive from, set by ``register_hook``
 GuardFinder = Callable[[Session, set[str]], set[str]]
-_guard_finders: list[GuardFinder] = []  # see ``guard_clients_found_by``
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Setup:
+    """What the back-channel code needs from its application, carried by every unit of work of the
+    application's database (``Session.info``, like ``accounts.extensions``): no module-level state,
+    and two applications in one process never see each other's."""
+
+    secret_key: str = ""  # the key pairwise subjects derive from
+    guard_finders: list[GuardFinder] = field(default_factory=list)  # see ``guard_clients_found_by``
+    wake: Callable[[], None] = _nothing  # wakes this process's sender (the background runner)
+
+    def guard_clients_found_by(self, finder: GuardFinder) -> None:
+        """Register a function naming, among some client ids, those whose endpoints come from outside
+        (a higher package, e.g. the federation, knows which clients a hoster configured)."""
+        if finder not in self.guard_finders:
+            self.guard_finders.append(finder)
+
+
+def install(database: Database, extensions: AccountExtensions, settings: Settings) -> Setup:
+    """Queue deliveries when sessions end, for the units of work of ``database`` (``create_app`` and
+    the commands' ``open_database``)."""
+    setup = Setup(secret_key=settings.secret_key)
+    database.session_info[_KEY] = setup
+    extensions.on_session_end(_queue_for_ended_sessions)
+    return setup
+
+
+def setup_of(db: Session) -> Setup:
+    """The back-channel setup of the application whose unit of work ``db`` is (empty if none)."""
+    found = db.info.get(_KEY)
+    return found if isinstance(found, Setup) else Setup()
 
 
 def _queue(db: Session, client: OAuthClient, member: Member, sid: str) -> BackchannelDelivery | None:
@@ -86,14 +119,17 @@ def _queue(db: Session, client: OAuthClient, member: Member, sid: str) -> Backch
         return None
     if not sid and client.backchannel_logout_session_required:
         return None
+    setup = setup_of(db)
     row = BackchannelDelivery(
         client_id=client.client_id,
         sid=sid,
-        subject=subjects.subject_for(db, _secret.get("key", ""), member, client),
+        subject=subjects.subject_for(db, setup.secret_key, member, client),
         uri=client.backchannel_logout_uri,
     )
     db.add(row)
-    db.info[_WAKE_KEY] = True
+    if not db.info.get(_WAKE_KEY):  # wake the sender once the rows are committed (not if rolled back)
+        db.info[_WAKE_KEY] = True
+        after_commit(setup.wake)
     return row
 
 
@@ -102,6 +138,10 @@ def _clients(db: Session, client_ids: set[str]) -> dict[str, OAuthClient]:
         return {}
     rows = db.exec(select(OAuthClient).where(col(OAuthClient.client_id).in_(sorted(client_ids))))
     return {c.client_id: c for c in rows}
+
+
+def _queue_for_ended_sessions(db: Session, ended: list[LoginSession]) -> None:
+    queue_for_ended_sessions(db, ended)
 
 
 def queue_for_ended_sessions(db: Session, ended: list[LoginSession]) -> list[BackchannelDelivery]:
@@ -189,65 +229,6 @@ def logout_client(db: Session, client_id: str) -> list[BackchannelDelivery]:
     db.execute(delete(SessionClient).where(col(SessionClient.client_id) == client_id))  # type: ignore[call-overload]
     db.flush()
     return created
-
-
-def _on_session_end(db: Session, ended: list[LoginSession]) -> None:
-    queue_for_ended_sessions(db, ended)
-
-
-def register_hook(settings: Settings) -> None:
-    """Queue deliveries when sessions end (called by ``create_app``)."""
-    _secret["key"] = settings.secret_key
-    sessions.on_session_end(_on_session_end)
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_after_commit(session: Session) -> None:
-    if session.info.pop(_WAKE_KEY, False):
-        for wake in list(_wakers):
-            wake()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_WAKE_KEY, None)
-
-
-def expired_sessions_query(settings: Settings, now: dt.datetime, limit: int) -> SelectOfScalar[int | None]:
-    """Live sessions idle or too old; served by the indexes ``ix_login_session_live_last_seen`` and
-    ``ix_login_session_live_created`` (no scan of the whole table on each sweep)."""
-    idle_before = now - dt.timedelta(minutes=settings.session_idle_minutes)
-    born_before = now - dt.timedelta(hours=settings.session_absolute_hours)
-    return (
-        select(col(LoginSession.id))
-        .where(
-            col(LoginSession.ended_at).is_(None),
-            (col(LoginSession.last_seen_at) < idle_before) | (col(LoginSession.created_at) < born_before),
-        )
-        .limit(limit)
-    )
-
-
-def end_expired_sessions(db: Session, settings: Settings, now: dt.datetime, limit: int = 200) -> int:
-    """End the sessions that expired without a request noticing (idle or absolute lifetime), so that
-    their tools are told too. Each row is claimed by a conditional UPDATE (``end_reason`` is the
-    marker, overwritten by ``end_sessions`` in the same transaction): one process ends it."""
-    candidates = db.exec(expired_sessions_query(settings, now, limit)).all()
-    claimed = []
-    for row_id in candidates:
-        result = db.execute(
-            update(LoginSession)
-            .where(
-                col(LoginSession.id) == row_id, col(LoginSession.ended_at).is_(None), col(LoginSession.end_reason) == ""
-            )
-            .values(end_reason="expiring")
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            row = db.get(LoginSession, row_id)
-            if row is not None:
-                db.refresh(row)
-                claimed.append(row)
-    return len(sessions.end_sessions(db, claimed, "expired")) if claimed else 0
 
 
 # ---------------------------------------------------------------- the logout token
@@ -386,17 +367,9 @@ def guarded_clients(db: Session, client_ids: list[str]) -> set[str]:
     or named by a registered finder (the federation's hoster-provisioned clients)."""
     ids = set(client_ids)
     found = {c.client_id for c in _clients(db, ids).values() if c.registered_dynamically}
-    for finder in _guard_finders:
+    for finder in setup_of(db).guard_finders:
         found |= finder(db, ids) & ids
     return found
-
-
-def guard_clients_found_by(finder: GuardFinder) -> None:
-    """Register a function naming, among some client ids, those whose endpoints come from outside
-    (a higher package, e.g. the federation, knows which clients a hoster configured)."""
-    name = (finder.__module__, finder.__qualname__)
-    _guard_finders[:] = [f for f in _guard_finders if (f.__module__, f.__qualname__) != name]
-    _guard_finders.append(finder)
 
 
 async def deliver_due(
@@ -455,57 +428,46 @@ def guarded_client(settings: Settings) -> httpx.AsyncClient:
 
 
 class BackchannelSender:
-    """The background task sending due deliveries; polls, and wakes at once after a new logout."""
+    """The back-channel task of the background runner (``register_tasks``): one pass sends every
+    due delivery, batch after batch; it keeps its two HTTP clients (plain and guarded) between passes."""
 
-    def __init__(self, db: Database, settings: Settings, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.poll_seconds = poll_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._event: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
+        self._http: httpx.AsyncClient | None = None
+        self._guarded: httpx.AsyncClient | None = None
 
-    def wake(self) -> None:
-        """Thread-safe: ask the loop to look for due rows now."""
-        with self._lock:
-            if self._loop is not None and self._event is not None and not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(self._event.set)
+    async def run(self) -> int:
+        if self._http is None or self._guarded is None:
+            self._http, self._guarded = http_client(self.settings), guarded_client(self.settings)
+        sent = 0
+        while True:
+            count = await deliver_due(self.db, self.settings, self._http, guarded_http=self._guarded)
+            sent += count
+            if count < BATCH:
+                return sent
 
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._event = asyncio.Event()
-        _wakers.append(self.wake)
-        self._task = asyncio.create_task(self._run(), name="portail-backchannel")
+    async def aclose(self) -> None:
+        for http in (self._http, self._guarded):
+            if http is not None:
+                await http.aclose()
+        self._http = self._guarded = None
 
-    async def stop(self) -> None:
-        with contextlib.suppress(ValueError):
-            _wakers.remove(self.wake)
-        with self._lock:
-            self._loop = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
-    async def _run(self) -> None:
-        assert self._event is not None
-        swept_at = 0.0
-        loop = asyncio.get_running_loop()
-        async with http_client(self.settings) as http, guarded_client(self.settings) as guarded_http:
-            while True:
-                self._event.clear()
-                try:
-                    if loop.time() - swept_at >= SWEEP_SECONDS:
-                        swept_at = loop.time()
-                        await self.db.run(end_expired_sessions, self.settings, utcnow())
-                        await self.db.run(assertions.purge_expired, utcnow())
-                    while await deliver_due(self.db, self.settings, http, guarded_http=guarded_http) == BATCH:
-                        pass
-                except Exception:  # a database hiccup must not kill the sender
-                    log.exception("back-channel logout sender error")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._event.wait(), self.poll_seconds)
+async def _purge_assertions(db: Database) -> None:
+    await db.run(assertions.purge_expired, utcnow())
+
+
+def register_tasks(runner: Runner, setup: Setup, db: Database, settings: Settings) -> BackchannelSender:
+    """The sender polls every ``POLL_SECONDS`` on the leader and runs at once, in the process that
+    committed them, when deliveries are created (``Setup.wake``); used client assertions' ``jti``
+    are purged every minute."""
+    sender = BackchannelSender(db, settings)
+    runner.add(Task("backchannel", sender.run, every=POLL_SECONDS, first_delay=0.0))
+    runner.add(Task("assertion-purge", lambda: _purge_assertions(db), every=SWEEP_SECONDS))
+    runner.on_stop(sender.aclose)
+    setup.wake = runner.waker("backchannel")
+    return sender
 
 
 # ---------------------------------------------------------------- the administrators' view

@@ -17,7 +17,7 @@ from portail import db as database
 from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import clients, keys, registration_commands, tokens
+from portail.oidc import backchannel, clients, keys, registration_commands, tokens
 from portail.oidc.models import OAuthClient
 
 
@@ -28,9 +28,12 @@ def _fail(message: str, code: int = 1) -> int:
 
 def open_database(settings: Settings) -> database.Database:
     """The database of a command run outside the server, migrated, with the account hooks that matter
-    outside it (``create_app`` installs the rest): grants end with their login sessions."""
+        outside it (``create_app`` installs the rest): grants end with their login sessions, and tools are
+    sent back-channel logouts for them (by the server's background runner)."""
     db = database.Database(settings)
-    AccountExtensions().attach(db).on_session_end(tokens.on_session_end)
+    extensions = AccountExtensions().attach(db)
+    extensions.on_session_end(tokens.on_session_end)
+    backchannel.install(db, extensions, settings)  # a command that ends sessions queues their logouts
     database.check_connection(db.engine)
     database.upgrade(db.engine)
     return db

@@ -3,7 +3,7 @@
 Parse the parameters, validate them (``logout_request``), then either end the session at once (a
 valid ``id_token_hint`` names this browser's session) or show a confirmation form (CSRF, works
 without JavaScript). Ending the session triggers the back-channel logout of every tool of the
-session (``backchannel``, through ``sessions.on_session_end``); the member is then redirected to
+session (``backchannel``, through ``AccountExtensions.on_session_end``); the member is then redirected to
 the validated ``post_logout_redirect_uri`` (with ``state``) or to Portail's login page with a
 "you are logged out" message. Invalid requests get an error page, never a redirect (§4).
 The endpoint URL carries no query string: Nextcloud appends ``?post_logout_redirect_uri=…``.

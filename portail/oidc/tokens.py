@@ -271,7 +271,7 @@ def revoke_client_tokens(db: Session, client_id: str, reason: str) -> int:
 
 
 def on_session_end(db: Session, ended: list[LoginSession]) -> None:
-    """``accounts.sessions.on_session_end`` hook: grants obtained in these sessions end with them,
+    """``AccountExtensions.on_session_end`` hook: grants obtained in these sessions end with them,
     except ``offline_access`` ones, which outlive the Portail session."""
     sids = [s.sid for s in ended]
     if not sids:

@@ -1,7 +1,7 @@
 """The health prober against real local servers standing in for nodes: Nextcloud ``/status.php``,
 Synapse ``/_matrix/client/versions``, NodeInfo, and slow, redirecting, oversized and garbage answers;
-the failure threshold that mails the hoster; one leader among several processes (file lock,
-PostgreSQL advisory lock, Redis lock); and pages that never wait for a probe."""
+the failure threshold that mails the hoster; and pages that never wait for a probe (one leader among
+several processes: ``tests/integration/test_background.py``)."""
 
 from __future__ import annotations
 
@@ -159,64 +159,6 @@ def test_demo_entries_are_never_probed_and_a_first_success_is_remembered(
     rows = {i.slug: i for i in in_db(fast, lambda s: list(s.exec(select(Instance))))}
     assert rows["vraie"].last_up_at is not None and rows["vraie"].last_up_at == rows["vraie"].last_probe_at
     assert rows["fictive"].last_probe_at is None and rows["fictive"].health == "unknown"
-
-
-# ---------------------------------------------------------------- leadership
-
-
-def test_one_leader_on_sqlite_through_a_file_lock(unit_settings: Settings) -> None:
-    first, second = probes.FileLeadership(unit_settings), probes.FileLeadership(unit_settings)
-
-    async def scenario() -> list[bool]:
-        got = [await first.acquire(), await second.acquire(), await first.acquire()]
-        await first.release()
-        got.append(await second.acquire())
-        await second.release()
-        return got
-
-    assert asyncio.run(scenario()) == [True, False, True, True]
-
-
-@pytest.mark.postgres
-def test_one_leader_on_postgresql_through_an_advisory_lock(postgres_url: str, tmp_path: Path) -> None:
-    from tests.conftest import make_settings
-
-    settings = make_settings(tmp_path, postgres_url)
-    one, two = Database(settings), Database(settings)
-    first, second = probes.PostgresLeadership(one), probes.PostgresLeadership(two)
-
-    async def scenario() -> list[bool]:
-        got = [await first.acquire(), await second.acquire(), await first.acquire()]
-        await first.release()
-        got.append(await second.acquire())
-        await second.release()
-        return got
-
-    try:
-        assert isinstance(probes.leadership_for(settings, one), probes.PostgresLeadership)
-        assert asyncio.run(scenario()) == [True, False, True, True]
-    finally:
-        one.dispose()
-        two.dispose()
-
-
-def test_one_leader_with_redis_through_a_renewed_lock(unit_settings: Settings, redis_url: str) -> None:
-    settings = unit_settings.replace(redis_url=redis_url, probe_interval_seconds=60)
-
-    async def scenario() -> list[bool]:
-        first, second = probes.RedisLeadership(settings), probes.RedisLeadership(settings)
-        got = [await first.acquire(), await second.acquire(), await first.acquire()]
-        await first.release()
-        got.append(await second.acquire())
-        await second.release()
-        return got
-
-    db = Database(settings)
-    try:
-        assert isinstance(probes.leadership_for(settings, db), probes.RedisLeadership)
-    finally:
-        db.dispose()
-    assert asyncio.run(scenario()) == [True, False, True, True]
 
 
 # ---------------------------------------------------------------- in the application

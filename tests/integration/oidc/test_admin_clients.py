@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlmodel import Session
 from starlette.testclient import TestClient
 
@@ -59,6 +61,7 @@ def _seed(settings: Settings) -> None:
                 status="retrying",
                 attempts=2,
                 last_error="ConnectError: refused",
+                next_attempt_at=database.utcnow() + dt.timedelta(minutes=5),  # its backoff: not due yet
             )
         )
 

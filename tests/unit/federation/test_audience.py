@@ -11,7 +11,7 @@ from portail.config import Settings
 from portail.db import Database
 from portail.federation import audience, startup
 from portail.federation.models import Instance, InstanceLink
-from portail.oidc import claims
+from portail.oidc import backchannel, claims
 from portail.oidc.models import OAuthClient
 from tests.conftest import create_member
 from tests.federation_factories import (
@@ -106,7 +106,8 @@ def test_members_see_central_instances_and_those_of_their_organizations(unit_set
 def test_the_provider_uses_the_federation_groups_provider(db: Database, unit_settings: Settings) -> None:
     """``portail.oidc.claims`` computes ``groups`` through the provider registered by ``create_app``."""
     _world(unit_settings)
-    startup.register_hooks(AccountExtensions.attached_to(db))
+    extensions = AccountExtensions.attached_to(db)
+    startup.register_hooks(extensions, backchannel.install(db, extensions, unit_settings))
 
     def released(session):  # type: ignore[no-untyped-def]
         member = session.exec(select(Member).where(Member.email_key == "alice@example.org")).one()

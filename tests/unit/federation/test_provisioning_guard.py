@@ -47,9 +47,9 @@ def test_only_clients_of_nodes_registered_by_hosters_are_named(db: database.Data
 def test_a_hosters_node_is_not_sent_a_logout_token_on_a_private_address(
     db: database.Database, unit_settings: Settings, http_recorder: HttpRecorder
 ) -> None:
-    backchannel.register_hook(unit_settings)
     keys.install(db.engine, unit_settings)
-    startup.register_hooks(AccountExtensions.attached_to(db))
+    extensions = AccountExtensions.attached_to(db)
+    startup.register_hooks(extensions, backchannel.install(db, extensions, unit_settings))
     strict = unit_settings.replace(allow_private_addresses=False)
     _node(db, "hosted", "registry", http_recorder.url("/bc"))
     _node(db, "declared", "file", http_recorder.url("/bc-declared"))

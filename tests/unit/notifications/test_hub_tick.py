@@ -1,5 +1,5 @@
-"""The background leader works through due batches (``schedule.py``) until a batch comes back short,
-then sends digests and purges."""
+"""The notifications task (run by the background runner on the leader) works through due batches
+(``schedule.py``) until a batch comes back short, then sends digests and purges."""
 
 from __future__ import annotations
 
@@ -19,11 +19,7 @@ def test_a_tick_refreshes_batch_after_batch_until_one_is_short(db: database.Data
         asked.append(limit)
         return sizes[len(asked) - 1]
 
-    async def lead() -> bool:
-        return True
-
     hub.aggregator.refresh_due = refresh_due  # type: ignore[method-assign]
-    hub.leadership.acquire = lead  # type: ignore[method-assign]
 
     async def scenario() -> None:
         try:

@@ -17,8 +17,10 @@ import pytest
 from sqlmodel import select
 
 from portail import db as database
-from portail.accounts import sessions
+from portail.accounts import expiry, sessions
+from portail.accounts.extensions import AccountExtensions
 from portail.accounts.models import Member
+from portail.background import Runner
 from portail.config import Settings
 from portail.oidc import backchannel, keys
 from portail.oidc.clients import ClientSpec, create_client
@@ -27,8 +29,13 @@ from tests.conftest import HttpRecorder, create_member
 
 
 @pytest.fixture
-def ring(db: database.Database, unit_settings: Settings) -> keys.KeyRing:
-    backchannel.register_hook(unit_settings)
+def setup(db: database.Database, unit_settings: Settings) -> backchannel.Setup:
+    """What ``create_app`` does: the back-channel hook on the application's account extensions."""
+    return backchannel.install(db, AccountExtensions.attached_to(db), unit_settings)
+
+
+@pytest.fixture
+def ring(db: database.Database, unit_settings: Settings, setup: backchannel.Setup) -> keys.KeyRing:
     return keys.install(db.engine, unit_settings)
 
 
@@ -261,21 +268,23 @@ def test_an_administrators_client_is_sent_to_by_name_without_the_guard(
 
 
 def test_a_client_named_by_a_registered_finder_goes_through_the_guard(
-    db: database.Database, ring: keys.KeyRing, alice: Member, recorder: HttpRecorder, unit_settings: Settings
+    db: database.Database,
+    ring: keys.KeyRing,
+    setup: backchannel.Setup,
+    alice: Member,
+    recorder: HttpRecorder,
+    unit_settings: Settings,
 ) -> None:
     """A higher package (the federation) names the clients a hoster configured; they are guarded too."""
 
     def only_tool(_db: object, ids: set[str]) -> set[str]:
         return {"tool"} & ids
 
-    backchannel.guard_clients_found_by(only_tool)
-    try:
-        strict = unit_settings.replace(allow_private_addresses=False)
-        _client(db, recorder.url("/bc"))
-        _end(db, _session_with(db, alice, "tool"))
-        _deliver(db, strict)
-    finally:
-        backchannel._guard_finders.remove(only_tool)
+    setup.guard_clients_found_by(only_tool)
+    strict = unit_settings.replace(allow_private_addresses=False)
+    _client(db, recorder.url("/bc"))
+    _end(db, _session_with(db, alice, "tool"))
+    _deliver(db, strict)
     [row] = _rows(db)
     assert row.status == "failed" and "address-loopback" in row.last_error
     assert recorder.requests == []
@@ -330,14 +339,30 @@ def test_withdrawing_a_client_logs_every_live_session_out_of_it_before_it_is_dis
 
 
 def test_the_sender_wakes_up_when_a_logout_is_committed(
-    db: database.Database, ring: keys.KeyRing, alice: Member, recorder: HttpRecorder, unit_settings: Settings
+    db: database.Database,
+    ring: keys.KeyRing,
+    setup: backchannel.Setup,
+    alice: Member,
+    recorder: HttpRecorder,
+    unit_settings: Settings,
 ) -> None:
+    """The sender's periodic pass is an hour away and this process does not lead (another node holds
+    the lock file): the commit that queued the logout wakes this process's sender at once."""
     _client(db, recorder.url("/bc"))
     sid = _session_with(db, alice, "tool")
 
+    class Follower:
+        async def acquire(self) -> bool:
+            return False
+
+        async def release(self) -> None:
+            return None
+
     async def go() -> None:
-        sender = backchannel.BackchannelSender(db, unit_settings, poll_seconds=3600)
-        sender.start()
+        runner = Runner(unit_settings, db, leadership=Follower())
+        backchannel.register_tasks(runner, setup, db, unit_settings)
+        runner.tasks["backchannel"].every = runner.tasks["backchannel"].first_delay = 3600
+        runner.start()
         try:
             await asyncio.to_thread(_end, db, sid)
             for _ in range(200):
@@ -345,10 +370,27 @@ def test_the_sender_wakes_up_when_a_logout_is_committed(
                     break
                 await asyncio.sleep(0.025)
         finally:
-            await sender.stop()
+            await runner.stop()
 
     asyncio.run(go())
     assert len(recorder.requests) == 1
+
+
+def test_a_rolled_back_logout_does_not_wake_the_sender(
+    db: database.Database, ring: keys.KeyRing, setup: backchannel.Setup, alice: Member
+) -> None:
+    woken: list[int] = []
+    setup.wake = lambda: woken.append(1)
+    _client(db, "https://tool.example/bc")
+    sid = _session_with(db, alice, "tool")
+    with pytest.raises(RuntimeError), db.session() as s:
+        row = sessions.get_by_sid(s, sid)
+        assert row is not None
+        sessions.end_sessions(s, [row], "logout")
+        raise RuntimeError("undone")
+    assert woken == [] and _rows(db) == []
+    _end(db, sid)
+    assert woken == [1]  # once per unit of work, after its commit
 
 
 def test_admin_counts_group_deliveries_by_status(
@@ -388,27 +430,14 @@ def test_sessions_that_expired_unnoticed_are_ended_and_their_tools_told(
         row.last_seen_at = database.utcnow() - dt.timedelta(minutes=unit_settings.session_idle_minutes + 1)
         s.add(row)
     with db.session() as s:
-        assert backchannel.end_expired_sessions(s, unit_settings, database.utcnow()) == 1
+        assert expiry.end_expired_sessions(s, unit_settings, database.utcnow()) == 1
     with db.session() as s:
-        assert backchannel.end_expired_sessions(s, unit_settings, database.utcnow()) == 0
+        assert expiry.end_expired_sessions(s, unit_settings, database.utcnow()) == 0
         ended = sessions.get_by_sid(s, idle)
         kept = sessions.get_by_sid(s, live)
         assert ended is not None and kept is not None
         assert ended.ended_at is not None and ended.end_reason == "expired" and kept.ended_at is None
     assert [(r.sid, r.status) for r in _rows(db)] == [(idle, "pending")]
-
-
-def test_the_expiry_sweep_reads_indexes_not_the_whole_session_table(
-    db: database.Database, unit_settings: Settings
-) -> None:
-    """The sweep runs every minute on every process: it must not scan every session ever opened."""
-    query = backchannel.expired_sessions_query(unit_settings, database.utcnow(), 200)
-    with db.engine.connect() as connection:
-        compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
-        plan = [str(row[-1]) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
-    assert not [step for step in plan if step.startswith("SCAN login_session")], plan
-    assert any("ix_login_session_live_last_seen" in step for step in plan), plan
-    assert any("ix_login_session_live_created" in step for step in plan), plan
 
 
 def test_a_guarded_endpoint_whose_name_does_not_resolve_is_retried(
