@@ -187,8 +187,8 @@ def prepare(stack: contextlib.ExitStack, size: int) -> dict[str, Callable[[], No
         assert http.get("/organizations/banc").status_code == 200
 
     def roster_last() -> None:
-        # ``cursor=last`` for keyset pages; ``page`` (clamped to the last page) for the older OFFSET pages.
-        assert http.get("/organizations/banc?page=999999&cursor=last").status_code == 200
+        # the last keyset page (``?last=1``: the final rows of the roster index, read backwards)
+        assert http.get("/organizations/banc?last=1").status_code == 200
 
     def federation_admin() -> None:
         assert http.get("/federation/admin").status_code == 200

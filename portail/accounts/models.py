@@ -126,7 +126,11 @@ class Organization(SQLModel, table=True):
 
 class Membership(SQLModel, table=True):
     __tablename__ = "membership"
-    __table_args__ = (UniqueConstraint("organization_id", "member_id"),)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "member_id"),
+        # the roster's keyset pages and its capped count (organizations.roster; accounts_0004)
+        Index("ix_membership_roster", "organization_id", "status", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     organization_id: int = Field(foreign_key="organization.id", index=True)
