@@ -9,7 +9,7 @@ from collections.abc import Callable
 from sqlmodel import Session, select
 
 from portail.accounts import policy
-from portail.accounts.models import AuditEvent, Member
+from portail.accounts.models import AuditEvent, Member, audit_category
 from portail.db import utcnow
 
 UsernameSource = Callable[[Session, Member], str]
@@ -145,6 +145,7 @@ def audit(
 ) -> AuditEvent:
     event = AuditEvent(
         action=action,
+        category=audit_category(action),
         actor_id=actor_id,
         member_id=member_id,
         subject_type=subject_type,
