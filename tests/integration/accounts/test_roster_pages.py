@@ -152,3 +152,14 @@ def test_a_roster_page_reads_the_roster_index(settings: Settings, centre: int) -
         text = db_call(settings, plan, statement)
         assert "ix_membership_roster" in text, text
         assert not scans_whole_table(text, "membership"), text
+
+
+def test_the_capped_count_reads_the_roster_index(settings: Settings, centre: int) -> None:
+    counted = (
+        select(Membership.id)
+        .where(Membership.organization_id == centre, Membership.status == "active")
+        .limit(organizations.ROSTER_COUNT_CAP + 1)
+    )
+    text = db_call(settings, plan, counted)
+    assert "ix_membership_roster" in text, text
+    assert not scans_whole_table(text, "membership"), text
