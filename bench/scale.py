@@ -61,13 +61,15 @@ FROM member WHERE id % 10 = 0
 SESSIONS_SQL = SESSIONS_SQL.replace("now(), now(), now(), 'pwd'", "now(), now() + interval '1 day', now(), 'pwd'")
 EXPIRED_SQL = "UPDATE login_session SET last_seen_at = now() - interval '30 days' WHERE member_id % 1000 = 0"
 AUDIT_SQL = """
-INSERT INTO audit_event (at, actor_id, action, subject_type, subject_id, member_id, reason, ip_address)
-SELECT now() - interval '1 day' + g * interval '1 millisecond', g, 'member.login', 'member', g::text, g, '', ''
+INSERT INTO audit_event (at, actor_id, action, category, subject_type, subject_id, member_id, reason, ip_address)
+SELECT now() - interval '1 day' + g * interval '1 millisecond', g, 'member.login', 'member', 'member', g::text, g,
+       '', ''
 FROM generate_series(1, :n) AS g
 """
 FEDERATION_AUDIT_SQL = """
-INSERT INTO audit_event (at, actor_id, action, subject_type, subject_id, member_id, reason, ip_address)
-SELECT now() - interval '30 days' + g * interval '1 minute', NULL, 'hoster.applied', 'hoster', 'h' || g, NULL, '', ''
+INSERT INTO audit_event (at, actor_id, action, category, subject_type, subject_id, member_id, reason, ip_address)
+SELECT now() - interval '30 days' + g * interval '1 minute', NULL, 'hoster.applied', 'federation', 'hoster', 'h' || g,
+       NULL, '', ''
 FROM generate_series(1, 20) AS g
 """
 ORGANIZATION_SQL = """
