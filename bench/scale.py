@@ -61,13 +61,15 @@ FROM member WHERE id % 10 = 0
 SESSIONS_SQL = SESSIONS_SQL.replace("now(), now(), now(), 'pwd'", "now(), now() + interval '1 day', now(), 'pwd'")
 EXPIRED_SQL = "UPDATE login_session SET last_seen_at = now() - interval '30 days' WHERE member_id % 1000 = 0"
 AUDIT_SQL = """
-INSERT INTO audit_event (at, actor_id, action, subject_type, subject_id, member_id, reason, ip_address)
-SELECT now() - interval '1 day' + g * interval '1 millisecond', g, 'member.login', 'member', g::text, g, '', ''
+INSERT INTO audit_event (at, actor_id, action, category, subject_type, subject_id, member_id, reason, ip_address)
+SELECT now() - interval '1 day' + g * interval '1 millisecond', g, 'member.login', 'member', 'member', g::text, g,
+       '', ''
 FROM generate_series(1, :n) AS g
 """
 FEDERATION_AUDIT_SQL = """
-INSERT INTO audit_event (at, actor_id, action, subject_type, subject_id, member_id, reason, ip_address)
-SELECT now() - interval '30 days' + g * interval '1 minute', NULL, 'hoster.applied', 'hoster', 'h' || g, NULL, '', ''
+INSERT INTO audit_event (at, actor_id, action, category, subject_type, subject_id, member_id, reason, ip_address)
+SELECT now() - interval '30 days' + g * interval '1 minute', NULL, 'hoster.applied', 'federation', 'hoster', 'h' || g,
+       NULL, '', ''
 FROM generate_series(1, 20) AS g
 """
 ORGANIZATION_SQL = """
@@ -187,8 +189,8 @@ def prepare(stack: contextlib.ExitStack, size: int) -> dict[str, Callable[[], No
         assert http.get("/organizations/banc").status_code == 200
 
     def roster_last() -> None:
-        # ``cursor=last`` for keyset pages; ``page`` (clamped to the last page) for the older OFFSET pages.
-        assert http.get("/organizations/banc?page=999999&cursor=last").status_code == 200
+        # the last keyset page (``?last=1``: the final rows of the roster index, read backwards)
+        assert http.get("/organizations/banc?last=1").status_code == 200
 
     def federation_admin() -> None:
         assert http.get("/federation/admin").status_code == 200

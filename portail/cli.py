@@ -229,28 +229,62 @@ def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+DEFAULT_LIST_LIMIT = 1000
+
+
+def _listing_json(row: members.MemberListing) -> dict[str, Any]:
+    return {
+        "email": row.email,
+        "name": row.name,
+        "admin": row.admin,
+        "verified": row.verified,
+        "disabled": row.disabled,
+        "created_at": row.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def _listing_line(row: members.MemberListing) -> str:
+    flags = ",".join(f for f in ("admin", "verified", "disabled") if getattr(row, f)) or "-"
+    return f"{row.email}\t{row.name}\t{flags}\t{row.created_at.isoformat(timespec='seconds')}"
+
+
 def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    """``portail users list``: members by id, streamed in keyset batches (one line, or one item of
+    a JSON array, written as each row arrives). Without ``--limit``, stops at 1,000 and says so on
+    stderr when more members exist."""
+    limit = DEFAULT_LIST_LIMIT if args.limit is None else args.limit
+    if limit < 0 or args.offset < 0:
+        return fail("--limit et --offset sont positifs / --limit and --offset must not be negative", 2)
+    out = sys.stdout
     db = open_db(settings)
-    with db.session() as session:
-        rows = members.list_members(session, offset=args.offset, limit=args.limit)
-        data = [
-            {
-                "email": m.email,
-                "name": m.name,
-                "admin": m.is_admin,
-                "verified": m.verified,
-                "disabled": not m.active,
-                "created_at": m.created_at.isoformat(timespec="seconds"),
-            }
-            for m in rows
-        ]
-    db.dispose()
-    if args.json:
-        print(json.dumps(data))
+    count, last_id, cut = 0, 0, False
+    try:
+        with db.session() as session:
+            if args.json:
+                out.write("[")
+            for row in members.iter_listing(session, offset=args.offset, limit=limit, batch=args.batch):
+                if args.json:
+                    out.write((", " if count else "") + json.dumps(_listing_json(row)))
+                else:
+                    out.write(_listing_line(row) + "\n")
+                count, last_id = count + 1, row.id
+            if args.json:
+                out.write("]\n")
+            out.flush()
+            cut = args.limit is None and count == limit and members.any_member_after(session, last_id)
+    except BrokenPipeError:  # ``portail users list | head``: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
-    for row in data:
-        flags = ",".join(f for f in ("admin", "verified", "disabled") if row[f]) or "-"
-        print(f"{row['email']}\t{row['name']}\t{flags}\t{row['created_at']}")
+    finally:
+        db.dispose()
+    if cut:
+        shown = f"{limit:,}"
+        print(
+            f"Liste limitée à {shown.replace(',', ' ')} membres ; --limit N pour plus. / "
+            f"List limited to {shown} members; use --limit N for more.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -343,8 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=cmd_users_create)
     listing = users.add_parser("list", help="Lister les membres / list members")
     listing.add_argument("--offset", type=int, default=0)
-    listing.add_argument("--limit", type=int, default=1000)
+    listing.add_argument(
+        "--limit", type=int, default=None, help="au plus N membres (1000 par défaut) / at most N members (default 1000)"
+    )
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--batch", type=int, default=None, help=argparse.SUPPRESS)  # rows per statement (tests)
     listing.set_defaults(handler=cmd_users_list)
     disable = users.add_parser("disable", help="Désactiver un membre / disable a member")
     disable.add_argument("email")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from portail.accounts import policy
-from portail.accounts.models import AuditEvent, Member
+from portail.accounts.models import AuditEvent, Member, audit_category
 from portail.db import utcnow
 
 UsernameSource = Callable[[Session, Member], str]
@@ -145,6 +148,7 @@ def audit(
 ) -> AuditEvent:
     event = AuditEvent(
         action=action,
+        category=audit_category(action),
         actor_id=actor_id,
         member_id=member_id,
         subject_type=subject_type,
@@ -163,8 +167,66 @@ def any_admin(db: Session) -> bool:
     return found is not None
 
 
-def list_members(db: Session, *, offset: int = 0, limit: int = 100) -> list[Member]:
-    return list(db.exec(select(Member).order_by(Member.id).offset(offset).limit(limit)))  # type: ignore[arg-type]
+# How many members ``iter_listing`` reads per statement.
+LIST_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class MemberListing:
+    """One line of ``portail users list``: what an operator sees of a member, nothing more."""
+
+    id: int
+    email: str
+    name: str
+    admin: bool
+    verified: bool
+    disabled: bool
+    created_at: dt.datetime
+
+
+def iter_listing(
+    db: Session, *, offset: int = 0, limit: int | None = None, batch: int | None = None
+) -> Iterator[MemberListing]:
+    """Members by id, ``limit`` at most (``None``: all), after skipping ``offset``: read in keyset
+    batches of ``batch`` rows (``LIST_BATCH``), a few columns each, so that memory stays flat
+    whatever the member count. The ``offset`` is walked once, on the primary key's index."""
+    size = max(1, batch or LIST_BATCH)
+    core = db.connection()
+    after = 0
+    if offset > 0:
+        start = core.execute(sa.select(col(Member.id)).order_by(col(Member.id)).offset(offset - 1).limit(1)).scalar()
+        if start is None:
+            return
+        after = start
+    columns = (
+        col(Member.id),
+        col(Member.email),
+        col(Member.name),
+        col(Member.is_admin),
+        col(Member.email_verified_at),
+        col(Member.disabled_at),
+        col(Member.created_at),
+    )
+    left = limit
+    while left is None or left > 0:
+        wanted = size if left is None else min(size, left)
+        rows = core.execute(
+            sa.select(*columns).where(col(Member.id) > after).order_by(col(Member.id)).limit(wanted)
+        ).all()
+        for member_id, email, name, admin, verified_at, disabled_at, created_at in rows:
+            yield MemberListing(
+                member_id or 0, email, name, bool(admin), verified_at is not None, disabled_at is not None, created_at
+            )
+        if len(rows) < wanted:
+            return
+        after = rows[-1][0] or 0
+        left = None if left is None else left - len(rows)
+
+
+def any_member_after(db: Session, member_id: int) -> bool:
+    """Is there a member whose id comes after ``member_id`` (the list was cut)?"""
+    found = db.connection().execute(sa.select(col(Member.id)).where(col(Member.id) > member_id).limit(1)).first()
+    return found is not None
 
 
 def touch(member: Member) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from portail.db import utcnow
@@ -126,7 +127,11 @@ class Organization(SQLModel, table=True):
 
 class Membership(SQLModel, table=True):
     __tablename__ = "membership"
-    __table_args__ = (UniqueConstraint("organization_id", "member_id"),)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "member_id"),
+        # the roster's keyset pages and its capped count (organizations.roster; accounts_0004)
+        Index("ix_membership_roster", "organization_id", "status", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     organization_id: int = Field(foreign_key="organization.id", index=True)
@@ -136,15 +141,41 @@ class Membership(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 
+# Actions whose first word is not the log they belong to: a hosting request is the federation's business.
+FEDERATION_ACTION_PREFIXES = ("hoster.", "instance.", "federation.", "organization.hosting")
+
+
+def audit_category(action: str) -> str:
+    """The log an action belongs to, from its prefix: ``federation`` for the federation desk's
+    actions (``FEDERATION_ACTION_PREFIXES``), else the action's first word (``member``,
+    ``organization``, ``consent``…). The migration accounts_0005 computes the same in SQL."""
+    if action.startswith(FEDERATION_ACTION_PREFIXES):
+        return "federation"
+    return action.split(".", 1)[0][:40]
+
+
+def _category_default(context: Any) -> str:
+    """Fill ``category`` for rows inserted without one (multi-row Core INSERTs)."""
+    return audit_category(str(context.get_current_parameters().get("action") or ""))
+
+
 class AuditEvent(SQLModel, table=True):
     """Who did what, when and why: every administrative decision and security event."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (
+        # a desk's log (``/federation/admin``: category "federation"), newest first, without a scan
+        Index("ix_audit_event_category_at", "category", "at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     at: dt.datetime = Field(default_factory=utcnow, index=True)
     actor_id: int | None = Field(default=None, index=True)  # member id; None for the system/CLI
     action: str = Field(max_length=80)
+    category: str = Field(
+        default="",
+        sa_column=Column(String(40), nullable=False, default=_category_default, server_default=""),
+    )  # audit_category(action), written by members.audit
     subject_type: str = Field(default="", max_length=40)
     subject_id: str = Field(default="", max_length=80)
     member_id: int | None = Field(default=None, index=True)  # the member the event is about

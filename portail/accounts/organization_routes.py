@@ -7,6 +7,7 @@ renders or redirects; refusals show a translated message with a 4xx status.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlmodel import Session
@@ -63,7 +64,28 @@ class OrganizationPage:
     roster: organizations.Roster | None
 
 
-def _organization_page(db: Session, member: Member, slug: str, page: int) -> OrganizationPage:
+@dataclass(frozen=True)
+class RosterCursor:
+    """Where the roster page starts: after a membership id (``None``: the first page), or the last page."""
+
+    after: int | None = None
+    last: bool = False
+
+
+def roster_cursor(query: Mapping[str, str]) -> RosterCursor | None:
+    """The roster's cursor from the query string (``?after=<membership id>`` or ``?last=1``);
+    ``None`` when it is malformed. A former ``?page=N`` is ignored (first page)."""
+    after, last = query.get("after"), query.get("last")
+    if last is not None:
+        return RosterCursor(last=True) if last == "1" and after is None else None
+    if after is None:
+        return RosterCursor()
+    if not (after.isascii() and after.isdecimal() and 0 < len(after) <= 18 and int(after) > 0):
+        return None
+    return RosterCursor(after=int(after))
+
+
+def _organization_page(db: Session, member: Member, slug: str, cursor: RosterCursor) -> OrganizationPage:
     organization = organizations.get_organization(db, slug)
     row = organizations.membership_of(db, organization.id or 0, member.id or 0)
     manager = organizations.can_manage(db, member, organization.id or 0)
@@ -72,7 +94,7 @@ def _organization_page(db: Session, member: Member, slug: str, page: int) -> Org
         status=row.status if row else "",
         role=row.role if row else "",
         manager=manager,
-        roster=organizations.roster(db, organization, page) if manager else None,
+        roster=organizations.roster(db, organization, cursor.after, last=cursor.last) if manager else None,
     )
 
 
@@ -80,10 +102,14 @@ async def organization_page(request: Request) -> Response:
     login = await require_verified(request)
     if isinstance(login, Response):
         return login
-    raw = request.query_params.get("page", "1")
-    page = int(raw) if raw.isascii() and raw.isdecimal() and len(raw) < 7 else 1
+    cursor = roster_cursor(request.query_params)
+    if cursor is None:
+        error = _(request, "Ce lien de page de la liste des membres n’est pas valide. Revenez à la première page.")
+        title = _(request, "Page introuvable")
+        first = {"url": request.url.path, "label": _(request, "Première page de la liste des membres")}
+        return render(request, "accounts/message.html", {"title": title, "error": error, "back": first}, 400)
     try:
-        data = await _db(request).run(_organization_page, login.member, request.path_params["slug"], page)
+        data = await _db(request).run(_organization_page, login.member, request.path_params["slug"], cursor)
     except AccountError as exc:
         return _refusal(request, exc, _(request, "Organisation"))
     return render(

@@ -15,6 +15,7 @@ The flows that send mail (invitations, join requests) live in ``memberships.py``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -23,6 +24,8 @@ from portail.accounts.models import Member, Membership, Organization
 
 ROLES = ("member", "admin")
 ROSTER_PAGE = 50
+# The member count on the roster reads at most this many rows (plus one, to know it was capped).
+ROSTER_COUNT_CAP = 1000
 
 
 class OrganizationNotFound(AccountError):
@@ -48,14 +51,31 @@ class RosterEntry:
 
 @dataclass(frozen=True)
 class Roster:
-    """One page of an organization's active members, plus every pending request and invitation."""
+    """One page of an organization's active members, plus every pending request and invitation.
+
+    Pages are keyset pages on ``Membership.id`` (never ``OFFSET``): ``after`` is the cursor this page
+    started after (``None`` on the first page), ``next_after`` the cursor of the next page (``None``
+    on the last one). ``total_active`` is exact up to ``ROSTER_COUNT_CAP``; beyond it
+    ``count_capped`` is true and ``total_active`` is the cap.
+    """
 
     active: list[RosterEntry]
     requested: list[RosterEntry]
     invited: list[RosterEntry]
     total_active: int
-    page: int
-    pages: int
+    count_capped: bool
+    after: int | None
+    next_after: int | None
+    last: bool = False
+
+    @property
+    def first_page(self) -> bool:
+        return self.after is None and not self.last
+
+    @property
+    def paged(self) -> bool:
+        """Is there more than one page (so that the page shows its navigation)?"""
+        return not self.first_page or self.next_after is not None
 
 
 def get_organization(db: Session, slug: str) -> Organization:
@@ -112,33 +132,64 @@ def _admin_count(db: Session, organization_id: int) -> int:
     return len(admins_of(db, organization_id, limit=2))
 
 
-def roster(db: Session, organization: Organization, page: int = 1) -> Roster:
-    """A page of active members (by arrival) and the pending rows; reads only this organization's rows."""
-    org_id = organization.id or 0
-    total = db.exec(
-        select(func.count())
-        .select_from(Membership)
-        .where(Membership.organization_id == org_id, Membership.status == "active")
-    ).one()
-    pages = max(1, -(-int(total) // ROSTER_PAGE))
-    page = min(max(1, page), pages)
-    base = (
+def active_count(db: Session, organization_id: int, cap: int = ROSTER_COUNT_CAP) -> tuple[int, bool]:
+    """How many active members, reading at most ``cap + 1`` index entries: ``(count, capped)``;
+    when capped, ``count`` is ``cap`` ("more than ``cap``")."""
+    rows = (
+        select(col(Membership.id))
+        .where(Membership.organization_id == organization_id, Membership.status == "active")
+        .limit(cap + 1)
+        .subquery()
+    )
+    found = int(db.exec(select(func.count()).select_from(rows)).one())
+    return (cap, True) if found > cap else (found, False)
+
+
+def roster_page_statement(organization_id: int, after: int | None = None, *, last: bool = False) -> Any:
+    """The statement of one keyset page of active members: ``ROSTER_PAGE + 1`` rows after the
+    cursor (the extra row says a next page exists), or, for the last page, the final rows read
+    backwards. Read through ``ix_membership_roster`` (organization_id, status, id)."""
+    statement = (
         select(Member, Membership)
         .join(Membership, col(Membership.member_id) == Member.id)
-        .where(Membership.organization_id == org_id)
-        .order_by(col(Membership.id))
+        .where(Membership.organization_id == organization_id, Membership.status == "active")
     )
-    active = db.exec(
-        base.where(Membership.status == "active").offset((page - 1) * ROSTER_PAGE).limit(ROSTER_PAGE)
+    if last:
+        return statement.order_by(col(Membership.id).desc()).limit(ROSTER_PAGE)
+    if after is not None:
+        statement = statement.where(col(Membership.id) > after)
+    return statement.order_by(col(Membership.id)).limit(ROSTER_PAGE + 1)
+
+
+def roster(db: Session, organization: Organization, after: int | None = None, *, last: bool = False) -> Roster:
+    """A keyset page of active members (by arrival: after the membership ``after``, or the last
+    page) and the pending rows; reads only this organization's rows, never more than a page of
+    them (plus the capped count)."""
+    org_id = organization.id or 0
+    total, capped = active_count(db, org_id)
+    rows = list(db.exec(roster_page_statement(org_id, after, last=last)).all())
+    if last:
+        rows.reverse()
+        next_after = None
+    else:
+        next_after = rows[ROSTER_PAGE - 1][1].id if len(rows) > ROSTER_PAGE else None
+        rows = rows[:ROSTER_PAGE]
+    pending = db.exec(
+        select(Member, Membership)
+        .join(Membership, col(Membership.member_id) == Member.id)
+        .where(Membership.organization_id == org_id, col(Membership.status).in_(("requested", "invited")))
+        .order_by(col(Membership.id))
+        .limit(200)
     ).all()
-    pending = db.exec(base.where(col(Membership.status).in_(("requested", "invited"))).limit(200)).all()
     return Roster(
-        active=[RosterEntry(member=m, membership=ms) for m, ms in active],
+        active=[RosterEntry(member=m, membership=ms) for m, ms in rows],
         requested=[RosterEntry(member=m, membership=ms) for m, ms in pending if ms.status == "requested"],
         invited=[RosterEntry(member=m, membership=ms) for m, ms in pending if ms.status == "invited"],
-        total_active=int(total),
-        page=page,
-        pages=pages,
+        total_active=total,
+        count_capped=capped,
+        after=after,
+        next_after=next_after,
+        last=last,
     )
 
 

@@ -12,8 +12,9 @@ partial unique index makes a concurrent double submit fail the same way.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select, update
 
@@ -148,37 +149,49 @@ def due(db: Session, now: dt.datetime | None = None) -> list[int]:
 
 
 def queue(db: Session, *, limit: int = 200) -> list[QueueEntry]:
-    """The privacy officer's queue: deletion requests and exports (access requests), newest first."""
-    entries: list[QueueEntry] = []
-    emails = {}
-    deletions = list(db.exec(select(DeletionRequest).order_by(col(DeletionRequest.id).desc()).limit(limit)))
-    exports = list(db.exec(select(DataExport).order_by(col(DataExport.id).desc()).limit(limit)))
-    ids = {d.member_id for d in deletions if d.member_id} | {x.member_id for x in exports}
+    """The privacy officer's queue: deletion requests and exports (access requests), newest first.
+
+    Reads only the columns the queue shows (never an export's archive, up to megabytes each), at
+    most ``limit`` rows of each kind by primary key, and the e-mail addresses of the entries kept.
+    """
+    core = db.connection()  # Core rows of a few columns (sqlmodel's select types at most four)
+    deletions = core.execute(
+        sa.select(
+            col(DeletionRequest.reference),
+            col(DeletionRequest.status),
+            col(DeletionRequest.requested_at),
+            col(DeletionRequest.due_at),
+            col(DeletionRequest.purged_at),
+            col(DeletionRequest.cancelled_at),
+            col(DeletionRequest.member_id),
+        )
+        .order_by(col(DeletionRequest.id).desc())
+        .limit(limit)
+    ).all()
+    exports = core.execute(
+        sa.select(
+            col(DataExport.id),
+            col(DataExport.status),
+            col(DataExport.requested_at),
+            col(DataExport.ready_at),
+            col(DataExport.member_id),
+        )
+        .order_by(col(DataExport.id).desc())
+        .limit(limit)
+    ).all()
+    found: list[tuple[QueueEntry, int | None]] = [
+        (QueueEntry("deletion", reference, status, requested, due, purged or cancelled, None), member_id)
+        for reference, status, requested, due, purged, cancelled, member_id in deletions
+    ]
+    found += [
+        (QueueEntry("access", f"export-{export_id}", status, requested, None, ready, None), member_id)
+        for export_id, status, requested, ready, member_id in exports
+    ]
+    found.sort(key=lambda pair: pair[0].requested_at, reverse=True)
+    kept = found[:limit]
+    ids = {member_id for _entry, member_id in kept if member_id}
+    emails: dict[int | None, str] = {}
     if ids:
-        emails = {m.id: m.email for m in db.exec(select(Member).where(col(Member.id).in_(ids)))}
-    for d in deletions:
-        entries.append(
-            QueueEntry(
-                kind="deletion",
-                reference=d.reference,
-                status=d.status,
-                requested_at=d.requested_at,
-                due_at=d.due_at,
-                done_at=d.purged_at or d.cancelled_at,
-                member_email=emails.get(d.member_id) if d.member_id else None,
-            )
-        )
-    for x in exports:
-        entries.append(
-            QueueEntry(
-                kind="access",
-                reference=f"export-{x.id}",
-                status=x.status,
-                requested_at=x.requested_at,
-                due_at=None,
-                done_at=x.ready_at,
-                member_email=emails.get(x.member_id),
-            )
-        )
-    entries.sort(key=lambda e: e.requested_at, reverse=True)
-    return entries[:limit]
+        rows = core.execute(sa.select(col(Member.id), col(Member.email)).where(col(Member.id).in_(ids)))
+        emails = {member_id: email for member_id, email in rows}
+    return [replace(entry, member_email=emails.get(member_id)) if member_id else entry for entry, member_id in kept]

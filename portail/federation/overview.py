@@ -129,20 +129,21 @@ def organization_page(db: Session, actor: Actor, slug: str) -> dict[str, Any]:
     }
 
 
-def admin_page(db: Session, actor: Actor) -> dict[str, Any]:
-    require_federation_admin(actor)
-    events = db.exec(
+def decision_log_statement(limit: int = 50) -> Any:
+    """The federation's latest decisions (audit events of category ``federation``) with their
+    actor's name, newest first: read backwards on ``ix_audit_event_category_at``."""
+    return (
         select(AuditEvent, Member.name)
         .join(Member, col(AuditEvent.actor_id) == Member.id, isouter=True)
-        .where(
-            col(AuditEvent.action).startswith("hoster.")
-            | col(AuditEvent.action).startswith("instance.")
-            | col(AuditEvent.action).startswith("federation.")
-            | col(AuditEvent.action).startswith("organization.hosting")
-        )
-        .order_by(col(AuditEvent.at).desc())
-        .limit(50)
-    ).all()
+        .where(AuditEvent.category == "federation")
+        .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        .limit(limit)
+    )
+
+
+def admin_page(db: Session, actor: Actor) -> dict[str, Any]:
+    require_federation_admin(actor)
+    events = db.exec(decision_log_statement()).all()
     return {
         "applications": hosters.list_hosters(db, "applied"),
         "hosters": hosters.list_hosters(db),

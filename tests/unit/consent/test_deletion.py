@@ -95,3 +95,44 @@ def test_the_queue_lists_deletion_and_access_requests(db: Database, unit_setting
     with db.session() as session:
         kinds = {(e.kind, e.status, e.member_email) for e in deletion.queue(session)}
     assert kinds == {("deletion", "pending", "a@example.org"), ("access", "pending", "a@example.org")}
+
+
+def test_the_queue_reads_neither_archives_nor_more_rows_than_it_shows(db: Database) -> None:
+    """The officer's page must not load each export's archive (megabytes) nor every member."""
+    from sqlalchemy import event
+
+    from portail.consent.models import DataExport
+
+    mid = _member(db)
+    start = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    with db.session() as session:
+        for n in range(6):
+            session.add(
+                DataExport(member_id=mid, status="ready", requested_at=start + dt.timedelta(hours=2 * n), archive="x")
+            )
+            session.add(
+                DeletionRequest(
+                    member_id=None, status="purged", requested_at=start + dt.timedelta(hours=2 * n + 1), due_at=start
+                )
+            )
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with db.session() as session:
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            entries = deletion.queue(session, limit=4)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert [(e.kind, e.requested_at.hour) for e in entries] == [
+        ("deletion", 11),
+        ("access", 10),
+        ("deletion", 9),
+        ("access", 8),
+    ]
+    assert [e.member_email for e in entries] == [None, "a@example.org", None, "a@example.org"]
+    assert statements and not any("archive" in s for s in statements)
+    assert not any("password_hash" in s for s in statements)  # only the e-mail addresses of members
