@@ -115,4 +115,4 @@ async def introspection(request: Request) -> Response:
         return json_error("invalid_request", str(exc).capitalize(), 400)
     state = request.app.state
     remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
-    return to_response(await state.db.run(introspect, state.settings, inp, remote))
+    return to_response(await state.db.run_short(introspect, state.settings, inp, remote))

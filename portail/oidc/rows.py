@@ -26,7 +26,7 @@ from sqlmodel import Session, SQLModel
 
 from portail.accounts.models import Member
 from portail.oidc import client_cache
-from portail.oidc.models import Grant, RefreshToken, RevokedAccessToken
+from portail.oidc.models import Grant, MemberUsername, RefreshToken, RevokedAccessToken
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -34,6 +34,7 @@ _refresh: Any = RefreshToken.__table__  # type: ignore[attr-defined]
 _grant: Any = Grant.__table__  # type: ignore[attr-defined]
 _member: Any = Member.__table__  # type: ignore[attr-defined]
 _revoked: Any = RevokedAccessToken.__table__  # type: ignore[attr-defined]
+_username: Any = MemberUsername.__table__  # type: ignore[attr-defined]
 
 
 def _labelled(table: Any, prefix: str) -> list[Any]:
@@ -68,6 +69,23 @@ def detached(model: type[M], row: Row[Any], prefix: str) -> M | None:
     return instance
 
 
+# The member's ``preferred_username`` read by the statements below (joined: one statement fewer per
+# refresh and userinfo), kept for ``subjects.username_for`` in the same unit of work. A username
+# never changes once chosen (``subjects.py``), and the key dies with the session.
+_USERNAMES = "portail_usernames"
+
+
+def remember_username(db: Session, member_id: int | None, username: str | None) -> None:
+    if member_id is not None and username is not None:
+        db.info.setdefault(_USERNAMES, {})[member_id] = username
+
+
+def known_username(db: Session, member_id: int) -> str | None:
+    """The username a statement of this unit of work already read (None: ask the database)."""
+    known: dict[int, str] | None = db.info.get(_USERNAMES)
+    return known.get(member_id) if known else None
+
+
 def run(db: Session, statement: Any, params: Mapping[str, Any] | None = None) -> Any:
     """Execute a Core statement on the unit of work's connection (no ORM layer, no autoflush)."""
     return db.connection().execute(statement, params or {})
@@ -76,9 +94,16 @@ def run(db: Session, statement: Any, params: Mapping[str, Any] | None = None) ->
 # ---------------------------------------------------------------- refresh tokens
 
 REFRESH_WITH_GRANT = (
-    sa.select(*_labelled(_refresh, "t_"), *_labelled(_grant, "g_"), *_labelled(_member, "m_"))
+    sa.select(
+        *_labelled(_refresh, "t_"),
+        *_labelled(_grant, "g_"),
+        *_labelled(_member, "m_"),
+        _username.c.username.label("username"),
+    )
     .select_from(
-        _refresh.join(_grant, _grant.c.id == _refresh.c.grant_id).outerjoin(_member, _member.c.id == _grant.c.member_id)
+        _refresh.join(_grant, _grant.c.id == _refresh.c.grant_id)
+        .outerjoin(_member, _member.c.id == _grant.c.member_id)
+        .outerjoin(_username, _username.c.member_id == _grant.c.member_id)
     )
     .where(_refresh.c.token_hash == bindparam("token_hash"))
 )
@@ -98,6 +123,7 @@ def refresh_with_grant(db: Session, token_hash: str) -> tuple[RefreshToken, Gran
     row = run(db, REFRESH_WITH_GRANT, {"token_hash": token_hash}).first()
     if row is None:
         return None
+    remember_username(db, row.m_id, row.username)
     token, grant = detached(RefreshToken, row, "t_"), detached(Grant, row, "g_")
     assert token is not None and grant is not None  # inner join
     return token, grant, detached(Member, row, "m_")
@@ -116,11 +142,13 @@ def _access_token_query(with_grant: bool) -> Any:
             *_labelled(_grant, "g_"),
             *_labelled(_member, "m_"),
             _revoked.c.jti.label("revoked_jti"),
+            _username.c.username.label("username"),
             client_cache.VERSION.label("clients_version"),
         )
         .select_from(one)
         .outerjoin(_grant, and_(grant_match, _grant.c.client_id == bindparam("client_id")))
         .outerjoin(_member, _member.c.id == _grant.c.member_id)
+        .outerjoin(_username, _username.c.member_id == _grant.c.member_id)
         .outerjoin(_revoked, _revoked.c.jti == bindparam("jti"))
     )
 
@@ -135,6 +163,7 @@ def access_token_state(
     """(grant, member, jti revoked, clients' version) of an access token, in one statement."""
     statement = _ACCESS_WITH_GRANT if gid is not None else _ACCESS_WITHOUT_GRANT
     row = run(db, statement, {"client_id": client_id, "gid": gid, "jti": jti}).one()
+    remember_username(db, row.m_id, row.username)
     return (
         detached(Grant, row, "g_"),
         detached(Member, row, "m_"),

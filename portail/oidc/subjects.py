@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 from portail.accounts import members
 from portail.accounts.models import Member
 from portail.db import utcnow
+from portail.oidc import rows
 from portail.oidc.models import MemberUsername, OAuthClient, PairwiseSubject
 from portail.oidc.upserts import insert_ignore
 
@@ -89,6 +90,9 @@ def username_base(email: str) -> str:
 def username_for(db: Session, member: Member) -> str:
     """The member's stable ``preferred_username``, chosen on first use."""
     member_id = member.id or 0
+    known = rows.known_username(db, member_id)  # joined to the token's own statement (rows.py)
+    if known is not None:
+        return known
     stored = db.connection().execute(_USERNAME, {"member_id": member_id}).scalar()  # Core, rows.py
     if stored is not None:
         return stored

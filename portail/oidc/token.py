@@ -75,6 +75,6 @@ async def token(request: Request) -> Response:
         return json_error("invalid_request", str(exc).capitalize(), 400)
     state = request.app.state
     remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
-    answer = await state.db.run(exchange, state.settings, inp, remote)
+    answer = await state.db.run_short(exchange, state.settings, inp, remote)
     metrics.TOKEN_REQUESTS.labels(grant_label(inp.first("grant_type")), result_label(answer)).inc()
     return to_response(answer)

@@ -55,7 +55,7 @@ async def userinfo(request: Request) -> Response:
     if not token:
         return Response(status_code=401, headers={"WWW-Authenticate": REALM, "Cache-Control": "no-store"})
     try:
-        body = await request.app.state.db.run(claims_for, request.app.state.settings, token)
+        body = await request.app.state.db.run_short(claims_for, request.app.state.settings, token)
     except tokens.InvalidToken as exc:
         return _challenge(exc.error, exc.description, 403 if exc.error == "insufficient_scope" else 401)
     return JSONResponse(body, headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
