@@ -10,7 +10,8 @@ public ``sub``, in the ``iss_sub`` format of RFC 9493 §3.2.5)::
 
 Delivery is RFC 8935 push: ``POST`` of the compact JWT with ``Content-Type: application/secevent+jwt``;
 the tool acknowledges with ``202 Accepted`` (any 2xx is taken as received). Every SET is stored as an
-``AccountEventDelivery`` and sent by the background jobs, never on a member's request; a failure,
+``AccountEventDelivery`` (the shared outbox, ``portail.outbox``: leased, retried) and sent by the
+background jobs, never on a member's request; a failure,
 a timeout or an error answer is retried with exponential backoff up to ``account_event_max_attempts``
 times, then marked failed. Endpoints are hoster-supplied, so every request goes through the
 outbound guard (``portail.outbound``: https only unless
@@ -33,9 +34,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlmodel import Session, col, or_, select, update
+from sqlmodel import Session, col, select
 
-from portail import metrics, outbound
+from portail import metrics, outbound, outbox
 from portail.config import Settings
 from portail.consent.models import AccountEventDelivery
 from portail.db import Database, utcnow
@@ -126,54 +127,31 @@ async def refusal(uri: str, settings: Settings) -> str:
     return ""
 
 
-def backoff(attempts: int) -> dt.timedelta:
-    return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+def policy(settings: Settings) -> outbox.Policy:
+    """How account events retry (``portail.outbox``): 30 s doubled up to 6 h, ``account_event_max_attempts``
+    in all; the lease outlasts one attempt's timeout."""
+    return outbox.Policy(
+        first_backoff=BACKOFF_BASE_SECONDS,
+        max_backoff=BACKOFF_MAX_SECONDS,
+        max_attempts=settings.account_event_max_attempts,
+        lease=dt.timedelta(seconds=settings.outbound_timeout_seconds * 2 + 30),
+    )
 
 
 def _claim_due(db: Session, now: dt.datetime, lease: dt.timedelta) -> list[tuple[int, str, str]]:
     """Take due deliveries for this worker: pushing ``next_attempt_at`` past the lease hides them from others."""
-    rows = list(
-        db.exec(
-            select(AccountEventDelivery)
-            .where(
-                col(AccountEventDelivery.status).in_(("pending", "retrying")),
-                col(AccountEventDelivery.next_attempt_at) <= now,
-            )
-            .order_by(col(AccountEventDelivery.next_attempt_at))
-            .limit(BATCH)
-        )
-    )
-    taken = []
-    for row in rows:
-        result = db.exec(
-            update(AccountEventDelivery)
-            .where(
-                col(AccountEventDelivery.id) == row.id,
-                col(AccountEventDelivery.next_attempt_at) == row.next_attempt_at,
-                col(AccountEventDelivery.attempts) == row.attempts,
-            )
-            .values(next_attempt_at=now + lease)
-        )
-        if result.rowcount == 1:
-            taken.append((row.id or 0, row.uri, row.token))
-    return taken
+    return [(row.id or 0, row.uri, row.token) for row in outbox.claim_due(db, AccountEventDelivery, now, lease, BATCH)]
 
 
-def _record(db: Session, delivery_id: int, outcome: Outcome, max_attempts: int, now: dt.datetime) -> str:
-    """Write an attempt's outcome; the next attempt is scheduled from ``now``, the time of this run."""
-    row = db.get(AccountEventDelivery, delivery_id)
+def _record(db: Session, delivery_id: int, outcome: Outcome, rules: outbox.Policy, now: dt.datetime) -> str:
+    """Write an attempt's outcome; a settled delivery's signed token is emptied."""
+    attempt = outbox.Attempt(outcome.ok, outcome.status_code, outcome.error)
+    row = outbox.record(db, AccountEventDelivery, delivery_id, attempt, rules, now)
     if row is None:
         return "gone"
-    row.attempts += 1
-    row.last_status_code = outcome.status_code
-    row.last_error = outcome.error[:500]
-    if outcome.ok:
-        row.status, row.sent_at, row.token = "sent", now, ""
-    elif row.attempts >= max_attempts:
-        row.status, row.token = "failed", ""
-    else:
-        row.status, row.next_attempt_at = "retrying", now + backoff(row.attempts)
-    db.add(row)
+    if row.status in ("sent", "failed"):
+        row.token = ""
+        db.add(row)
     return row.status
 
 
@@ -209,8 +187,8 @@ async def deliver_due(
 ) -> dict[str, int]:
     """Send every due delivery once (concurrently, bounded); returns how many ended in each state."""
     now = now or utcnow()
-    lease = dt.timedelta(seconds=settings.outbound_timeout_seconds * 2 + 30)
-    taken = await database.run(_claim_due, now, lease)
+    rules = policy(settings)
+    taken = await database.run(_claim_due, now, rules.lease)
     counts: dict[str, int] = {}
     if not taken:
         return counts
@@ -221,7 +199,7 @@ async def deliver_due(
     async def one(delivery_id: int, uri: str, token: str) -> None:
         async with gate:
             outcome = await post(client, uri, token, settings)
-        state = await database.run(_record, delivery_id, outcome, settings.account_event_max_attempts, now)
+        state = await database.run(_record, delivery_id, outcome, rules, now)
         counts[state] = counts.get(state, 0) + 1
         metrics.ACCOUNT_EVENT_DELIVERIES.labels(state).inc()
         if not outcome.ok:
@@ -245,9 +223,4 @@ def deliveries(db: Session, *, reference: str | None = None, limit: int = 200) -
 
 def unsettled(db: Session) -> int:
     """Deliveries still waiting to be sent or retried."""
-    rows = db.exec(
-        select(AccountEventDelivery.id).where(
-            or_(AccountEventDelivery.status == "pending", AccountEventDelivery.status == "retrying")
-        )
-    )
-    return len(list(rows))
+    return outbox.unsettled(db, AccountEventDelivery)

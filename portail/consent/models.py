@@ -16,6 +16,7 @@ from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from portail.db import utcnow
+from portail.outbox import DeliveryColumns
 
 
 def new_reference() -> str:
@@ -84,8 +85,8 @@ class DeletionRequest(SQLModel, table=True):
     tools_notified: int = Field(default=0)
 
 
-class AccountEventDelivery(SQLModel, table=True):
-    """One Security Event Token (RFC 8417) to push to one tool (RFC 8935), with retries.
+class AccountEventDelivery(DeliveryColumns, table=True):
+    """One Security Event Token (RFC 8417) to push to one tool (RFC 8935), with retries (``portail.outbox``).
 
     ``token`` holds the signed SET until it is delivered or given up on, then is emptied: the row
     keeps only that a tool was told, when, and how it answered.
@@ -94,20 +95,10 @@ class AccountEventDelivery(SQLModel, table=True):
     __tablename__ = "account_event_delivery"
     __table_args__ = (Index("ix_account_event_due", "status", "next_attempt_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     jti: str = Field(max_length=64, unique=True)
-    client_id: str = Field(max_length=100, index=True)
-    uri: str = Field(max_length=1000)
     event_type: str = Field(max_length=200)
     deletion_reference: str = Field(default="", max_length=16, index=True)
     token: str = _text()
-    status: str = Field(default="pending", max_length=12)  # pending | retrying | sent | failed
-    attempts: int = Field(default=0)
-    next_attempt_at: dt.datetime = Field(default_factory=utcnow)
-    last_error: str = Field(default="", max_length=500)
-    last_status_code: int | None = None
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    sent_at: dt.datetime | None = None
 
 
 class ConfidentialityIncident(SQLModel, table=True):

@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from portail import metrics, outbound
+from portail import metrics, outbound, outbox
 from portail.accounts.extensions import AccountExtensions
 from portail.accounts.models import LoginSession, Member
 from portail.background import Runner, Task
@@ -68,7 +68,6 @@ SWEEP_SECONDS = 60.0  # how often used client assertions are purged
 BATCH = 50
 BATCH_IN = 500  # ids per IN (...) list
 CONCURRENCY = 10
-DUE = ("pending", "retrying")
 USER_AGENT = "Portail-En-commun/backchannel-logout"
 
 # ---------------------------------------------------------------- creating deliveries
@@ -254,36 +253,22 @@ def logout_token(settings: Settings, delivery: BackchannelDelivery, now: dt.date
 # ---------------------------------------------------------------- claiming and recording
 
 
+POLICY = outbox.Policy(
+    first_backoff=BACKOFF_FIRST_SECONDS,
+    max_backoff=BACKOFF_MAX_SECONDS,
+    max_attempts=MAX_ATTEMPTS,
+    lease=dt.timedelta(seconds=LEASE_SECONDS),
+)
+
+
 def backoff(attempts: int) -> dt.timedelta:
     """Delay before the next attempt after ``attempts`` failures: 10 s, 20 s, 40 s … at most an hour."""
-    return dt.timedelta(seconds=min(BACKOFF_FIRST_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+    return POLICY.backoff(attempts)
 
 
 def claim_due(db: Session, now: dt.datetime, limit: int = BATCH) -> list[BackchannelDelivery]:
-    """Atomically take the due rows this process will send (lease = ``next_attempt_at`` pushed on)."""
-    candidates = db.exec(
-        select(BackchannelDelivery.id)
-        .where(col(BackchannelDelivery.status).in_(DUE), col(BackchannelDelivery.next_attempt_at) <= now)
-        .order_by(col(BackchannelDelivery.next_attempt_at))
-        .limit(limit)
-    ).all()
-    lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
-    claimed = []
-    for row_id in candidates:
-        result = db.execute(
-            update(BackchannelDelivery)
-            .where(
-                col(BackchannelDelivery.id) == row_id,
-                col(BackchannelDelivery.status).in_(DUE),
-                col(BackchannelDelivery.next_attempt_at) <= now,
-            )
-            .values(next_attempt_at=lease_until)
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            row = db.get(BackchannelDelivery, row_id)
-            if row is not None:
-                claimed.append(row)
-    return claimed
+    """Atomically take the due rows this process will send (``portail.outbox``: a lease)."""
+    return outbox.claim_due(db, BackchannelDelivery, now, POLICY.lease, limit)
 
 
 @dataclass(frozen=True)
@@ -297,23 +282,8 @@ class Outcome:
 
 def record(db: Session, outcome: Outcome, now: dt.datetime | None = None) -> BackchannelDelivery | None:
     """Store the result of one attempt: sent, retrying (with backoff) or failed."""
-    row = db.get(BackchannelDelivery, outcome.delivery_id)
-    if row is None:
-        return None
-    now = now or utcnow()
-    row.attempts += 1
-    row.last_status_code = outcome.status_code
-    row.last_error = outcome.error[:500]
-    if outcome.ok:
-        row.status = "sent"
-        row.sent_at = now
-    elif outcome.permanent or row.attempts >= MAX_ATTEMPTS:
-        row.status = "failed"
-    else:
-        row.status = "retrying"
-        row.next_attempt_at = now + backoff(row.attempts)
-    db.add(row)
-    return row
+    attempt = outbox.Attempt(outcome.ok, outcome.status_code, outcome.error, outcome.permanent)
+    return outbox.record(db, BackchannelDelivery, outcome.delivery_id, attempt, POLICY, now or utcnow())
 
 
 # ---------------------------------------------------------------- sending

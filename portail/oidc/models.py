@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from portail.db import utcnow
+from portail.outbox import DeliveryColumns
 
 
 def _json(default: Any) -> Any:
@@ -191,24 +192,14 @@ class SessionClient(SQLModel, table=True):
     last_at: dt.datetime = Field(default_factory=utcnow)
 
 
-class BackchannelDelivery(SQLModel, table=True):
-    """One back-channel logout token to deliver to one client, with retries."""
+class BackchannelDelivery(DeliveryColumns, table=True):
+    """One back-channel logout token to deliver to one client, with retries (``portail.outbox``)."""
 
     __tablename__ = "backchannel_delivery"
     __table_args__ = (Index("ix_backchannel_due", "status", "next_attempt_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    client_id: str = Field(max_length=100, index=True)
     sid: str = Field(max_length=64)
     subject: str = Field(max_length=255)  # the `sub` this client knows
-    uri: str = Field(max_length=1000)
-    status: str = Field(default="pending", max_length=12)  # pending | retrying | sent | failed
-    attempts: int = Field(default=0)
-    next_attempt_at: dt.datetime = Field(default_factory=utcnow)
-    last_error: str = Field(default="", max_length=500)
-    last_status_code: int | None = None
-    created_at: dt.datetime = Field(default_factory=utcnow)
-    sent_at: dt.datetime | None = None
 
 
 class SigningKey(SQLModel, table=True):
