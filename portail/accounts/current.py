@@ -37,16 +37,11 @@ if TYPE_CHECKING:
     from portail.db import Database
 
 SESSION_COOKIE = "portail_session"
+# Paths that never need the browser's login, besides the protocol endpoints ``create_app`` passes
+# (``oidc.routes.MACHINE_PATHS``: bearer tokens and client credentials, never the portal session).
 SKIP_PREFIXES = (
     "/static/",
-    "/.well-known/",
-    "/jwks",
-    "/token",
     "/api/",
-    "/introspect",
-    "/userinfo",  # bearer tokens only: the portal session is never needed there
-    "/revoke",
-    "/register",
     "/widget/menu.js",
     "/healthz",  # a load balancer's probes: never the database for liveness
     "/readyz",
@@ -132,11 +127,12 @@ def _resolve(db: Session, token: str, settings: Settings) -> tuple[LoginSession,
 class SessionLoader:
     """Loads the login of every page request so that layouts know the member and language."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, protocol_paths: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.skip = (*SKIP_PREFIXES, *protocol_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not str(scope["path"]).startswith(SKIP_PREFIXES):
+        if scope["type"] == "http" and not str(scope["path"]).startswith(self.skip):
             await load_login(Request(scope, receive))
         await self.app(scope, receive, send)
 

@@ -157,7 +157,10 @@ def freshness(session: Session, member_id: int) -> list[Freshness]:
     for instance, state in rows:
         assert instance.id is not None
         fetched_at, status = (state.fetched_at, state.status) if state is not None else (None, "unknown")
-        if instance.id not in seen or seen[instance.id].fetched_at is None:
+        known = seen.get(instance.id)
+        # A tool read both through its feed and per member shows the older of the two times: the inbox
+        # is current only as of then (and the answer does not depend on which row the query gave first).
+        if known is None or known.fetched_at is None or (fetched_at is not None and fetched_at < known.fetched_at):
             seen[instance.id] = Freshness(instance.id, instance.name, fetched_at, status, instance.id in pushed)
     return sorted(seen.values(), key=lambda f: f.name.lower())
 

@@ -24,16 +24,11 @@ from portail.notifications.sources import discourse, matrix
 from portail.web import FormError, _, error_page, flash, read_form, render
 
 HEARTBEAT_SECONDS = 15.0
+# Besides the protocol endpoints ``create_app`` passes (``oidc.routes.MACHINE_PATHS``):
 BADGE_SKIP = (
     "/static/",
     "/api/",
     "/notifications/stream",
-    "/.well-known/",
-    "/token",
-    "/jwks",
-    "/userinfo",
-    "/introspect",
-    "/revoke",
     "/widget/",
     # The authorization endpoint answers the tools with redirects; the count would be wasted there
     # (its consent page simply shows no badge).
@@ -44,11 +39,12 @@ BADGE_SKIP = (
 class UnreadBadge:
     """Sets ``request.state.unread_count`` on members' pages (the navigation's badge): one indexed count."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, protocol_paths: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.skip = (*BADGE_SKIP, *protocol_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not str(scope["path"]).startswith(BADGE_SKIP):
+        if scope["type"] == "http" and not str(scope["path"]).startswith(self.skip):
             member = scope.get("state", {}).get("member")
             if member is not None and member.id is not None:
                 db: Database = scope["app"].state.db

@@ -20,7 +20,11 @@ from sqlmodel import Session, col, select
 from portail.db import utcnow
 from portail.oidc.models import OAuthClient
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+# The client authentication methods, one list for the whole provider (discovery, the endpoints,
+# registration): a secret sent two ways, a signed assertion (RFC 7523), or none (public clients).
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+CONFIDENTIAL_AUTH_METHODS = (*SECRET_METHODS, "private_key_jwt")
+AUTH_METHODS = (*CONFIDENTIAL_AUTH_METHODS, "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 SUBJECT_TYPES = ("public", "pairwise")
 

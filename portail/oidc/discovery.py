@@ -18,6 +18,7 @@ from starlette.routing import NoMatchFound
 
 from portail.config import Settings
 from portail.oidc import claims, keys
+from portail.oidc.clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 # discovery key → route name (routes.py)
 ENDPOINTS = {
@@ -30,8 +31,6 @@ ENDPOINTS = {
     "revocation_endpoint": "revocation",
     "introspection_endpoint": "introspection",
 }
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
-CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 def metadata(settings: Settings, paths: dict[str, str]) -> dict[str, Any]:
@@ -47,10 +46,10 @@ def metadata(settings: Settings, paths: dict[str, str]) -> dict[str, Any]:
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public", "pairwise"],
             "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
-            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "token_endpoint_auth_signing_alg_values_supported": list(keys.ALGORITHMS),
-            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-            "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "introspection_endpoint_auth_methods_supported": list(CONFIDENTIAL_AUTH_METHODS),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": list(claims.CLAIMS_SUPPORTED),
             "claims_parameter_supported": True,

@@ -30,11 +30,12 @@ from portail.config import Settings
 from portail.db import utcnow
 from portail.oidc import assertions, claims, codes, issuance, refresh
 from portail.oidc.client_keys import RemoteKeys
+from portail.oidc.clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from portail.oidc.models import AuthorizationCode, Grant, RefreshToken
 from portail.oidc.server import ClientAdapter, PortailServer
 
-ALL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
-CONFIDENTIAL_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ALL_METHODS = list(AUTH_METHODS)  # authlib wants lists
+CONFIDENTIAL_METHODS = list(CONFIDENTIAL_AUTH_METHODS)
 TOKEN_PATHS = ("/token", "/introspect", "/revoke")
 
 

@@ -207,8 +207,6 @@ def to_response(answer: Answer) -> Response:
 
 # ---------------------------------------------------------------- clients seen by authlib
 
-SECRET_METHODS = ("client_secret_basic", "client_secret_post")
-
 
 class ClientAdapter(ClientMixin):  # type: ignore[misc]
     """authlib's view of an ``OAuthClient`` row."""
@@ -239,7 +237,7 @@ class ClientAdapter(ClientMixin):  # type: ignore[misc]
             return method == "none"
         if self.row.token_endpoint_auth_method == "private_key_jwt":  # noqa: S105
             return method == "private_key_jwt"
-        return method in SECRET_METHODS
+        return method in client_store.SECRET_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type in self.row.response_types

@@ -13,6 +13,7 @@ from portail.accounts.current import SKIP_PREFIXES
 from portail.app import OPEN_DURING_STEPS
 from portail.config import Settings
 from portail.consent import policy
+from portail.oidc.routes import MACHINE_PATHS
 from tests.conftest import create_member, db_call, login
 
 
@@ -25,7 +26,7 @@ def _get_pages(client: TestClient) -> list[str]:
         if isinstance(r, Route)
         and "GET" in (r.methods or set())
         and "{" not in r.path
-        and not r.path.startswith(SKIP_PREFIXES)  # protocol endpoints and APIs: no browser session
+        and not r.path.startswith((*SKIP_PREFIXES, *MACHINE_PATHS))  # protocol endpoints and APIs: no session
         and r.path != "/notifications/stream"  # never ends (Server-Sent Events); open during steps
     )
 
