@@ -19,13 +19,12 @@ from starlette.responses import Response
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import client_keys, refresh, subjects, tokens
+from portail.oidc import client_endpoint, refresh, subjects, tokens
 from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.clients import get_client
 from portail.oidc.grants import CONFIDENTIAL_METHODS, build_server
 from portail.oidc.models import Grant, RefreshToken
-from portail.oidc.server import Answer, ClientAdapter, HttpInput, InputError, read_input, to_response
-from portail.web import json_error
+from portail.oidc.server import Answer, ClientAdapter, HttpInput
 
 
 class ActiveAccess(TokenMixin):  # type: ignore[misc]
@@ -109,10 +108,4 @@ def introspect(db: Session, settings: Settings, inp: HttpInput, remote_keys: Rem
 
 
 async def introspection(request: Request) -> Response:
-    try:
-        inp = await read_input(request)
-    except InputError as exc:
-        return json_error("invalid_request", str(exc).capitalize(), 400)
-    state = request.app.state
-    remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
-    return to_response(await state.db.run_short(introspect, state.settings, inp, remote))
+    return await client_endpoint.answer(request, introspect)

@@ -17,11 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portail.config import Settings
-from portail.oidc import client_keys, keys, refresh, tokens
+from portail.oidc import client_endpoint, keys, refresh, tokens
 from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.grants import ALL_METHODS, build_server
-from portail.oidc.server import Answer, ClientAdapter, HttpInput, InputError, read_input, to_response
-from portail.web import json_error
+from portail.oidc.server import Answer, ClientAdapter, HttpInput
 
 
 class RefreshRecord(TokenMixin):  # type: ignore[misc]
@@ -86,10 +85,5 @@ def revoke(db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteK
 
 
 async def revocation(request: Request) -> Response:
-    try:
-        inp = await read_input(request)
-    except InputError as exc:
-        return json_error("invalid_request", str(exc).capitalize(), 400)
-    state = request.app.state
-    remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
-    return to_response(await state.db.run(revoke, state.settings, inp, remote))
+    # not ``short``: revoking a refresh token may end a whole grant
+    return await client_endpoint.answer(request, revoke, short=False)

@@ -4,7 +4,8 @@
 Before authlib sees the request: a repeated parameter (RFC 6749 §3.2 "parameters MUST NOT be
 included more than once"), an oversized one, or a missing ``grant_type`` is ``invalid_request``.
 Answers carry ``Cache-Control: no-store`` (§5.1). A ``private_key_jwt`` client's ``jwks_uri`` is
-fetched before the worker thread (``client_keys.prefetch``).
+fetched before the database work (``client_keys.prefetch``), in the tail shared with introspection and
+revocation (``client_endpoint.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from starlette.responses import Response
 
 from portail import metrics
 from portail.config import Settings
-from portail.oidc import client_keys
+from portail.oidc import client_endpoint
 from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.grants import build_server
-from portail.oidc.server import Answer, HttpInput, InputError, read_input, to_response
-from portail.web import json_error
+from portail.oidc.server import Answer, HttpInput
 
 LIMITS = {"client_assertion": 8192, "code_verifier": 128}
 
@@ -68,13 +68,9 @@ def exchange(db: Session, settings: Settings, inp: HttpInput, remote_keys: Remot
     return answer
 
 
-async def token(request: Request) -> Response:
-    try:
-        inp = await read_input(request)
-    except InputError as exc:
-        return json_error("invalid_request", str(exc).capitalize(), 400)
-    state = request.app.state
-    remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
-    answer = await state.db.run_short(exchange, state.settings, inp, remote)
+def _count(inp: HttpInput, answer: Answer) -> None:
     metrics.TOKEN_REQUESTS.labels(grant_label(inp.first("grant_type")), result_label(answer)).inc()
-    return to_response(answer)
+
+
+async def token(request: Request) -> Response:
+    return await client_endpoint.answer(request, exchange, observe=_count)

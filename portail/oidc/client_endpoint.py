@@ -1,0 +1,46 @@
+"""The common tail of the endpoints a client calls with its credentials: token (``token.py``),
+introspection (``introspection.py``) and revocation (``revocation.py``).
+
+Each reads the form body (a malformed or oversized body is ``invalid_request``, RFC 6749 §5.2),
+fetches a ``private_key_jwt`` client's ``jwks_uri`` before any database work (``client_keys.prefetch``:
+no network wait inside a transaction), runs its work in one unit of work and answers with authlib's
+status, body and headers. Only the work differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from portail.config import Settings
+from portail.oidc import client_keys
+from portail.oidc.client_keys import RemoteKeys
+from portail.oidc.server import Answer, HttpInput, InputError, read_input, to_response
+from portail.web import json_error
+
+Work = Callable[[Session, Settings, HttpInput, "RemoteKeys | None"], Answer]
+
+
+async def answer(
+    request: Request,
+    work: Work,
+    *,
+    short: bool = True,
+    observe: Callable[[HttpInput, Answer], None] | None = None,
+) -> Response:
+    """Run ``work`` for this request. ``short``: a few hundred microseconds of database work
+    (``Database.run_short``); ``observe`` sees the input and the answer (metrics)."""
+    try:
+        inp = await read_input(request)
+    except InputError as exc:
+        return json_error("invalid_request", str(exc).capitalize(), 400)
+    state = request.app.state
+    remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
+    run = state.db.run_short if short else state.db.run
+    result: Answer = await run(work, state.settings, inp, remote)
+    if observe is not None:
+        observe(inp, result)
+    return to_response(result)
