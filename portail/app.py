@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from portail import db as database
 from portail import metrics, monitoring
-from portail.accounts import expiry
+from portail.accounts import expiry, throttle
 from portail.accounts.current import PendingStepGate, SessionLoader
 from portail.accounts.extensions import AccountExtensions
 from portail.accounts.mail_limits import MailLimiter
@@ -116,6 +116,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     # Every background task of the process, one leader for the periodic passes (portail/background.py).
     runner = Runner(settings, db)
     expiry.register_tasks(runner, db, settings)
+    throttle.register_tasks(runner, db)
+    oidc_tokens.register_tasks(runner, db)
     backchannel.register_tasks(runner, backchannel_setup, db, settings)
     federation.register_tasks(runner, settings, db)
     notifications.register_tasks(runner)

@@ -14,10 +14,12 @@ import datetime as dt
 from sqlmodel import Session, col, delete
 
 from portail.accounts.models import LoginThrottle
+from portail.background import Runner, Task
 from portail.config import Settings
-from portail.db import utcnow
+from portail.db import Database, utcnow
 
 WINDOW = dt.timedelta(hours=1)
+PURGE_SECONDS = 3600.0
 
 
 def _keys(email_key: str, ip_address: str) -> list[tuple[str, str]]:
@@ -57,3 +59,23 @@ def record_failure(db: Session, email_key: str, ip_address: str, settings: Setti
 def record_success(db: Session, email_key: str) -> None:
     """Clear the account's counter (one DELETE, no read: this runs on every successful login)."""
     db.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == f"account:{email_key[:380]}"))
+
+
+def purge_stale(db: Session, now: dt.datetime) -> int:
+    """Forget counters that no longer count: last failure older than the window and no block running
+    (``record_failure`` would start them from zero anyway). Without this every address that ever
+    failed a login would stay in the table."""
+    stale = (col(LoginThrottle.last_failure_at) < now - WINDOW) & (
+        col(LoginThrottle.blocked_until).is_(None) | (col(LoginThrottle.blocked_until) < now)
+    )
+    result = db.exec(delete(LoginThrottle).where(stale))  # type: ignore[call-overload]
+    return int(result.rowcount or 0)
+
+
+def register_tasks(runner: Runner, db: Database) -> None:
+    """Stale counters are purged every hour (a task of the background runner)."""
+
+    async def purge() -> None:
+        await db.run(purge_stale, utcnow())
+
+    runner.add(Task("login-throttle-purge", purge, every=PURGE_SECONDS))

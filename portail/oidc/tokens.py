@@ -26,13 +26,17 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
+from sqlalchemy import delete as sa_delete
 from sqlmodel import Session, col, select
 
 from portail.accounts.models import LoginSession, Member
+from portail.background import Runner, Task
 from portail.config import Settings
-from portail.db import utcnow
+from portail.db import Database, utcnow
 from portail.oidc import client_cache, keys, rows
 from portail.oidc.models import Grant, OAuthClient, RefreshToken, RevokedAccessToken
+
+PURGE_SECONDS = 3600.0
 
 ACCESS_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name
 AT_TYP = "at+jwt"
@@ -229,6 +233,25 @@ def verify_access_token(
 def revoke_access_token(db: Session, jti: str, exp: int) -> None:
     if db.get(RevokedAccessToken, jti) is None:
         db.add(RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC)))
+
+
+def purge_revoked(db: Session, now: dt.datetime, limit: int = 5000) -> int:
+    """Forget revoked access tokens past their expiry (they are refused as expired anyway), oldest
+    first and at most ``limit`` per call (index on ``expires_at``)."""
+    table = RevokedAccessToken.__table__  # type: ignore[attr-defined]
+    expired = select(col(RevokedAccessToken.jti)).where(col(RevokedAccessToken.expires_at) < now).limit(limit)
+    result = cast(CursorResult[Any], db.execute(sa_delete(table).where(table.c.jti.in_(expired.scalar_subquery()))))
+    return int(result.rowcount or 0)
+
+
+def register_tasks(runner: Runner, db: Database) -> None:
+    """Revoked access tokens past their expiry are purged every hour (a task of the background runner)."""
+
+    async def purge() -> None:
+        while await db.run(purge_revoked, utcnow()) == 5000:
+            pass
+
+    runner.add(Task("revoked-token-purge", purge, every=PURGE_SECONDS))
 
 
 def revoke_grant_ids(db: Session, grant_ids: list[int], reason: str) -> int:

@@ -265,6 +265,8 @@ def test_the_application_registers_every_background_task_on_one_runner(unit_sett
     runner: Runner = app.state.background
     assert set(runner.tasks) == {
         "session-expiry",
+        "login-throttle-purge",
+        "revoked-token-purge",
         "backchannel",
         "assertion-purge",
         "probes",
