@@ -228,7 +228,3 @@ class Runner:
         except Exception:  # a database or network hiccup must not stop the task
             metrics.BACKGROUND_RUNS.labels(task.name, "error").inc()
             log.exception("background task %s failed", task.name)
-
-    async def run_now(self, name: str) -> None:
-        """Run one pass of ``name`` in the caller's task (commands and tests)."""
-        await self._pass(self.tasks[name])
