@@ -12,8 +12,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from portail import clock, metrics, monitoring
 from portail import db as database
-from portail import metrics, monitoring
 from portail.accounts import expiry, throttle
 from portail.accounts.current import PendingStepGate, SessionLoader
 from portail.accounts.extensions import AccountExtensions
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
 
     # Every background task of the process, one leader for the periodic passes (portail/background.py).
     runner = Runner(settings, db)
+    clock.register_tasks(runner, db)
     expiry.register_tasks(runner, db, settings)
     throttle.register_tasks(runner, db)
     oidc_tokens.register_tasks(runner, db)

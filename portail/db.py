@@ -281,6 +281,32 @@ def pending_migrations(applied: set[str]) -> list[str]:
     return sorted(set(scripts.get_heads()) - reached)
 
 
+def database_clock(db: Session) -> dt.datetime:
+    """Now, by the clock every node agrees on: the database server's on PostgreSQL (nodes on several
+    machines, whose clocks may drift apart), this machine's on SQLite (one machine, one clock).
+
+    For what several nodes compare (an outbox lease taken by one and checked by another), so that a
+    node whose clock is off by a minute neither steals a delivery another node is sending nor waits
+    a minute too long for one it should retry."""
+    if db.get_bind().dialect.name != "postgresql":
+        return utcnow()
+    value = db.execute(text("SELECT statement_timestamp()")).scalar_one()
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else utcnow()
+
+
+def clock_offset(engine: Engine) -> float | None:
+    """Seconds this node's clock runs ahead of the database server's (negative: behind), or None on
+    SQLite (the same machine's clock). Measured against the midpoint of the round trip, so the
+    error is at most half of it (a few milliseconds on a LAN)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        before = time.time()
+        server = connection.execute(text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one()
+        after = time.time()
+    return (before + after) / 2 - float(server)
+
+
 def readiness(engine: Engine) -> dict[str, str]:
     """``/readyz``'s database checks: ``{"database": …, "migrations": …}``, each ``"ok"`` or what is wrong."""
     try:

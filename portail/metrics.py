@@ -75,6 +75,12 @@ LEADER = Gauge(
     multiprocess_mode="livemax",
 )
 
+CLOCK_OFFSET = Gauge(
+    "portail_clock_offset_seconds",
+    "This node's clock minus the database server's, in seconds (PostgreSQL; measured every minute)",
+    multiprocess_mode="livemostrecent",
+)
+
 
 def prepare_multiprocess(var_dir: Path) -> Path:
     """Empty ``<var_dir>/metrics`` and point ``PROMETHEUS_MULTIPROC_DIR`` at it (before workers start)."""

@@ -8,7 +8,7 @@ where, its state and its attempt record); this module does what is the same for 
 - **claim** (``claim_due``): the due rows (``pending`` or ``retrying``, ``next_attempt_at`` passed),
   oldest first, each taken by a conditional ``UPDATE`` that pushes ``next_attempt_at`` past a lease.
   Only one process sends a row; a process killed mid-delivery leaves it due again when the lease
-  runs out, and another node sends it.
+  runs out, and another node sends it. Leases are read on the database's clock, not the node's.
 - **record** (``record``): an attempt's outcome — ``sent``; ``failed`` when the answer is final or
   the attempts are spent; else ``retrying`` after an exponential backoff with a cap (``Policy``).
 - **count** (``unsettled``): what still waits, for the metrics and the administrators' pages.
@@ -23,7 +23,7 @@ from typing import TypeVar
 from sqlalchemy import func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from portail.db import utcnow
+from portail.db import database_clock, utcnow
 
 DUE = ("pending", "retrying")
 
@@ -71,8 +71,15 @@ class Attempt:
     permanent: bool = False
 
 
-def claim_due(db: Session, model: type[Row], now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Row]:
-    """Atomically take the due rows this process will send (the lease: ``next_attempt_at`` pushed on)."""
+def claim_due(
+    db: Session, model: type[Row], lease: dt.timedelta, limit: int, now: dt.datetime | None = None
+) -> list[Row]:
+    """Atomically take the due rows this process will send (the lease: ``next_attempt_at`` pushed on).
+
+    ``now`` defaults to the database's clock (``db.database_clock``): a lease taken by one node is
+    read by the others, and a node whose own clock is a minute ahead would otherwise see every lease
+    of the others run out a minute early and send their deliveries a second time."""
+    now = now or database_clock(db)
     table = model.__table__  # type: ignore[attr-defined]
     candidates = db.exec(
         select(col(model.id))
@@ -96,12 +103,14 @@ def claim_due(db: Session, model: type[Row], now: dt.datetime, lease: dt.timedel
 
 
 def record(
-    db: Session, model: type[Row], row_id: int, attempt: Attempt, policy: Policy, now: dt.datetime
+    db: Session, model: type[Row], row_id: int, attempt: Attempt, policy: Policy, now: dt.datetime | None = None
 ) -> Row | None:
-    """Store one attempt's outcome; the next attempt is scheduled from ``now``. ``None``: the row is gone."""
+    """Store one attempt's outcome; the next attempt is scheduled from ``now`` (default: the
+    database's clock, as for claims). ``None``: the row is gone."""
     row = db.get(model, row_id)
     if row is None:
         return None
+    now = now or database_clock(db)
     row.attempts += 1
     row.last_status_code = attempt.status_code
     row.last_error = attempt.error[:500]

@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 from portail import metrics, outbound, outbox
 from portail.config import Settings
 from portail.consent.models import AccountEventDelivery
-from portail.db import Database, utcnow
+from portail.db import Database, database_clock, utcnow
 
 log = logging.getLogger("portail.consent.events")
 
@@ -91,7 +91,7 @@ def schedule(
     reference: str = "",
 ) -> int:
     """Sign one SET per recipient and queue its delivery (in the caller's transaction)."""
-    now = utcnow()
+    now, due = utcnow(), database_clock(db)  # due at once by the clock claims are read with
     for recipient in recipients:
         payload = claims(settings.issuer, recipient, event_type, now)
         db.add(
@@ -102,7 +102,7 @@ def schedule(
                 event_type=event_type,
                 deletion_reference=reference,
                 token=sign(payload),
-                next_attempt_at=now,
+                next_attempt_at=due,
             )
         )
     db.flush()
@@ -138,12 +138,12 @@ def policy(settings: Settings) -> outbox.Policy:
     )
 
 
-def _claim_due(db: Session, now: dt.datetime, lease: dt.timedelta) -> list[tuple[int, str, str]]:
+def _claim_due(db: Session, now: dt.datetime | None, lease: dt.timedelta) -> list[tuple[int, str, str]]:
     """Take due deliveries for this worker: pushing ``next_attempt_at`` past the lease hides them from others."""
-    return [(row.id or 0, row.uri, row.token) for row in outbox.claim_due(db, AccountEventDelivery, now, lease, BATCH)]
+    return [(row.id or 0, row.uri, row.token) for row in outbox.claim_due(db, AccountEventDelivery, lease, BATCH, now)]
 
 
-def _record(db: Session, delivery_id: int, outcome: Outcome, rules: outbox.Policy, now: dt.datetime) -> str:
+def _record(db: Session, delivery_id: int, outcome: Outcome, rules: outbox.Policy, now: dt.datetime | None) -> str:
     """Write an attempt's outcome; a settled delivery's signed token is emptied."""
     attempt = outbox.Attempt(outcome.ok, outcome.status_code, outcome.error)
     row = outbox.record(db, AccountEventDelivery, delivery_id, attempt, rules, now)
@@ -186,9 +186,8 @@ async def deliver_due(
     database: Database, settings: Settings, *, now: dt.datetime | None = None, http: httpx.AsyncClient | None = None
 ) -> dict[str, int]:
     """Send every due delivery once (concurrently, bounded); returns how many ended in each state."""
-    now = now or utcnow()
     rules = policy(settings)
-    taken = await database.run(_claim_due, now, rules.lease)
+    taken = await database.run(_claim_due, now, rules.lease)  # None: on the database's clock
     counts: dict[str, int] = {}
     if not taken:
         return counts

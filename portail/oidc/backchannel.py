@@ -51,7 +51,7 @@ from portail.accounts.extensions import AccountExtensions
 from portail.accounts.models import LoginSession, Member
 from portail.background import Runner, Task
 from portail.config import Settings
-from portail.db import Database, after_commit, utcnow
+from portail.db import Database, after_commit, database_clock, utcnow
 from portail.oidc import assertions, keys, subjects
 from portail.oidc.models import BackchannelDelivery, OAuthClient, SessionClient
 
@@ -124,6 +124,7 @@ def _queue(db: Session, client: OAuthClient, member: Member, sid: str) -> Backch
         sid=sid,
         subject=subjects.subject_for(db, setup.secret_key, member, client),
         uri=client.backchannel_logout_uri,
+        next_attempt_at=database_clock(db),  # due at once by the clock claims are read with
     )
     db.add(row)
     if not db.info.get(_WAKE_KEY):  # wake the sender once the rows are committed (not if rolled back)
@@ -266,9 +267,10 @@ def backoff(attempts: int) -> dt.timedelta:
     return POLICY.backoff(attempts)
 
 
-def claim_due(db: Session, now: dt.datetime, limit: int = BATCH) -> list[BackchannelDelivery]:
-    """Atomically take the due rows this process will send (``portail.outbox``: a lease)."""
-    return outbox.claim_due(db, BackchannelDelivery, now, POLICY.lease, limit)
+def claim_due(db: Session, now: dt.datetime | None = None, limit: int = BATCH) -> list[BackchannelDelivery]:
+    """Atomically take the due rows this process will send (``portail.outbox``: a lease on the
+    database's clock unless ``now`` is given)."""
+    return outbox.claim_due(db, BackchannelDelivery, POLICY.lease, limit, now)
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,7 @@ class Outcome:
 def record(db: Session, outcome: Outcome, now: dt.datetime | None = None) -> BackchannelDelivery | None:
     """Store the result of one attempt: sent, retrying (with backoff) or failed."""
     attempt = outbox.Attempt(outcome.ok, outcome.status_code, outcome.error, outcome.permanent)
-    return outbox.record(db, BackchannelDelivery, outcome.delivery_id, attempt, POLICY, now or utcnow())
+    return outbox.record(db, BackchannelDelivery, outcome.delivery_id, attempt, POLICY, now)
 
 
 # ---------------------------------------------------------------- sending
@@ -354,7 +356,7 @@ async def deliver_due(
 
     Deliveries to guarded clients go through ``guarded_http`` (``outbound.client``; one is made for
     this call when not given), the others through ``http`` (administrators' tools, loopback allowed)."""
-    claimed = await db.run(claim_due, utcnow(), limit)
+    claimed = await db.run(claim_due, None, limit)
     if not claimed:
         return 0
     guarded = await db.run(guarded_clients, [row.client_id for row in claimed])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import importlib.util
 import json
 import re
 import secrets
@@ -256,7 +257,7 @@ def metric(node: Deployment, name: str, label: str) -> dict[str, float]:
     """One series of a node's /metrics (read from loopback), by the value of one label."""
     text = httpx.get(f"{node.base_url}/metrics").text
     return {
-        sample.labels[label]: sample.value
+        sample.labels.get(label, ""): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == name
@@ -399,3 +400,66 @@ def test_a_node_killed_while_sending_a_logout_leaves_it_to_another_node_which_se
     finally:
         cluster.close()
         hanging.close()
+
+
+def faketime_env(offset: str) -> dict[str, str]:
+    """What runs a process with its clock shifted by ``offset`` (``+60s``): the libfaketime library
+    bundled by the ``libfaketime`` package, preloaded (wall clock only; monotonic time untouched)."""
+    spec = importlib.util.find_spec("libfaketime")
+    assert spec is not None and spec.origin, "the libfaketime package is a test dependency"
+    library = Path(spec.origin).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+    assert library.exists(), library
+    return {"LD_PRELOAD": str(library), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
+
+
+def clock_offset(node: Deployment) -> float:
+    """``portail_clock_offset_seconds`` of a node, once its first check (at start) has run."""
+    deadline = time.monotonic() + 20
+    while not (found := metric(node, "portail_clock_offset_seconds", "")):
+        assert time.monotonic() < deadline, "no clock check on /metrics"
+        time.sleep(0.5)
+    return found[""]
+
+
+def test_a_node_whose_clock_runs_a_minute_ahead_never_sends_a_logout_twice_and_says_its_clock_is_off(
+    tmp_path: Path, fresh_postgres: str
+) -> None:
+    """Fault: node B's clock runs 60 s ahead (NTP broke on its machine). B leads the background work;
+    a member logs out on A, whose sender takes the back-channel logout and waits on a slow tool. B
+    polls meanwhile: by its own clock, A's 60 s lease would already be over and B would send the
+    logout a second time; leases are read on the database's clock, so B leaves it alone. B's
+    /metrics shows its clock 60 s ahead of the database's, A's shows it right, and B's log says so
+    in French and English."""
+    holding = HangingTool()
+    receiver = Receiver(holding.base_url, holding.server)
+    cluster = Cluster(tmp_path, fresh_postgres, "", receiver, outbound_timeout_seconds="40")
+    a, b = cluster.nodes
+    b.env.update(faketime_env("+60s"))
+    try:
+        b.start()  # first: B takes the background leadership (PostgreSQL advisory lock)
+        a.start()
+        leading = wait_for_leaders(cluster.nodes, ("backchannel",), timeout=30)
+        assert leading["backchannel"] == [b.base_url], leading
+        offsets = {node.base_url: clock_offset(node) for node in (a, b)}
+        assert 55 <= offsets[b.base_url] <= 65, offsets
+        assert abs(offsets[a.base_url]) < 2, offsets
+        assert "synchronisez-la (NTP)" in b.server_log.read_text(encoding="utf-8")
+        assert "synchronisez-la (NTP)" not in a.server_log.read_text(encoding="utf-8")
+
+        browser = sign_up(a, EMAIL)
+        log_in_to(cluster.tool, a, browser)
+        assert browser.submit("/logout").status_code == 303
+        holding.wait_for(1, timeout=30)  # A's sender (woken by the logout) is waiting on the tool
+        time.sleep(15)  # B polls every 5 s: three chances to take A's delivery
+        assert len(holding.bodies) == 1, "B sent the logout A was sending"
+        holding.release.set()
+        deadline = time.monotonic() + 15
+        while metric(a, "portail_backchannel_deliveries_total", "result").get("sent") != 1:
+            assert time.monotonic() < deadline, metric(a, "portail_backchannel_deliveries_total", "result")
+            time.sleep(0.5)
+        time.sleep(6)
+        assert len(holding.bodies) == 1
+        assert not metric(b, "portail_backchannel_deliveries_total", "result")
+    finally:
+        cluster.close()
+        holding.close()

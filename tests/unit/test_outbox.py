@@ -40,13 +40,13 @@ def test_a_due_row_is_claimed_once_until_its_lease_runs_out(
 ) -> None:
     _add(db, model, 3)
     now = database.utcnow() + dt.timedelta(seconds=1)
-    first = db.call(outbox.claim_due, model, now, POLICY.lease, 2)
-    second = db.call(outbox.claim_due, model, now, POLICY.lease, 10)
+    first = db.call(outbox.claim_due, model, POLICY.lease, 2, now)
+    second = db.call(outbox.claim_due, model, POLICY.lease, 10, now)
     assert len(first) == 2 and len(second) == 1
     assert {r.id for r in first}.isdisjoint({r.id for r in second})
-    assert db.call(outbox.claim_due, model, now + dt.timedelta(seconds=29), POLICY.lease, 10) == []
+    assert db.call(outbox.claim_due, model, POLICY.lease, 10, now + dt.timedelta(seconds=29)) == []
     # the sender died holding them: after the lease every row is due again, for another process
-    again = db.call(outbox.claim_due, model, now + dt.timedelta(seconds=31), POLICY.lease, 10)
+    again = db.call(outbox.claim_due, model, POLICY.lease, 10, now + dt.timedelta(seconds=31))
     assert sorted(r.id for r in again) == sorted(r.id for r in [*first, *second])
 
 
@@ -54,7 +54,7 @@ def test_a_due_row_is_claimed_once_until_its_lease_runs_out(
 def test_attempts_end_sent_retrying_or_failed(db: database.Database, model: type[outbox.DeliveryColumns]) -> None:
     _add(db, model, 3)
     now = database.utcnow()
-    ids = [r.id or 0 for r in db.call(outbox.claim_due, model, now + dt.timedelta(seconds=1), POLICY.lease, 10)]
+    ids = [r.id or 0 for r in db.call(outbox.claim_due, model, POLICY.lease, 10, now + dt.timedelta(seconds=1))]
     assert db.call(outbox.unsettled, model) == 3
 
     def attempt(row_id: int, result: outbox.Attempt) -> tuple[str, int, dt.datetime, str]:
