@@ -20,7 +20,7 @@ from sqlmodel import Session
 from portail.accounts.members import audit
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.db import utcnow
+from portail.db import database_clock, utcnow
 from portail.oidc import rows, tokens
 from portail.oidc.models import Grant, RefreshToken
 
@@ -44,12 +44,16 @@ def usable(token: RefreshToken, grant: Grant, now: dt.datetime) -> bool:
 def rotate(db: Session, settings: Settings, token: RefreshToken, grant: Grant) -> bool:
     """Consume ``token``; True when a new pair may be issued, False when it was a reuse outside
     the grace window (the grant is then revoked)."""
-    now = utcnow()
     if token.rotated_at is None:
-        if rows.run(db, rows.ROTATE_REFRESH, {"token_id": token.id, "now": now}).rowcount:
+        if db.get_bind().dialect.name == "postgresql":
+            rotated = rows.run(db, rows.ROTATE_REFRESH_SERVER_CLOCK, {"token_id": token.id})
+        else:
+            rotated = rows.run(db, rows.ROTATE_REFRESH, {"token_id": token.id, "now": utcnow()})
+        if rotated.rowcount:
             return True
         # rotated concurrently, a moment ago
         token.rotated_at = rows.run(db, rows.ROTATED_AT, {"token_id": token.id}).scalar()
+    now = database_clock(db)  # the clock the rotation was stamped with (a reuse: off the hot path)
     rotated_at = token.rotated_at or now
     if (now - rotated_at).total_seconds() <= settings.refresh_reuse_grace_seconds:
         return True

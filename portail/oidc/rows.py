@@ -112,6 +112,14 @@ ROTATE_REFRESH = (
     .where(_refresh.c.id == bindparam("token_id"), _refresh.c.rotated_at.is_(None))
     .values(rotated_at=bindparam("now"))
 )
+# On PostgreSQL the rotation is stamped by the database server's clock, the clock every node reads
+# the grace window with (``refresh.rotate``): two refreshes of one tool reaching two nodes whose
+# clocks differ must not look like a reuse (nor a late reuse like a concurrent one).
+ROTATE_REFRESH_SERVER_CLOCK = (
+    sa.update(_refresh)
+    .where(_refresh.c.id == bindparam("token_id"), _refresh.c.rotated_at.is_(None))
+    .values(rotated_at=sa.func.statement_timestamp())
+)
 ROTATED_AT = sa.select(_refresh.c.rotated_at).where(_refresh.c.id == bindparam("token_id"))
 INSERT_REFRESH = sa.insert(_refresh).values(
     {name: bindparam(name) for name in ("token_hash", "grant_id", "client_id", "issued_at", "expires_at")}

@@ -106,6 +106,7 @@ class SignedIn:
     claims: dict[str, Any]
     userinfo: dict[str, Any]
     pages: list[str]  # the Portail pages the member's browser went through
+    tokens: dict[str, Any] = field(default_factory=dict)  # the token endpoint's answer, as the tool keeps it
 
 
 def _form_action(html: str) -> str:
@@ -169,7 +170,7 @@ def log_in_to(tool: Tool, deployment: Deployment, browser: Visitor) -> SignedIn:
     userinfo = client.get(discovery["userinfo_endpoint"])
     assert userinfo.status_code == 200, userinfo.text
     client.close()
-    return SignedIn(dict(claims), userinfo.json(), pages)
+    return SignedIn(dict(claims), userinfo.json(), pages, dict(token))
 
 
 # ---------------------------------------------------------------- the operator's deployment

@@ -412,6 +412,12 @@ def faketime_env(offset: str) -> dict[str, str]:
     return {"LD_PRELOAD": str(library), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
 
 
+def refresh(node: Deployment, tool: Tool, refresh_token: str) -> httpx.Response:
+    """The tool's refresh-token grant at a node (``client_secret_basic``)."""
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return httpx.post(f"{node.base_url}/token", data=data, auth=(tool.slug, tool.secret))
+
+
 def clock_offset(node: Deployment) -> float:
     """``portail_clock_offset_seconds`` of a node, once its first check (at start) has run."""
     deadline = time.monotonic() + 20
@@ -425,11 +431,12 @@ def test_a_node_whose_clock_runs_a_minute_ahead_never_sends_a_logout_twice_and_s
     tmp_path: Path, fresh_postgres: str
 ) -> None:
     """Fault: node B's clock runs 60 s ahead (NTP broke on its machine). B leads the background work;
-    a member logs out on A, whose sender takes the back-channel logout and waits on a slow tool. B
-    polls meanwhile: by its own clock, A's 60 s lease would already be over and B would send the
-    logout a second time; leases are read on the database's clock, so B leaves it alone. B's
-    /metrics shows its clock 60 s ahead of the database's, A's shows it right, and B's log says so
-    in French and English."""
+        a member logs out on A, whose sender takes the back-channel logout and waits on a slow tool. B
+        polls meanwhile: by its own clock, A's 60 s lease would already be over and B would send the
+        logout a second time; leases are read on the database's clock, so B leaves it alone. Two
+    refreshes of one token within the grace window, through A then B, are not a reuse either. B's
+        /metrics shows its clock 60 s ahead of the database's, A's shows it right, and B's log says so
+        in French and English."""
     holding = HangingTool()
     receiver = Receiver(holding.base_url, holding.server)
     cluster = Cluster(tmp_path, fresh_postgres, "", receiver, outbound_timeout_seconds="40")
@@ -447,7 +454,16 @@ def test_a_node_whose_clock_runs_a_minute_ahead_never_sends_a_logout_twice_and_s
         assert "synchronisez-la (NTP)" not in a.server_log.read_text(encoding="utf-8")
 
         browser = sign_up(a, EMAIL)
-        log_in_to(cluster.tool, a, browser)
+        signed_in = log_in_to(cluster.tool, a, browser)
+        # The tool refreshes from two tabs at once, one request reaching A and the other B: within the
+        # grace window by the database's clock (60 s "late" by B's), so not taken for a reuse.
+        old = signed_in.tokens["refresh_token"]
+        first = refresh(a, cluster.tool, old)
+        assert first.status_code == 200, first.text
+        again = refresh(b, cluster.tool, old)
+        assert again.status_code == 200, again.text
+        assert refresh(a, cluster.tool, first.json()["refresh_token"]).status_code == 200, "grant kept"
+
         assert browser.submit("/logout").status_code == 303
         holding.wait_for(1, timeout=30)  # A's sender (woken by the logout) is waiting on the tool
         time.sleep(15)  # B polls every 5 s: three chances to take A's delivery
