@@ -2,9 +2,10 @@
 
 Nodes on several machines each have their own clock; NTP keeps them within milliseconds, and a
 deployment must run it (``docs/deploy.md``). When it fails, what several nodes compare still works:
-outbox leases are read on the database's clock (``db.database_clock``). What a node stamps by its
-own clock drifts with it: token ``iat``/``exp`` (tools allow a little leeway), the refresh grace
-window between two nodes, an authenticator app's code (a node a minute off refuses good codes).
+outbox leases are read on the database's clock (``db.database_clock``), and so is the refresh
+grace window on PostgreSQL. What a node stamps by its own clock drifts with it: token
+``iat``/``exp`` (tools allow a little leeway), a client-wide revocation of client-credentials
+tokens, an authenticator app's code (a node a minute off refuses good codes).
 So the gap is measured and shown, not corrected behind the operator's back:
 
 - ``portail_clock_offset_seconds``: this node's clock minus the database's (PostgreSQL only: on
@@ -25,7 +26,7 @@ from portail.db import Database, clock_offset
 log = logging.getLogger("portail.clock")
 
 CHECK_SECONDS = 60.0
-WARN_SECONDS = 5.0  # a TOTP step is 30 s, the refresh grace window a few seconds: warn well before
+WARN_SECONDS = 5.0  # a TOTP step is 30 s, token leeways a few seconds: warn well before
 
 
 class ClockWatch:
