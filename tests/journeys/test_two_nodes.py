@@ -479,3 +479,57 @@ def test_a_node_whose_clock_runs_a_minute_ahead_never_sends_a_logout_twice_and_s
     finally:
         cluster.close()
         holding.close()
+
+
+@pytest.mark.parametrize("coordination", ["redis", "postgres"])
+def test_a_tools_pushes_are_counted_against_its_limit_across_both_nodes(
+    tmp_path: Path, fresh_postgres: str, coordination: str, request: pytest.FixtureRequest
+) -> None:
+    """Journey: a tool allowed 4 notifications a minute pushes through whichever node the load
+    balancer picks (docs/notifications-api.md: a client-credentials token of scope
+    ``notifications:push``, then ``POST /api/v1/notifications``): 3 through A and 1 through B pass,
+    the fifth, through B, is refused with 429 and ``Retry-After``. The count lives in Redis, or
+    without it in PostgreSQL."""
+    redis_url = request.getfixturevalue("redis_url") if coordination == "redis" else ""
+    tool = _receiver()
+    cluster = Cluster(tmp_path, fresh_postgres, redis_url, tool, notification_push_per_minute="4")
+    a, b = cluster.nodes
+    try:
+        cluster.start()
+        browser = sign_up(a, EMAIL)
+        sub = log_in_to(cluster.tool, a, browser).claims["sub"]
+
+        def push(node: Deployment, n: int) -> httpx.Response:
+            answer = httpx.post(
+                f"{node.base_url}/token",
+                data={"grant_type": "client_credentials", "scope": "notifications:push"},
+                auth=(cluster.tool.slug, cluster.tool.secret),
+            )
+            assert answer.status_code == 200, answer.text
+            item = {
+                "id": f"n-{n}",
+                "sub": sub,
+                "type": "reply",
+                "title": f"Réponse {n}",
+                "link": f"{tool.base_url}/{n}",
+            }
+            return httpx.post(
+                f"{node.base_url}/api/v1/notifications",
+                headers={"Authorization": f"Bearer {answer.json()['access_token']}"},
+                json={"notifications": [item]},
+            )
+
+        if dt.datetime.now(dt.UTC).second > 45:  # the limit counts per minute: stay inside one
+            time.sleep(61 - dt.datetime.now(dt.UTC).second)
+        for n, node in enumerate((a, a, a, b)):
+            accepted = push(node, n)
+            assert accepted.status_code == 200, accepted.text
+        refused = push(b, 4)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        assert push(a, 5).status_code == 429, "A sees the same count"
+    finally:
+        cluster.close()
+        tool.server.shutdown()
+        tool.server.server_close()
