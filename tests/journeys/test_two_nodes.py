@@ -12,9 +12,11 @@ import base64
 import contextlib
 import datetime as dt
 import importlib.util
+import itertools
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -531,5 +533,93 @@ def test_a_tools_pushes_are_counted_against_its_limit_across_both_nodes(
         assert push(a, 5).status_code == 429, "A sees the same count"
     finally:
         cluster.close()
+        tool.server.shutdown()
+        tool.server.server_close()
+
+
+class RoundRobin:
+    """A layer-4 load balancer on loopback (what HAProxy's ``balance roundrobin`` does in TCP mode):
+    each new connection goes to the next node, bytes are copied both ways."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.ports = itertools.cycle(ports)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client, next(self.ports)), daemon=True).start()
+
+    def _relay(self, client: socket.socket, port: int) -> None:
+        with client, socket.create_connection(("127.0.0.1", port)) as upstream:
+            back = threading.Thread(target=self._copy, args=(upstream, client), daemon=True)
+            back.start()
+            self._copy(client, upstream)
+            back.join(60)
+
+    @staticmethod
+    def _copy(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_two_nodes_behind_one_address_serve_a_tool_whichever_node_answers_each_request(
+    tmp_path: Path, fresh_postgres: str, redis_url: str
+) -> None:
+    """Journey: the operator's deployment as ``docs/deploy.md`` has it: two nodes with one
+    ``PORTAIL_ISSUER``, the address of a load balancer that sends each new connection to the next
+    node (no sticky sessions). The member's browser and the tool open a new connection for each
+    request, so consecutive requests of one login, one token chain and one logout land on different
+    nodes: the code flow (with its CSRF-protected pages), the ID token's issuer and keys, userinfo,
+    a chain of refreshes and the logout all work, and both nodes answered userinfo."""
+    tool = _receiver()
+    cluster = Cluster(tmp_path, fresh_postgres, redis_url, tool)
+    a, b = cluster.nodes
+    balancer = RoundRobin([a.port, b.port])
+    for node in cluster.nodes:
+        node.env["PORTAIL_ISSUER"] = balancer.base_url
+    try:
+        cluster.start()
+        sign_up(a, EMAIL)
+        browser = Visitor(balancer.base_url)
+        browser.http.headers["Connection"] = "close"  # a new connection, so the next node, every request
+        assert browser.login(EMAIL).status_code == 303
+        front = Deployment(tmp_path / "front")  # only its address is used: the balancer's
+        front.base_url = balancer.base_url
+        signed_in = log_in_to(cluster.tool, front, browser)
+        assert signed_in.claims["iss"] == balancer.base_url
+
+        bearer = {"Authorization": f"Bearer {signed_in.tokens['access_token']}", "Connection": "close"}
+        for _ in range(4):
+            answer = httpx.get(f"{balancer.base_url}/userinfo", headers=bearer)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["sub"] == signed_in.claims["sub"]
+        served = [metric(node, "portail_http_requests_total", "route").get("/userinfo", 0) for node in (a, b)]
+        assert all(count > 0 for count in served), f"userinfo answered by each node: {served}"
+
+        current = signed_in.tokens["refresh_token"]
+        for _ in range(4):
+            answer = refresh(front, cluster.tool, current)
+            assert answer.status_code == 200, answer.text
+            current = answer.json()["refresh_token"]
+
+        assert browser.submit("/logout").status_code == 303
+        [logout_token] = cluster.tool.receiver.wait_for("/auth/backchannel-logout")
+        assert b"logout_token=" in logout_token
+        assert browser.get("/account").status_code in (302, 303), "the session ended on every node"
+    finally:
+        cluster.close()
+        balancer.close()
         tool.server.shutdown()
         tool.server.server_close()
