@@ -527,8 +527,8 @@ def bench_push(seconds: float, clients: int, batch: int, members_count: int = 20
         settings = load_settings(environ=env, toml_path=Path(tmp) / "absent.toml")
         engine = database.make_engine(url)
         database.upgrade(engine)
-        keys.install(engine, settings)
         db = database.Database(settings)
+        ring = keys.install(db, settings)
         with db.session() as session:
             client = OAuthClient(
                 client_id="bench-pusher",
@@ -554,7 +554,9 @@ def bench_push(seconds: float, clients: int, batch: int, members_count: int = 20
                     session, email=f"m{n}@example.org", name=f"M{n}", password_hash="x", verified=True
                 )
                 subs.append(subjects.subject_for(session, settings.secret_key, member, client))
-            token = tokens.issue_access_token(settings, client, sub="bench-pusher", scope="notifications:push").token
+            token = tokens.issue_access_token(
+                ring, settings, client, sub="bench-pusher", scope="notifications:push"
+            ).token
         db.dispose()
         engine.dispose()
         server = subprocess.Popen(

@@ -18,7 +18,6 @@ from portail.accounts import expiry, throttle
 from portail.accounts.current import PendingStepGate, SessionLoader
 from portail.accounts.extensions import AccountExtensions
 from portail.accounts.mail_limits import MailLimiter
-from portail.accounts.mfa import step_up
 from portail.accounts.mfa.gate import SecondFactorGate
 from portail.accounts.mfa.routes import routes as second_factor_routes
 from portail.accounts.mfa.security_routes import routes as security_routes
@@ -32,7 +31,6 @@ from portail.consent import jobs as privacy_jobs
 from portail.consent.officer_routes import routes as privacy_officer_routes
 from portail.consent.routes import routes as consent_routes
 from portail.dashboard.routes import routes as dashboard_routes
-from portail.federation import rules as federation_rules
 from portail.federation import startup as federation
 from portail.federation.routes import routes as federation_routes
 from portail.keycloak import bridge as keycloak_bridge
@@ -42,7 +40,9 @@ from portail.notifications.routes import UnreadBadge
 from portail.notifications.routes import routes as notifications_routes
 from portail.oidc import backchannel, client_keys
 from portail.oidc import keys as oidc_keys
+from portail.oidc import subjects as oidc_subjects
 from portail.oidc import tokens as oidc_tokens
+from portail.oidc.extensions import ProviderExtensions
 from portail.oidc.routes import MACHINE_PATHS
 from portail.oidc.routes import routes as oidc_routes
 from portail.request_log import RequestLog, configure_logging
@@ -99,19 +99,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     settings = settings or load_settings()
     db = database.Database(settings)
     extensions = AccountExtensions().attach(db)  # what the packages above accounts plug into it
+    provider = ProviderExtensions().attach(db)  # what the packages above the OpenID provider plug into it
     passwords = Passwords(settings)
     keycloak_bridge.install(passwords, settings)  # members whose password a Keycloak realm still holds
     consent_hooks.install(extensions, settings)
     if migrate:
         database.check_connection(db.engine)
         database.upgrade(db.engine)
-    oidc_keys.install(db.engine, settings)
+    key_ring = oidc_keys.install(db, settings)  # this application's signing keys, carried by its sessions
     extensions.on_session_end(oidc_tokens.on_session_end)
+    extensions.set_username_source(oidc_subjects.username_for)
     backchannel_setup = backchannel.install(db, extensions, settings)
-    federation.register_hooks(extensions, backchannel_setup)
-    step_up.guard_pages(*ADMINISTERING_PAGES)
-    step_up.register_administering_role(federation_rules.administers_a_hoster)
-    notifications = notifications_hub.install(db, settings)
+    federation.register_hooks(extensions, provider, backchannel_setup)
+    notifications = notifications_hub.install(db, settings, provider)
 
     # Every background task of the process, one leader for the periodic passes (portail/background.py).
     runner = Runner(settings, db)
@@ -173,7 +173,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             Middleware(WebShellMiddleware, settings=settings),
             Middleware(DatabaseOutage),
             Middleware(SessionLoader, protocol_paths=MACHINE_PATHS),
-            Middleware(SecondFactorGate),
+            Middleware(SecondFactorGate, guarded=ADMINISTERING_PAGES),
             Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
             Middleware(UnreadBadge, protocol_paths=MACHINE_PATHS),
         ],
@@ -184,6 +184,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     app.state.json_paths = ("/api/", *MACHINE_PATHS)  # error pages answer JSON there (web.wants_json)
     app.state.db = db
     app.state.extensions = extensions
+    app.state.oidc = provider  # API scopes, access rules and consent notes (portail/oidc/extensions.py)
+    app.state.keys = key_ring  # the signing keys (the JWKS route has no database session)
     app.state.passwords = passwords
     app.state.notifications = notifications
     app.state.background = runner

@@ -23,7 +23,7 @@ from portail.accounts.members import AccountError
 from portail.accounts.mfa import commands as mfa_commands
 from portail.accounts.passwords import Passwords, password_problem
 from portail.config import ConfigError, Settings, load_settings
-from portail.oidc.commands import open_database
+from portail.oidc.commands import command_setup, open_database
 from portail.web import translate
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -425,25 +425,22 @@ def _package_commands() -> list[Callable[[Any], None]]:
     return found
 
 
-def install_hooks(settings: Settings) -> None:
-    """The domain hooks ``create_app`` installs, for commands that change state outside the server
-    (e.g. ``portail instances suspend`` logs the instance's sessions out and tells its members)."""
-    from portail.notifications import withdrawals
-
-    # The command's own database (``oidc.commands.open_database``) ends grants with their sessions and
-    # queues their back-channel logouts; withdrawals tell members when a tool they use goes away.
-    withdrawals.install()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
         handler: Handler = args.handler
-        if args.command != "serve":
-            install_hooks(settings)
-        return handler(args, settings)
+        if args.command == "serve":
+            return handler(args, settings)
+        # The domain hooks ``create_app`` installs, for commands that change state outside the server:
+        # the command's databases (``open_database``) end grants with their sessions and queue their
+        # back-channel logouts; withdrawals tell members when a tool they use goes away (e.g.
+        # ``portail instances suspend``).
+        from portail.notifications import withdrawals
+
+        with command_setup(withdrawals.install):
+            return handler(args, settings)
     except ConfigError as exc:
         return fail(str(exc), 2)
     except OSError as exc:  # a folder or file of the settings that cannot be created or read

@@ -31,6 +31,7 @@ from portail.accounts.models import Member
 from portail.accounts.passwords import Passwords
 from portail.app import create_app
 from portail.config import Settings, load_settings
+from portail.oidc import keys
 from tests.stub_server import StubServer
 
 BASE_URL = "http://localhost:8000"
@@ -251,8 +252,10 @@ def link_in(message: Message) -> str:
 
 
 def db_call(settings: Settings, fn, *args):  # type: ignore[no-untyped-def]
-    """Run ``fn(session, *args)`` in one committed unit of work against the test database."""
+    """Run ``fn(session, *args)`` in one committed unit of work against the test database (carrying
+    the stored signing keys, as the application's units of work do)."""
     handle = database.Database(settings)
+    keys.attach(handle, settings)
     try:
         return handle.call(fn, *args)
     finally:

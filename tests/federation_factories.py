@@ -12,12 +12,14 @@ from portail.accounts.models import Member, Membership, Organization
 from portail.config import Settings
 from portail.db import utcnow
 from portail.federation.models import Hoster, HosterPerson, Instance
+from portail.oidc import keys
 
 T = TypeVar("T")
 
 
 def in_db(settings: Settings, fn: Callable[[Session], T]) -> T:
     handle = database.Database(settings)
+    keys.attach(handle, settings)  # the stored signing keys, as the application's units of work carry them
     try:
         with handle.session() as session:
             return fn(session)

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 from portail import db as database
 from portail.config import Settings
-from portail.oidc import clients
+from portail.oidc import clients, keys
 from tests.conftest import BASE_URL, PASSWORD
 
 REDIRECT_URI = "http://localhost:9000/callback"
@@ -53,8 +53,10 @@ def rows(settings: Settings, model: type[SQLModel]) -> list[Any]:
 
 
 def change(settings: Settings, fn: Callable[[Session], None]) -> None:
-    """Run ``fn(session)`` in one committed unit of work (to age a code, disable a client…)."""
+    """Run ``fn(session)`` in one committed unit of work (to age a code, disable a client…), which
+    carries the stored signing keys as the application's do (``keys.attach``)."""
     handle = database.Database(settings)
+    keys.attach(handle, settings)
     try:
         with handle.session() as session:
             fn(session)

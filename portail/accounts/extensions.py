@@ -2,11 +2,12 @@
 
 ``create_app`` makes one ``AccountExtensions``, lets the higher packages register on it (the consent
 package: the published policy versions, the ledger of acceptances, cancelling a deletion at login,
-the policy review step; the OpenID Connect provider: what ends with a session; the federation: the
-``groups`` a client sees), keeps it on ``app.state.extensions`` and attaches it to the application's
-``Database``: every unit of work of that database carries it in ``Session.info``, so a domain
-function that already takes ``db`` finds it with ``extensions.of(db)`` — no module-level registry,
-and two applications in one process (tests, workers) never see each other's hooks.
+the policy review step; the OpenID Connect provider: what ends with a session, the username the
+tools know a member by; the federation: the ``groups`` a client sees, who administers a hoster),
+keeps it on ``app.state.extensions`` and attaches it to the application's ``Database``: every unit
+of work of that database carries it in ``Session.info``, so a domain function that already takes
+``db`` finds it with ``extensions.of(db)`` — no module-level registry, and two applications in one
+process (tests, workers) never see each other's hooks.
 
 A session of a database nothing was attached to (a unit test's own ``Database``) sees an empty set:
 no hooks, no policy source, the default ``groups``.
@@ -34,6 +35,8 @@ LoginHook = Callable[[Session, "Member", "LoginSession"], "str | None"]
 LoginStep = Callable[[Session, "Member"], "str | None"]
 AcceptanceHook = Callable[[Session, int, Document, str, bool], None]
 GroupsProvider = Callable[[Session, "Member", str], "list[str]"]
+UsernameSource = Callable[[Session, "Member"], str]
+AdministeringRole = Callable[[Session, "Member"], bool]
 
 
 class PolicySource(Protocol):
@@ -54,6 +57,8 @@ class AccountExtensions:
     acceptance: list[AcceptanceHook] = field(default_factory=list)
     policy_source: PolicySource | None = None
     groups_provider: GroupsProvider | None = None
+    username_source: UsernameSource | None = None
+    administering_roles: list[AdministeringRole] = field(default_factory=list)
 
     def on_session_end(self, hook: SessionEndHook) -> None:
         """``hook(db, ended)`` runs, in the same transaction, with the sessions that just ended."""
@@ -81,6 +86,18 @@ class AccountExtensions:
     def set_groups_provider(self, provider: GroupsProvider | None) -> None:
         """How the ``groups`` claim is computed for a client id (the federation narrows it per instance)."""
         self.groups_provider = provider
+
+    def set_username_source(self, source: UsernameSource | None) -> None:
+        """The function giving a member's username (the OpenID provider's ``preferred_username``, which
+        the account page shows: a higher package, so it is set here)."""
+        self.username_source = source
+
+    def add_administering_role(self, check: AdministeringRole) -> None:
+        """``check(db, member)`` tells whether a member administers others in a higher package's domain
+        (e.g. hoster administrators): they must enrol a second factor (``mfa.step_up``)."""
+        name = (check.__module__, check.__qualname__)
+        self.administering_roles[:] = [c for c in self.administering_roles if (c.__module__, c.__qualname__) != name]
+        self.administering_roles.append(check)
 
     def attach(self, database: Database) -> AccountExtensions:
         """Make every unit of work of ``database`` carry these extensions."""

@@ -5,29 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from portail.accounts import policy
+from portail.accounts import extensions, policy
 from portail.accounts.models import AuditEvent, Member, audit_category
 from portail.db import utcnow
 
-UsernameSource = Callable[[Session, Member], str]
-_username_source: list[UsernameSource] = []
-
-
-def provide_username(source: UsernameSource) -> None:
-    """Name the function that gives a member's username (``portail.oidc.subjects.username_for``, the
-    ``preferred_username`` the tools receive: a higher package, so it registers itself here)."""
-    _username_source[:] = [source]
-
 
 def username_of(db: Session, member: Member) -> str | None:
-    """The username the member's tools know them by (their Matrix localpart), if the provider is loaded."""
-    return _username_source[0](db, member) if _username_source else None
+    """The username the member's tools know them by (their Matrix localpart), when the application set
+    its source (``AccountExtensions.set_username_source``: ``portail.oidc.subjects.username_for``)."""
+    source = extensions.of(db).username_source
+    return source(db, member) if source is not None else None
 
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")

@@ -35,7 +35,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 def _open(settings: Settings) -> database.Database:
     db = open_database(settings)
-    keys.install(db.engine, settings)  # account events are signed with the provider's keys
+    keys.install(db, settings)  # account events are signed with the provider's keys (generated if none yet)
     return db
 
 

@@ -72,6 +72,12 @@ def events_endpoint(db: Session, client: OAuthClient) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _signer(db: Session) -> events.Signer:
+    """Signs account events with the keys of the application whose unit of work ``db`` is."""
+    ring = keys.ring_of(db)
+    return lambda payload: ring.sign(dict(payload), typ=events.SET_TYP, alg="RS256")
+
+
 def recipients(db: Session, settings: Settings, member: Member, clients: list[OAuthClient]) -> list[events.Recipient]:
     found = []
     for client in clients:
@@ -80,10 +86,6 @@ def recipients(db: Session, settings: Settings, member: Member, clients: list[OA
             sub = subjects.subject_for(db, settings.secret_key, member, client)
             found.append(events.Recipient(client.client_id, uri, sub))
     return found
-
-
-def _sign(payload: dict[str, object]) -> str:
-    return keys.sign(dict(payload), typ=events.SET_TYP, alg="RS256")
 
 
 def purge(db: Session, settings: Settings, request_id: int) -> PurgeReport | None:
@@ -105,7 +107,7 @@ def purge(db: Session, settings: Settings, request_id: int) -> PurgeReport | Non
     member_id = member.id
     clients = known_clients(db, member_id)
     notified = events.schedule(
-        db, settings, recipients(db, settings, member, clients), _sign, reference=request.reference
+        db, settings, recipients(db, settings, member, clients), _signer(db), reference=request.reference
     )
     revoked = 0
     sessions.end_member_sessions(db, member_id, "account-deleted")

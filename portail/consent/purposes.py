@@ -50,7 +50,9 @@ class PurposeState:
     changed_at: dt.datetime | None
 
 
-_cache: dict[str, tuple[float, tuple[Purpose, ...]]] = {}
+# Parsed files, checked against the file's mtime and size at every call: purposes are this node's
+# configuration (the same instances.toml on every node), never data a member changes; consents are in the DB.
+_cache: dict[str, tuple[tuple[int, int], tuple[Purpose, ...]]] = {}
 
 
 def parse(data: dict[str, Any], source: str = "instances.toml") -> tuple[Purpose, ...]:
@@ -92,18 +94,19 @@ def configured(settings: Settings) -> tuple[Purpose, ...]:
     """The purposes declared in the instances file (re-read when the file changes; none without a file)."""
     path = Path(settings.instances_file)
     try:
-        mtime = path.stat().st_mtime
+        stat = path.stat()
     except OSError:
         return ()
+    version = (stat.st_mtime_ns, stat.st_size)
     cached = _cache.get(str(path))
-    if cached is not None and cached[0] == mtime:
+    if cached is not None and cached[0] == version:
         return cached[1]
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConsentError("%(source)s est illisible.", source=str(path)) from exc
     purposes = parse(data, str(path))
-    _cache[str(path)] = (mtime, purposes)
+    _cache[str(path)] = (version, purposes)
     return purposes
 
 

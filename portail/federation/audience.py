@@ -103,8 +103,9 @@ def groups_for(db: Session, member: Member, client_id: str) -> list[str]:
 
 
 def members_only_refusal(db: Session, member: Member, client: OAuthClient) -> str | None:
-    """The OIDC access rule (``prompts.register_access_rule``): a members-only instance refuses a member
-    who belongs to none of the organizations or territories it serves."""
+    """The OIDC access rule (``ProviderExtensions.add_access_rule``, run by ``prompts.refusal``): a
+    members-only instance refuses a member who belongs to none of the organizations or territories it
+    serves."""
     instance = instance_for_client(db, client.client_id)
     if instance is None or not instance.members_only or instance.scope == "central":
         return None

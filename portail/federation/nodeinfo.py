@@ -29,6 +29,7 @@ from portail.federation.models import Instance
 SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/2.1"
 PATH = "/nodeinfo/2.1"
 CACHE_SECONDS = 600
+# Public aggregate counts, up to CACHE_SECONDS old on each node, keyed by (issuer, database): no decision reads them.
 _cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
 

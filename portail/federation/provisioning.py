@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, col, select
 
 from portail.config import Settings
+from portail.db import Database
 from portail.federation.models import Instance
 from portail.federation.rules import FederationError
 from portail.oidc import backchannel, clients, tokens
@@ -65,7 +66,7 @@ MEMBER_GRANTS = ["authorization_code", "refresh_token"]
 MEMBER_SCOPE = "openid profile email groups offline_access"
 DEFAULT_PROVIDER_ID = "encommun"
 WithdrawnListener = Callable[[Session, Settings, Instance, str, str], object]
-_withdrawn_listeners: list[WithdrawnListener] = []
+_LISTENERS = "portail.federation.withdrawn-listeners"  # key in ``Database.session_info``
 PROVIDER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -256,12 +257,16 @@ def upgrade_access(db: Session, instance: Instance) -> bool:
     return True
 
 
-def on_withdrawn(listener: WithdrawnListener) -> None:
+def on_withdrawn(database: Database, listener: WithdrawnListener) -> None:
     """Register ``listener(db, settings, instance, action, reason)``, called when an instance is
-    suspended or retired (``action``), in the transaction that disables its client."""
+    suspended or retired (``action``) through a unit of work of ``database``, in the transaction that
+    disables its client (kept in ``database.session_info``: one application's listeners only)."""
+    found = database.session_info.get(_LISTENERS)
+    listeners: list[WithdrawnListener] = found if isinstance(found, list) else []
     name = (listener.__module__, listener.__qualname__)
-    _withdrawn_listeners[:] = [f for f in _withdrawn_listeners if (f.__module__, f.__qualname__) != name]
-    _withdrawn_listeners.append(listener)
+    listeners[:] = [f for f in listeners if (f.__module__, f.__qualname__) != name]
+    listeners.append(listener)
+    database.session_info[_LISTENERS] = listeners
 
 
 def disable(db: Session, settings: Settings, instance: Instance, action: str, reason: str) -> None:
@@ -274,7 +279,8 @@ def disable(db: Session, settings: Settings, instance: Instance, action: str, re
     backchannel.logout_client(db, client.client_id)
     clients.disable_client(db, client)
     tokens.revoke_client_tokens(db, client.client_id, f"instance {action}: {reason}"[:200])
-    for listener in list(_withdrawn_listeners):
+    found = db.info.get(_LISTENERS)
+    for listener in list(found if isinstance(found, list) else ()):
         listener(db, settings, instance, action, reason)
 
 

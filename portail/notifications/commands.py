@@ -42,7 +42,7 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
     db = _open(settings)
-    keys.install(db.engine, settings)
+    keys.install(db, settings)  # Nextcloud is pulled with a signed access token
 
     async def run() -> int:
         aggregator = Aggregator(db, settings, minter=nextcloud_token, transport=PinnedTransport(settings))

@@ -24,18 +24,19 @@ from portail.notifications.aggregator import Aggregator
 from portail.notifications.inbox import Delivered
 from portail.notifications.live import Broker
 from portail.notifications.ratelimit import PushLimiter
-from portail.oidc import claims, subjects, tokens
+from portail.oidc import claims, keys, subjects, tokens
+from portail.oidc.extensions import ProviderExtensions
 from portail.oidc.models import OAuthClient
 from portail.outbound import PinnedTransport
 
 log = logging.getLogger("portail.notifications")
 
 
-def install(db: Database, settings: Settings) -> Hub:
-    """Build the process's hub, declare the push scope to the OpenID provider, and tell members
-    when a tool they use is withdrawn."""
-    claims.register_scope(push.SCOPE, "Envoyer des notifications aux membres")
-    withdrawals.install()
+def install(db: Database, settings: Settings, provider: ProviderExtensions) -> Hub:
+    """Build the process's hub, declare the push scope to the application's OpenID provider, and tell
+    members when a tool they use is withdrawn."""
+    provider.register_scope(push.SCOPE, "Envoyer des notifications aux membres")
+    withdrawals.install(db)
     return Hub(db, settings)
 
 
@@ -47,7 +48,9 @@ def nextcloud_token(session: Session, settings: Settings, member: Member, client
     the member logged in to Nextcloud with did."""
     sub = subjects.subject_for(session, settings.secret_key, member, client)
     profile = claims.profile_values(session, member, client, ["preferred_username"])
-    return tokens.issue_access_token(settings, client, sub=sub, scope="openid profile email", profile=profile).token
+    return tokens.issue_access_token(
+        keys.ring_of(session), settings, client, sub=sub, scope="openid profile email", profile=profile
+    ).token
 
 
 class Hub:

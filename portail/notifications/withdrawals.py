@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.db import utcnow
+from portail.db import Database, utcnow
 from portail.federation import provisioning
 from portail.federation.models import Instance
 from portail.notifications import inbox
@@ -72,5 +72,6 @@ def tell_members(session: Session, settings: Settings, instance: Instance, actio
     return len(rows)
 
 
-def install() -> None:
-    provisioning.on_withdrawn(tell_members)
+def install(db: Database) -> None:
+    """Tell the members of an instance withdrawn through ``db`` (the application's or a command's database)."""
+    provisioning.on_withdrawn(db, tell_members)

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.current import Login, load_login
 from portail.db import Database
-from portail.oidc import claims, consent_notes, interaction
+from portail.oidc import consent_notes, interaction
 from portail.oidc.authorization_request import AskVerification, GoTo, Outcome, ShowError, ToClient
 from portail.oidc.server import InputError, read_input
 from portail.web import N_, FormError, _, error_page, field, read_form, render, request_locale, security_headers
@@ -89,7 +89,8 @@ def _consent_page(
     request: Request, view: interaction.ConsentView, login: Login, notes: list[str], status: int = 200
 ) -> Response:
     req = view.req
-    scope_lines = [SCOPE_TEXT.get(s) or claims.api_scopes().get(s, s) for s in req.scopes]
+    api_scopes = request.app.state.oidc.api_scopes  # the application's ProviderExtensions
+    scope_lines = [SCOPE_TEXT.get(s) or api_scopes.get(s, s) for s in req.scopes]
     extra_claims = [CLAIM_TEXT[c] for c in req.requested_claims if CLAIM_TEXT[c] not in scope_lines]
     return render(
         request,

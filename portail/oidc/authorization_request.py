@@ -15,7 +15,7 @@ from typing import Any
 from sqlmodel import Session
 
 from portail.config import Settings
-from portail.oidc import claims, clients
+from portail.oidc import claims, clients, extensions
 from portail.oidc.models import OAuthClient
 
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.2
@@ -158,7 +158,7 @@ def validate(db: Session, settings: Settings, pairs: tuple[tuple[str, str], ...]
         raise refuse("unsupported_response_type", "Only response_type=code is supported")
     if "code" not in client.response_types or "authorization_code" not in client.grant_types:
         raise refuse("unauthorized_client", "The client may not use the authorization code flow")
-    scope = _scope(values.get("scope", ""), client)
+    scope = _scope(values.get("scope", ""), client, claims.scopes_supported(extensions.of(db).api_scopes))
     if scope is None:
         raise refuse("invalid_scope", "Unknown scope, or a scope this client may not request")
     challenge, method = values.get("code_challenge"), values.get("code_challenge_method")
@@ -200,12 +200,12 @@ def validate(db: Session, settings: Settings, pairs: tuple[tuple[str, str], ...]
     )
 
 
-def _scope(raw: str, client: OAuthClient) -> str | None:
-    """The requested scopes, deduplicated in order; None when one is unknown or not allowed."""
+def _scope(raw: str, client: OAuthClient, supported: list[str]) -> str | None:
+    """The requested scopes, deduplicated in order; None when one is unknown (not in ``supported``) or not allowed."""
     requested = list(dict.fromkeys(raw.split()))
     if not requested:
         return None
-    known = set(claims.scopes_supported())
+    known = set(supported)
     allowed = set(client.scope.split())
     if not all(s in known and s in allowed for s in requested):
         return None

@@ -234,7 +234,9 @@ def logout_client(db: Session, client_id: str) -> list[BackchannelDelivery]:
 # ---------------------------------------------------------------- the logout token
 
 
-def logout_token(settings: Settings, delivery: BackchannelDelivery, now: dt.datetime | None = None) -> str:
+def logout_token(
+    ring: keys.KeyRing, settings: Settings, delivery: BackchannelDelivery, now: dt.datetime | None = None
+) -> str:
     """§2.4: the signed Logout Token for one delivery (``typ: logout+jwt``; never ``nonce``)."""
     issued = int((now or utcnow()).timestamp())
     payload: dict[str, object] = {
@@ -248,7 +250,7 @@ def logout_token(settings: Settings, delivery: BackchannelDelivery, now: dt.date
     }
     if delivery.sid:
         payload["sid"] = delivery.sid
-    return keys.sign(payload, typ="logout+jwt", alg="RS256")
+    return ring.sign(payload, typ="logout+jwt", alg="RS256")
 
 
 # ---------------------------------------------------------------- claiming and recording
@@ -304,7 +306,7 @@ def _syntax_problem(uri: str) -> str:
 
 
 async def send_one(
-    settings: Settings, http: httpx.AsyncClient, delivery: BackchannelDelivery, guarded: bool
+    ring: keys.KeyRing, settings: Settings, http: httpx.AsyncClient, delivery: BackchannelDelivery, guarded: bool
 ) -> Outcome:
     """One attempt. ``http`` must be a guarded client (``outbound.client``) when ``guarded``: the
     endpoint was supplied by a hoster or a registering tool, so the address is checked and the
@@ -314,7 +316,7 @@ async def send_one(
     if invalid:
         return Outcome(row_id, False, error=invalid, permanent=True)
     try:
-        token = logout_token(settings, delivery)
+        token = logout_token(ring, settings, delivery)
         response = await http.post(
             delivery.uri,
             data={"logout_token": token},
@@ -360,6 +362,7 @@ async def deliver_due(
     if not claimed:
         return 0
     guarded = await db.run(guarded_clients, [row.client_id for row in claimed])
+    ring = keys.ring_in(db)
     gate = asyncio.Semaphore(CONCURRENCY)
     pinned = guarded_http or (guarded_client(settings) if guarded else None)
 
@@ -367,7 +370,7 @@ async def deliver_due(
         is_guarded = row.client_id in guarded
         client = pinned if is_guarded and pinned is not None else http
         async with gate:
-            outcome = await send_one(settings, client, row, is_guarded)
+            outcome = await send_one(ring, settings, client, row, is_guarded)
         if not outcome.ok:
             log.info("back-channel logout to %s failed: %s", row.client_id, outcome.error)
         stored = await db.run(record, outcome)

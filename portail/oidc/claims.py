@@ -5,7 +5,8 @@ Profile claims are in the ID token as well as at userinfo, because Synapse reads
 token. ``groups`` (under the ``groups`` scope) lists the member's organizations; the federation
 package narrows it to the organizations relevant to an instance through the application's
 ``AccountExtensions.set_groups_provider``.
-Higher packages may declare API scopes (no claims) with ``register_scope``.
+Higher packages declare API scopes (no claims) on the application's ``ProviderExtensions``
+(``oidc/extensions.py``); ``scopes_supported`` takes them.
 """
 
 from __future__ import annotations
@@ -36,21 +37,10 @@ CLAIMS_SUPPORTED = (*PROTOCOL_CLAIMS, *PROFILE_CLAIMS)
 ACR_PASSWORD = "urn:encommun:acr:password"  # noqa: S105 - an ACR name
 ACR_MFA = "urn:encommun:acr:mfa"
 
-_api_scopes: dict[str, str] = {}
 
-
-def register_scope(name: str, description: str) -> None:
-    """Declare an API scope (no claims), e.g. ``notifications:push``; ``description`` is the French
-    text the consent page shows (with an English translation in the package's .po file)."""
-    _api_scopes[name] = description
-
-
-def api_scopes() -> dict[str, str]:
-    return dict(_api_scopes)
-
-
-def scopes_supported() -> list[str]:
-    return [*SCOPE_CLAIMS, *sorted(_api_scopes)]
+def scopes_supported(api_scopes: Iterable[str] = ()) -> list[str]:
+    """The member scopes, then an application's API scopes (``ProviderExtensions.api_scopes``)."""
+    return [*SCOPE_CLAIMS, *sorted(api_scopes)]
 
 
 def _default_groups(db: Session, member: Member) -> list[str]:

@@ -8,16 +8,19 @@ once and stored hashed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from portail import db as database
 from portail.accounts.extensions import AccountExtensions
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import backchannel, clients, keys, registration_commands, tokens
+from portail.oidc import backchannel, clients, keys, registration_commands, subjects, tokens
 from portail.oidc.models import OAuthClient
 
 
@@ -26,14 +29,35 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
+_SETUP: ContextVar[tuple[Callable[[database.Database], object], ...]] = ContextVar("portail_command_setup", default=())
+
+
+@contextlib.contextmanager
+def command_setup(*steps: Callable[[database.Database], object]) -> Iterator[None]:
+    """While the block runs, ``open_database`` also applies ``steps`` to each database it opens: how
+    ``portail.cli`` adds the hooks of packages this one cannot import (a context variable, scoped to
+    the command: no module-level registry an application could see)."""
+    token = _SETUP.set((*_SETUP.get(), *steps))
+    try:
+        yield
+    finally:
+        _SETUP.reset(token)
+
+
 def open_database(settings: Settings) -> database.Database:
-    """The database of a command run outside the server, migrated, with the account hooks that matter
-        outside it (``create_app`` installs the rest): grants end with their login sessions, and tools are
-    sent back-channel logouts for them (by the server's background runner)."""
+    """The database of a command run outside the server, migrated, with the hooks that matter outside
+    it (``create_app`` installs the rest): grants end with their login sessions, tools are sent
+    back-channel logouts for them (by the server's background runner), the account page's username,
+    the stored signing keys (``keys.attach``: loaded when first used, never generated or rotated
+    here), and the steps of ``command_setup``."""
     db = database.Database(settings)
     extensions = AccountExtensions().attach(db)
     extensions.on_session_end(tokens.on_session_end)
+    extensions.set_username_source(subjects.username_for)
     backchannel.install(db, extensions, settings)  # a command that ends sessions queues their logouts
+    keys.attach(db, settings)
+    for step in _SETUP.get():
+        step(db)
     database.check_connection(db.engine)
     database.upgrade(db.engine)
     return db

@@ -10,6 +10,7 @@ concatenation).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -33,14 +34,15 @@ ENDPOINTS = {
 }
 
 
-def metadata(settings: Settings, paths: dict[str, str]) -> dict[str, Any]:
-    """The metadata document; ``paths`` maps discovery keys to the paths of existing routes."""
+def metadata(settings: Settings, paths: dict[str, str], api_scopes: Iterable[str] = ()) -> dict[str, Any]:
+    """The metadata document; ``paths`` maps discovery keys to the paths of existing routes, ``api_scopes``
+    are the application's (``ProviderExtensions.api_scopes``)."""
     issuer = settings.issuer
     doc: dict[str, Any] = {"issuer": issuer}
     doc.update({key: issuer + path for key, path in paths.items()})
     doc.update(
         {
-            "scopes_supported": claims.scopes_supported(),
+            "scopes_supported": claims.scopes_supported(api_scopes),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -80,7 +82,8 @@ def endpoint_paths(request: Request) -> dict[str, str]:
 def _document(request: Request) -> bytes:
     cached = getattr(request.app.state, "oidc_metadata", None)
     if cached is None:
-        cached = json.dumps(metadata(request.app.state.settings, endpoint_paths(request))).encode()
+        state = request.app.state
+        cached = json.dumps(metadata(state.settings, endpoint_paths(request), state.oidc.api_scopes)).encode()
         request.app.state.oidc_metadata = cached
     return cached  # type: ignore[no-any-return]
 

@@ -28,7 +28,7 @@ from sqlmodel import Session
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import assertions, claims, codes, issuance, refresh
+from portail.oidc import assertions, claims, codes, extensions, issuance, refresh
 from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.clients import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from portail.oidc.models import AuthorizationCode, Grant, RefreshToken
@@ -153,13 +153,13 @@ class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
     def validate_requested_scope(self) -> None:
         requested = (self.request.payload.scope or "").split()
         allowed = set(self.client.row.scope.split()) - claims.MEMBER_SCOPES
-        if not set(requested) <= allowed or not set(requested) <= set(claims.scopes_supported()):
+        if not set(requested) <= allowed or not set(requested) <= set(self.server.scopes_supported or ()):
             raise InvalidScopeError()
 
     def generate_token(self, scope: str | None = None, **_: Any) -> Any:
         default = [s for s in self.client.row.scope.split() if s not in claims.MEMBER_SCOPES]
-        granted = scope or " ".join(s for s in default if s in claims.api_scopes())
-        return issuance.for_client(self.server.settings, self.client.row, granted)
+        granted = scope or " ".join(s for s in default if s in extensions.of(self.server.db).api_scopes)
+        return issuance.for_client(self.server.db, self.server.settings, self.client.row, granted)
 
 
 # ---------------------------------------------------------------- private_key_jwt
@@ -213,7 +213,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
 def build_server(db: Session, settings: Settings, remote_keys: RemoteKeys | None = None) -> PortailServer:
     """authlib's server for one request: grants and client authentication methods (``remote_keys``:
     what ``client_keys.prefetch`` fetched for a ``private_key_jwt`` client with a ``jwks_uri``)."""
-    server = PortailServer(db, settings, claims.scopes_supported())
+    server = PortailServer(db, settings, claims.scopes_supported(extensions.of(db).api_scopes))
     server.register_grant(CodeGrant, [PkceS256(required=True)])
     server.register_grant(RefreshGrant)
     server.register_grant(ClientCredentials)

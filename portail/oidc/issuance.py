@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.oidc import claims, subjects, tokens, usage
+from portail.oidc import claims, keys, subjects, tokens, usage
 from portail.oidc.models import AuthorizationCode, Grant, OAuthClient
 
 
@@ -52,8 +52,8 @@ def for_refresh(
     return _member_tokens(db, settings, client, member, grant, scope, nonce=None, acr=acr, with_refresh=True)
 
 
-def for_client(settings: Settings, client: OAuthClient, scope: str) -> dict[str, Any]:
-    issued = tokens.issue_access_token(settings, client, sub=client.client_id, scope=scope)
+def for_client(db: Session, settings: Settings, client: OAuthClient, scope: str) -> dict[str, Any]:
+    issued = tokens.issue_access_token(keys.ring_of(db), settings, client, sub=client.client_id, scope=scope)
     return {"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in, "scope": scope}
 
 
@@ -70,8 +70,9 @@ def _member_tokens(
     with_refresh: bool,
 ) -> dict[str, Any]:
     sub = subjects.subject_for(db, settings.secret_key, member, client)
+    ring = keys.ring_of(db)
     issued = tokens.issue_access_token(
-        settings, client, sub=sub, scope=scope, grant_id=grant.id, sid=grant.sid, auth_time=grant.auth_time
+        ring, settings, client, sub=sub, scope=scope, grant_id=grant.id, sid=grant.sid, auth_time=grant.auth_time
     )
     body: dict[str, Any] = {
         "access_token": issued.token,
@@ -84,6 +85,7 @@ def _member_tokens(
     if "openid" in scope.split():
         profile = claims.profile_values(db, member, client, claims.released(scope, grant.claims_request, "id_token"))
         body["id_token"] = tokens.issue_id_token(
+            ring,
             settings,
             client,
             sub=sub,

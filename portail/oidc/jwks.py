@@ -8,11 +8,9 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portail.oidc import keys
-
 
 async def jwks(request: Request) -> Response:
-    body = json.dumps(keys.jwks()).encode()
+    body = json.dumps(request.app.state.keys.jwks()).encode()  # the application's KeyRing
     return Response(
         body,
         media_type="application/json",

@@ -11,8 +11,11 @@
   token it signed has expired: refresh tokens are opaque, so the bound is the longest JWT
   lifetime, ``max(id_token_minutes, access_token_minutes)`` (plus a margin for clock skew).
 - ``KeyRing`` caches the keys in the process and reloads them every ``RELOAD_SECONDS`` (or at
-  once on an unknown ``kid``); ``install`` makes a ring the one that ``sign``/``decode`` use.
-  Other packages sign with ``sign(claims, typ=…, alg=…)`` (logout tokens, RFC 8417 SETs).
+  once on an unknown ``kid``). ``install(database, settings)`` (``create_app``) attaches one ring to
+  the application's ``Database``: every unit of work carries it in ``Session.info``, so code holding
+  a session signs with ``ring_of(db).sign(claims, typ=…, alg=…)`` (tokens, logout tokens, RFC 8417
+  SETs) and routes without one use ``request.app.state.keys``. No module-level ring: two
+  applications in one process never sign with each other's keys.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from portail.config import Settings
-from portail.db import utcnow
+from portail.db import Database, utcnow
 from portail.oidc.models import SigningKey
 
 log = logging.getLogger("portail.oidc.keys")
@@ -345,19 +348,18 @@ def _import(data: Mapping[str, Any]) -> SigningJWK:
     return ECKey.import_key(dict(data))
 
 
-# ---------------------------------------------------------------- the installed ring
+# ---------------------------------------------------------------- the ring of an application
 
-_installed: KeyRing | None = None
+_KEY = "portail.oidc.keys"
 
 
-def install(engine: Engine, settings: Settings) -> KeyRing:
-    """Generate missing keys, load them and make this ring the one ``sign``/``decode`` use
-    (called once by ``create_app``)."""
-    global _installed
-    with Session(engine) as db:
+def install(database: Database, settings: Settings) -> KeyRing:
+    """Generate missing keys, load them and attach the ring to ``database`` (``create_app``, and the
+    commands that sign): every unit of work of that database carries it (``ring_of``)."""
+    with Session(database.engine) as db:
         if ensure_keys(db, settings):
             db.commit()
-    ring = KeyRing(engine, settings)
+    ring = KeyRing(database.engine, settings)
     ring.load()
     try:
         for alg in ALGORITHMS:
@@ -365,29 +367,34 @@ def install(engine: Engine, settings: Settings) -> KeyRing:
     except NoKey:
         # The keys cannot be decrypted (the secret key changed): new ones take over at once.
         log.warning("Nouvelles clés de signature (anciennes illisibles) / new signing keys (old ones unreadable)")
-        with Session(engine) as db:
+        with Session(database.engine) as db:
             rotate(db, settings, lead=dt.timedelta(0))
             db.commit()
         ring.load()
-    _installed = ring
+    database.session_info[_KEY] = ring
     return ring
 
 
-def ring() -> KeyRing:
-    if _installed is None:
-        raise NoKey("no key ring installed (create_app installs it)")
-    return _installed
+def attach(database: Database, settings: Settings) -> KeyRing:
+    """Attach a ring that loads the stored keys when first used, generating and rotating nothing
+    (``oidc.commands.open_database``: a command run with the wrong secret key must not replace the
+    server's keys)."""
+    ring = KeyRing(database.engine, settings)
+    database.session_info[_KEY] = ring
+    return ring
 
 
-def sign(claims: dict[str, Any], *, typ: str | None = None, alg: str = "RS256") -> str:
-    """Sign ``claims`` as a compact JWS with the current key for ``alg`` (``kid`` in the header)."""
-    return ring().sign(claims, typ=typ, alg=alg)
+def ring_in(database: Database) -> KeyRing:
+    """The ring attached to ``database`` (``NoKey`` when there is none)."""
+    found = database.session_info.get(_KEY)
+    if not isinstance(found, KeyRing):
+        raise NoKey("no key ring attached to this database (create_app installs it)")
+    return found
 
 
-def decode(token: str, *, algorithms: tuple[str, ...] = ALGORITHMS) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check the signature of a JWT signed by Portail; returns (header, claims) unvalidated."""
-    return ring().decode(token, algorithms=algorithms)
-
-
-def jwks() -> dict[str, Any]:
-    return ring().jwks()
+def ring_of(db: Session) -> KeyRing:
+    """The ring of the application whose unit of work ``db`` is (``NoKey`` when there is none)."""
+    found = db.info.get(_KEY)
+    if not isinstance(found, KeyRing):
+        raise NoKey("no key ring attached to this database (create_app installs it)")
+    return found

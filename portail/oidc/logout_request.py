@@ -65,10 +65,10 @@ def single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
     return values
 
 
-def verify_hint(settings: Settings, token: str) -> dict[str, Any]:
+def verify_hint(db: Session, settings: Settings, token: str) -> dict[str, Any]:
     """§2: Portail must have issued the ID token; an expired one is still accepted."""
     try:
-        _header, payload = keys.decode(token)
+        _header, payload = keys.ring_of(db).decode(token)
     except keys.BadSignature as exc:
         raise LogoutRequestError("id_token_hint is not an ID token issued by this provider") from exc
     if payload.get("iss") != settings.issuer:
@@ -87,7 +87,7 @@ def with_state(uri: str, state: str | None) -> str:
 def validate(db: Session, settings: Settings, params: dict[str, str]) -> LogoutRequest:
     """Check a logout request; raises ``LogoutRequestError`` for anything that must not redirect."""
     hint = params.get("id_token_hint")
-    payload = verify_hint(settings, hint) if hint else None
+    payload = verify_hint(db, settings, hint) if hint else None
     client_id = params.get("client_id")
     if payload is not None:
         aud = payload.get("aud")

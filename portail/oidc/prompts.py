@@ -14,8 +14,8 @@ a login, a confirmed email, or the member's consent — or nothing.
 - Consent when this client lacks a scope or claim under the current privacy-policy version, or
   when ``prompt`` has ``consent``. A trusted client skips the page; its consent is recorded as
   implicit.
-- A client may be closed to this member: higher packages register access rules
-  (``register_access_rule``; the federation's members-only instances); a refusal is a page saying
+- A client may be closed to this member: higher packages add access rules to the application's
+  ``ProviderExtensions`` (``add_access_rule``; the federation's members-only instances); a refusal is a page saying
   why (or ``access_denied`` with ``prompt=none``), before any consent.
 - With ``prompt=none`` nothing may be shown: the answer is ``login_required``,
   ``interaction_required`` or ``consent_required`` instead (§3.1.2.6).
@@ -24,7 +24,6 @@ a login, a confirmed email, or the member's consent — or nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,24 +34,14 @@ from portail.accounts.mfa import step_up
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import claims, consents
+from portail.oidc import claims, consents, extensions
 from portail.oidc.authorization_request import AuthzRequest
 from portail.oidc.models import OAuthClient, ParkedRequest
 
-# rule(db, member, client) -> None when the member may use the client, else a French source message
-AccessRule = Callable[[Session, Member, OAuthClient], str | None]
-_access_rules: list[AccessRule] = []
-
-
-def register_access_rule(rule: AccessRule) -> None:
-    """Add a rule run before a code is issued (registering the same function again replaces it)."""
-    name = (rule.__module__, rule.__qualname__)
-    _access_rules[:] = [r for r in _access_rules if (r.__module__, r.__qualname__) != name]
-    _access_rules.append(rule)
-
 
 def refusal(db: Session, member: Member, client: OAuthClient) -> str | None:
-    for rule in list(_access_rules):
+    """The first refusal of the application's access rules (``ProviderExtensions.access_rules``), if any."""
+    for rule in list(extensions.of(db).access_rules):
         message = rule(db, member, client)
         if message:
             return message

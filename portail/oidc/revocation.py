@@ -52,7 +52,7 @@ def find_token(db: Session, value: str, hint: str | None) -> RefreshRecord | Acc
         if found is not None:
             return RefreshRecord(found[0].client_id, found[1].id or 0)
     try:
-        header, claims = keys.decode(value)
+        header, claims = keys.ring_of(db).decode(value)
     except keys.BadSignature:
         return None
     if header.get("typ") != tokens.AT_TYP or not isinstance(claims.get("jti"), str):

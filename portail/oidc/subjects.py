@@ -23,7 +23,6 @@ import unicodedata
 from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
-from portail.accounts import members
 from portail.accounts.models import Member
 from portail.db import utcnow
 from portail.oidc import rows
@@ -106,6 +105,3 @@ def username_for(db: Session, member: Member) -> str:
         if again is not None:  # another request chose it meanwhile
             return again
     raise RuntimeError("no free username")  # pragma: no cover - a thousand namesakes
-
-
-members.provide_username(username_for)  # the account page shows it (accounts cannot import this package)

@@ -11,7 +11,7 @@ tokens, and the public functions other packages call.
 - Refresh tokens are 256-bit random strings stored as SHA-256; see ``refresh.py`` for rotation.
 
 Public interface (other packages): ``verify_access_token``, ``InvalidToken``, ``revoke_grants``,
-``revoke_client_tokens``; and ``keys.sign`` for other JWTs.
+``revoke_client_tokens``; and ``keys.ring_of(db).sign`` for other JWTs.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class IssuedAccessToken:
 
 
 def issue_access_token(
+    ring: keys.KeyRing,
     settings: Settings,
     client: OAuthClient,
     *,
@@ -110,10 +111,11 @@ def issue_access_token(
         claims["sid"] = sid
     if auth_time is not None:
         claims["auth_time"] = int(auth_time.timestamp())
-    return IssuedAccessToken(keys.sign(claims, typ=AT_TYP, alg=ACCESS_TOKEN_ALG), jti, lifetime)
+    return IssuedAccessToken(ring.sign(claims, typ=AT_TYP, alg=ACCESS_TOKEN_ALG), jti, lifetime)
 
 
 def issue_id_token(
+    ring: keys.KeyRing,
     settings: Settings,
     client: OAuthClient,
     *,
@@ -150,7 +152,7 @@ def issue_id_token(
         claims["at_hash"] = half_hash(access_token)
     claims.update(profile)
     alg = client.extra_metadata.get("id_token_signed_response_alg", "RS256")
-    return keys.sign(claims, alg=alg if alg in keys.ALGORITHMS else "RS256")
+    return ring.sign(claims, alg=alg if alg in keys.ALGORITHMS else "RS256")
 
 
 def new_refresh_token(db: Session, settings: Settings, grant_id: int, client_id: str) -> str:
@@ -188,7 +190,7 @@ def check_access_token(db: Session, settings: Settings, token: str) -> VerifiedT
     """Signature, ``typ``, ``iss``, ``exp``, then one query (grant not revoked, member active,
     ``jti`` not revoked, clients' version) and the client (cached): active and not revoked since."""
     try:
-        header, claims = keys.decode(token)
+        header, claims = keys.ring_of(db).decode(token)
     except keys.BadSignature as exc:
         raise InvalidToken("invalid_token", "The access token is malformed or its signature is invalid") from exc
     if header.get("typ") != AT_TYP:

@@ -1,6 +1,7 @@
 """The second-factor gate of pages that administer others (setting ``mfa_required_for_admins``).
 
-On a path registered with ``step_up.guard_pages``, a member whose roles administer others
+On a path under one of the gate's ``guarded`` prefixes (``create_app``'s pages that administer
+others), a member whose roles administer others
 (``step_up.administers_others``) is sent to enrol a second factor when they have none, or to the
 second step when their session was opened without one. Everyone else passes (the page itself then
 decides who may see it).
@@ -31,11 +32,12 @@ def verdict(db: Session, member_id: int, amr: str) -> str | None:
 
 
 class SecondFactorGate:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, guarded: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.guarded = guarded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and step_up.guarded(str(scope["path"])):
+        if scope["type"] == "http" and step_up.guarded(str(scope["path"]), self.guarded):
             request = Request(scope, receive)
             settings = request.app.state.settings
             login = await load_login(request) if settings.mfa_required_for_admins else None

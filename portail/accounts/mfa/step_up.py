@@ -9,27 +9,26 @@
   authentication: ``auth_time`` at most ``reauth_minutes`` old; ``reauthenticated`` moves it after a
   password or passkey is given again.
 - Roles that administer others (administrators, privacy officers, federation administrators, and
-  hoster administrators, told by the federation package through ``register_administering_role``)
-  must enrol a second factor before using the pages registered with ``guard_pages``
-  (setting ``mfa_required_for_admins``).
+  hoster administrators, told by the federation package through the application's
+  ``AccountExtensions.add_administering_role``) must enrol a second factor before using the pages
+  that administer others (``guarded``: the prefixes ``create_app`` gives ``SecondFactorGate``;
+  setting ``mfa_required_for_admins``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Iterable
 
 from sqlmodel import Session
 
+from portail.accounts import extensions
 from portail.accounts.models import LoginSession, Member
 from portail.config import Settings
 from portail.db import utcnow
 from portail.web import N_
 
 ADMINISTERING_ROLES = ("privacy-officer", "federation-admin")
-AdministeringRole = Callable[[Session, Member], bool]
-_administering: list[AdministeringRole] = []
-_guarded_prefixes: list[str] = []
 
 
 def method_label(amr: str) -> str:
@@ -78,24 +77,11 @@ def reauthenticated(db: Session, session_id: int) -> None:
         db.add(row)
 
 
-def register_administering_role(check: AdministeringRole) -> None:
-    """A higher package tells which members administer others in its domain (e.g. hoster admins)."""
-    name = (check.__module__, check.__qualname__)
-    _administering[:] = [c for c in _administering if (c.__module__, c.__qualname__) != name]
-    _administering.append(check)
-
-
-def guard_pages(*prefixes: str) -> None:
-    """Pages (path prefixes) that administer others: their users must have a second factor."""
-    for prefix in prefixes:
-        if prefix not in _guarded_prefixes:
-            _guarded_prefixes.append(prefix)
-
-
-def guarded(path: str) -> bool:
-    """Does ``path`` start with a guarded prefix (where ``{name}`` stands for any one segment)?"""
+def guarded(path: str, prefixes: Iterable[str]) -> bool:
+    """Does ``path`` start with one of ``prefixes`` (pages that administer others; ``{name}`` stands
+    for any one segment)?"""
     segments = path.split("/")
-    for prefix in _guarded_prefixes:
+    for prefix in prefixes:
         wanted = prefix.rstrip("/").split("/")
         if len(segments) >= len(wanted) and all(
             w == s or (w.startswith("{") and w.endswith("}") and s) for w, s in zip(wanted, segments, strict=False)
@@ -107,4 +93,4 @@ def guarded(path: str) -> bool:
 def administers_others(db: Session, member: Member) -> bool:
     if member.is_admin or any(member.has_role(role) for role in ADMINISTERING_ROLES):
         return True
-    return any(check(db, member) for check in list(_administering))
+    return any(check(db, member) for check in list(extensions.of(db).administering_roles))

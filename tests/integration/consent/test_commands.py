@@ -82,7 +82,7 @@ def test_delete_now_purges_and_tells_the_tool(run, settings: Settings, receiver:
     assert len(logout) == 1 and logout[0][2]["Authorization"] == "Bearer syt_device_token"
     [(method, path, headers, body)] = [r for r in receiver.requests if r[1] == "/events"]
     assert (method, path, headers["Content-Type"]) == ("POST", "/events", "application/secevent+jwt")
-    keyset = KeySet.import_key_set(keys.jwks())
+    keyset = KeySet.import_key_set(db_call(settings, lambda s: keys.ring_of(s).jwks()))
     claims = jwt.decode(body.decode(), keyset).claims
     assert claims["aud"] == "nuage"
     assert db_call(settings, lambda s: mentions(s, "zoe.lavoie-tremblay@example.org", "Zoé Lavoie-Tremblay")) == []

@@ -18,7 +18,7 @@ from portail.accounts.models import Member
 from portail.config import Settings
 from portail.federation import openapi
 from portail.federation.models import ApiToken
-from portail.oidc import clients, tokens
+from portail.oidc import clients, keys, tokens
 from tests.conftest import BASE_URL, create_member, csrf_from, login
 from tests.federation_factories import add_hoster, add_instance, add_organization, in_db
 from tests.stub_server import StubServer
@@ -253,7 +253,8 @@ def test_a_hosters_client_credentials_token_acts_for_that_hoster_only(
         oauth = clients.get_client(session, client_id)
         assert oauth is not None and clients.verify_secret(oauth, secret)
         assert oauth.grant_types == ["client_credentials"]
-        return tokens.issue_access_token(settings, oauth, sub=client_id, scope="federation:read federation:write").token
+        scope = "federation:read federation:write"
+        return tokens.issue_access_token(keys.ring_of(session), settings, oauth, sub=client_id, scope=scope).token
 
     access = in_db(settings, token_for)
     listed = call(client, "GET", f"{P}/instances", access).json()

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from portail.accounts.models import Member
 from portail.config import Settings
+from portail.db import Database
 from portail.federation import nodes
 from portail.federation.models import Instance
 from portail.federation.rules import Actor
@@ -55,7 +56,9 @@ def test_a_suspended_instance_leaves_the_portal_and_refuses_logins(client: TestC
     )
 
     def decide(action: str, reason: str = "") -> Instance:
-        return in_db(settings, lambda s: nodes.decide(s, settings, Actor.cli(), "forum-tiess", action, reason))
+        # A unit of work of the application (its withdrawal listeners tell the members), as its pages do.
+        app_db: Database = client.app.state.db  # type: ignore[attr-defined]
+        return app_db.call(lambda s: nodes.decide(s, settings, Actor.cli(), "forum-tiess", action, reason))
 
     instance = decide("approve")
     assert instance.status == "active" and instance.client_id

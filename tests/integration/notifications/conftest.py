@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from starlette.applications import Starlette
 
 from portail.accounts.models import Member
+from portail.config import Settings
 from portail.db import Database
 from portail.federation.models import Instance
-from portail.oidc import subjects, tokens
+from portail.oidc import keys, subjects, tokens
 from portail.oidc.models import OAuthClient
 
 
@@ -18,18 +19,17 @@ from portail.oidc.models import OAuthClient
 class Pusher:
     instance: Instance
     client: OAuthClient
+    settings: Settings = field(repr=False)
+    ring: keys.KeyRing = field(repr=False)  # the application's signing keys
 
     def token(self, scope: str = "notifications:push") -> str:
-        settings = tokens_settings[0]
-        return tokens.issue_access_token(settings, self.client, sub=self.client.client_id, scope=scope).token
-
-
-tokens_settings: list = []
+        return tokens.issue_access_token(
+            self.ring, self.settings, self.client, sub=self.client.client_id, scope=scope
+        ).token
 
 
 def make_pusher(app: Starlette, slug: str = "passerelles", base_url: str = "https://passerelles.example") -> Pusher:
     db: Database = app.state.db
-    tokens_settings[:] = [app.state.settings]
     with db.session() as session:
         client = OAuthClient(
             client_id=f"{slug}-client",
@@ -50,7 +50,7 @@ def make_pusher(app: Starlette, slug: str = "passerelles", base_url: str = "http
         session.add(client)
         session.add(instance)
         session.flush()
-        return Pusher(instance, client)
+        return Pusher(instance, client, app.state.settings, app.state.keys)
 
 
 def sub_of(app: Starlette, member: Member, pusher: Pusher) -> str:

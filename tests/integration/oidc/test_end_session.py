@@ -62,7 +62,11 @@ def _hint(settings: Settings, sid: str, **changes: Any) -> str:
     now = int(time.time())
     claims = {"iss": settings.issuer, "aud": "tool", "sub": "someone", "sid": sid, "iat": now, "exp": now + 600}
     claims.update(changes)
-    return keys.sign({k: v for k, v in claims.items() if v is not None})
+    handle = database.Database(settings)  # the keys create_app stored, read by a ring of this test's own
+    try:
+        return keys.KeyRing(handle.engine, settings).sign({k: v for k, v in claims.items() if v is not None})
+    finally:
+        handle.dispose()
 
 
 def _end_session(client: TestClient, **params: str) -> Any:

@@ -87,10 +87,11 @@ def test_methods_merge_into_rfc_8176_values() -> None:
 
 
 def test_guarded_pages_match_whole_segments() -> None:
-    step_up.guard_pages("/admin", "/federation/hosters/{slug}")
-    assert step_up.guarded("/admin") and step_up.guarded("/admin/oidc/clients")
-    assert not step_up.guarded("/administration") and not step_up.guarded("/account")
-    assert step_up.guarded("/federation/hosters/abc/people") and not step_up.guarded("/federation/hosters")
+    pages = ("/admin", "/federation/hosters/{slug}")
+    assert step_up.guarded("/admin", pages) and step_up.guarded("/admin/oidc/clients", pages)
+    assert not step_up.guarded("/administration", pages) and not step_up.guarded("/account", pages)
+    assert step_up.guarded("/federation/hosters/abc/people", pages)
+    assert not step_up.guarded("/federation/hosters", pages)
 
 
 def test_the_relying_party_is_the_issuers_host_and_origin() -> None:

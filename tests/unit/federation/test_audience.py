@@ -12,6 +12,7 @@ from portail.db import Database
 from portail.federation import audience, startup
 from portail.federation.models import Instance, InstanceLink
 from portail.oidc import backchannel, claims
+from portail.oidc.extensions import ProviderExtensions
 from portail.oidc.models import OAuthClient
 from tests.conftest import create_member
 from tests.federation_factories import (
@@ -107,11 +108,12 @@ def test_the_provider_uses_the_federation_groups_provider(db: Database, unit_set
     """``portail.oidc.claims`` computes ``groups`` through the provider registered by ``create_app``."""
     _world(unit_settings)
     extensions = AccountExtensions.attached_to(db)
-    startup.register_hooks(extensions, backchannel.install(db, extensions, unit_settings))
+    provider = ProviderExtensions().attach(db)
+    startup.register_hooks(extensions, provider, backchannel.install(db, extensions, unit_settings))
 
     def released(session):  # type: ignore[no-untyped-def]
         member = session.exec(select(Member).where(Member.email_key == "alice@example.org")).one()
         return claims.profile_values(session, member, OAuthClient(client_id="nuage-tiess", name="x"), ["groups"])
 
     assert db.call(released) == {"groups": ["tiess"]}
-    assert "federation:write" in claims.api_scopes()
+    assert "federation:write" in provider.api_scopes

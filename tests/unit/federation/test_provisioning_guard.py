@@ -15,6 +15,7 @@ from portail.federation import provisioning, startup
 from portail.federation.models import Instance
 from portail.oidc import backchannel, keys
 from portail.oidc.clients import ClientSpec, create_client
+from portail.oidc.extensions import ProviderExtensions
 from portail.oidc.models import BackchannelDelivery, SessionClient
 from tests.conftest import HttpRecorder, create_member
 
@@ -47,9 +48,10 @@ def test_only_clients_of_nodes_registered_by_hosters_are_named(db: database.Data
 def test_a_hosters_node_is_not_sent_a_logout_token_on_a_private_address(
     db: database.Database, unit_settings: Settings, http_recorder: HttpRecorder
 ) -> None:
-    keys.install(db.engine, unit_settings)
+    keys.install(db, unit_settings)
     extensions = AccountExtensions.attached_to(db)
-    startup.register_hooks(extensions, backchannel.install(db, extensions, unit_settings))
+    provider = ProviderExtensions().attach(db)
+    startup.register_hooks(extensions, provider, backchannel.install(db, extensions, unit_settings))
     strict = unit_settings.replace(allow_private_addresses=False)
     _node(db, "hosted", "registry", http_recorder.url("/bc"))
     _node(db, "declared", "file", http_recorder.url("/bc-declared"))

@@ -106,7 +106,7 @@ def test_nextcloud_notifications_arrive_with_a_token_for_the_member_then_304_the
     assert instance.id is not None
 
 
-def user_oidc_bearer(issuer: str, client_id: str) -> Any:
+def user_oidc_bearer(issuer: str, client_id: str, jwks: dict[str, Any]) -> Any:
     """What Nextcloud's user_oidc does with a bearer token when configured by the occ command Portail
     hands out (``--check-bearer=1 --mapping-uid=preferred_username``; integrations.md §1.1, its
     ``SelfEncodedValidator``): a JWT signed by the provider's JWKS, ``iss`` the issuer, ``aud``
@@ -114,7 +114,7 @@ def user_oidc_bearer(issuer: str, client_id: str) -> Any:
 
     def accept(token: str) -> str | None:
         try:
-            payload = jwt.decode(token, KeySet.import_key_set(keys.jwks()), algorithms=["RS256", "ES256"]).claims
+            payload = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=["RS256", "ES256"]).claims
         except JoseError:
             return None
         audiences = payload.get("aud") if isinstance(payload.get("aud"), list) else [payload.get("aud")]
@@ -131,8 +131,8 @@ def test_nextcloud_accepts_the_token_portail_mints_as_user_oidc_configured_by_th
 ) -> None:
     """The hub's real minter (``hub.nextcloud_token``), not a hand-built token: Nextcloud finds the
     member under the user id it gave them at login (``preferred_username``)."""
-    keys.install(fast_db.engine, fast_settings)
-    fake = FakeNextcloud(accept_token=user_oidc_bearer(fast_settings.issuer, "nuage-reel"))
+    ring = keys.install(fast_db, fast_settings)
+    fake = FakeNextcloud(accept_token=user_oidc_bearer(fast_settings.issuer, "nuage-reel", ring.jwks()))
     with serve(fake.app()) as base_url:
         member = add_member(fast_db, "lea.bouchard@example.org")
         add_instance(fast_db, "nuage-reel", "nextcloud", base_url, client_id="nuage-reel")

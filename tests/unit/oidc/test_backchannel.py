@@ -36,7 +36,7 @@ def setup(db: database.Database, unit_settings: Settings) -> backchannel.Setup:
 
 @pytest.fixture
 def ring(db: database.Database, unit_settings: Settings, setup: backchannel.Setup) -> keys.KeyRing:
-    return keys.install(db.engine, unit_settings)
+    return keys.install(db, unit_settings)
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_logout_token_has_the_claims_both_synapse_and_nextcloud_require(
     [request] = recorder.requests
     assert request.method == "POST" and request.path == "/backchannel"
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
-    header, claims = keys.decode(request.form()["logout_token"])
+    header, claims = ring.decode(request.form()["logout_token"])
     assert header["typ"] == "logout+jwt" and header["alg"] == "RS256" and header["kid"]
     assert claims["iss"] == unit_settings.issuer
     assert claims["aud"] == "tool"
@@ -306,7 +306,7 @@ def test_withdrawing_consent_logs_the_member_out_of_that_client_in_every_live_se
         created = backchannel.logout_member_from_client(s, alice.id or 0, "a")
     assert sorted(r.sid for r in created) == sorted([first, second])
     _deliver(db, unit_settings)
-    sids = sorted(keys.decode(r.form()["logout_token"])[1]["sid"] for r in recorder.requests)
+    sids = sorted(ring.decode(r.form()["logout_token"])[1]["sid"] for r in recorder.requests)
     assert sids == sorted([first, second])
     _end(db, first)  # the session's own end no longer tells "a" again, but still tells "b"
     assert [r.client_id for r in _rows(db) if r.status == "pending"] == ["b"]
@@ -332,7 +332,7 @@ def test_withdrawing_a_client_logs_every_live_session_out_of_it_before_it_is_dis
         s.add(client)
     assert sorted(r.sid for r in created) == sorted([first, second])
     _deliver(db, unit_settings)
-    sids = sorted(keys.decode(r.form()["logout_token"])[1]["sid"] for r in recorder.requests)
+    sids = sorted(ring.decode(r.form()["logout_token"])[1]["sid"] for r in recorder.requests)
     assert sids == sorted([first, second])
     with db.session() as s:
         assert [link.client_id for link in s.exec(select(SessionClient))] == ["b"]

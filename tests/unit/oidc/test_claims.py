@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portail.oidc import claims, tokens
+from portail.oidc.extensions import ProviderExtensions
 
 
 def test_scopes_release_their_standard_claims() -> None:
@@ -52,9 +53,8 @@ def test_at_hash_is_the_left_half_of_the_sha256() -> None:
 
 
 def test_registered_api_scopes_are_supported_but_release_no_claims() -> None:
-    claims.register_scope("test:scope", "Une portée de test")
-    try:
-        assert "test:scope" in claims.scopes_supported()
-        assert claims.released("openid test:scope", None, "userinfo") == set()
-    finally:
-        claims._api_scopes.pop("test:scope")
+    provider = ProviderExtensions()
+    provider.register_scope("test:scope", "Une portée de test")
+    assert "test:scope" in claims.scopes_supported(provider.api_scopes)
+    assert "test:scope" not in claims.scopes_supported()  # another application's provider: not declared
+    assert claims.released("openid test:scope", None, "userinfo") == set()

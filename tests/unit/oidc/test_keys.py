@@ -15,7 +15,7 @@ from portail.oidc.models import SigningKey
 
 
 def test_private_keys_are_stored_encrypted(db: Database, unit_settings: Settings) -> None:
-    keys.install(db.engine, unit_settings)
+    keys.install(db, unit_settings)
     with Session(db.engine) as session:
         rows = list(session.exec(select(SigningKey)))
     assert {r.alg for r in rows} == {"RS256", "ES256"}
@@ -27,9 +27,9 @@ def test_private_keys_are_stored_encrypted(db: Database, unit_settings: Settings
 
 
 def test_a_signed_token_verifies_and_names_its_key(db: Database, unit_settings: Settings) -> None:
-    ring = keys.install(db.engine, unit_settings)
-    token = keys.sign({"iss": "x", "n": 1}, typ="logout+jwt", alg="ES256")
-    header, claims = keys.decode(token)
+    ring = keys.install(db, unit_settings)
+    token = ring.sign({"iss": "x", "n": 1}, typ="logout+jwt", alg="ES256")
+    header, claims = ring.decode(token)
     assert header["typ"] == "logout+jwt"
     assert header["alg"] == "ES256"
     assert header["kid"] == ring.signing_key("ES256").kid
@@ -37,19 +37,19 @@ def test_a_signed_token_verifies_and_names_its_key(db: Database, unit_settings: 
 
 
 def test_a_tampered_token_is_refused(db: Database, unit_settings: Settings) -> None:
-    keys.install(db.engine, unit_settings)
-    head, body, sig = keys.sign({"sub": "a"}).split(".")
+    ring = keys.install(db, unit_settings)
+    head, body, sig = ring.sign({"sub": "a"}).split(".")
     forged = head + "." + body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + sig
     with pytest.raises(keys.BadSignature):
-        keys.decode(forged)
+        ring.decode(forged)
     with pytest.raises(keys.BadSignature):
-        keys.decode("not.a.jwt")
+        ring.decode("not.a.jwt")
 
 
 def test_rotation_publishes_the_new_key_first_and_keeps_the_old_one_until_tokens_expire(
     db: Database, unit_settings: Settings
 ) -> None:
-    ring = keys.install(db.engine, unit_settings)
+    ring = keys.install(db, unit_settings)
     old = ring.signing_key("RS256").kid
     with db.session() as session:
         new = {k.alg: k.kid for k in keys.rotate(session, unit_settings)}
@@ -68,7 +68,7 @@ def test_rotation_publishes_the_new_key_first_and_keeps_the_old_one_until_tokens
 
 
 def test_rotation_without_lead_signs_with_the_new_key_at_once(db: Database, unit_settings: Settings) -> None:
-    ring = keys.install(db.engine, unit_settings)
+    ring = keys.install(db, unit_settings)
     before = ring.signing_key("RS256").kid
     with db.session() as session:
         new = {k.alg: k.kid for k in keys.rotate(session, unit_settings, lead=dt.timedelta(0))}
@@ -78,7 +78,7 @@ def test_rotation_without_lead_signs_with_the_new_key_at_once(db: Database, unit
 
 
 def test_keys_from_another_secret_key_are_not_used(db: Database, unit_settings: Settings) -> None:
-    keys.install(db.engine, unit_settings)
+    keys.install(db, unit_settings)
     other = unit_settings.replace(secret_key="another-secret-" + "y" * 40)
     ring = keys.KeyRing(db.engine, other)
     ring.load()
@@ -89,8 +89,29 @@ def test_keys_from_another_secret_key_are_not_used(db: Database, unit_settings: 
 def test_keys_unreadable_after_a_secret_key_change_are_replaced_at_startup(
     db: Database, unit_settings: Settings
 ) -> None:
-    first = keys.install(db.engine, unit_settings).signing_key("RS256").kid
+    first = keys.install(db, unit_settings).signing_key("RS256").kid
     other = unit_settings.replace(secret_key="another-secret-" + "y" * 40)
-    ring = keys.install(db.engine, other)
+    ring = keys.install(db, other)
     assert ring.signing_key("RS256").kid != first
-    assert keys.decode(keys.sign({"a": 1}))[1] == {"a": 1}
+    assert ring.decode(ring.sign({"a": 1}))[1] == {"a": 1}
+
+
+def test_the_ring_travels_with_the_units_of_work_of_its_database(db: Database, unit_settings: Settings) -> None:
+    with db.session() as session, pytest.raises(keys.NoKey):
+        keys.ring_of(session)  # nothing attached: no ring from another application either
+    ring = keys.install(db, unit_settings)
+    with db.session() as session:
+        assert keys.ring_of(session) is ring
+    assert keys.ring_in(db) is ring
+
+
+def test_a_commands_ring_loads_the_stored_keys_and_never_replaces_them(db: Database, unit_settings: Settings) -> None:
+    """``open_database`` attaches a ring that neither generates nor rotates: a command run with the wrong
+    secret key must not replace the server's keys."""
+    other = unit_settings.replace(secret_key="another-secret-" + "y" * 40)
+    with pytest.raises(keys.NoKey):
+        keys.attach(db, other).signing_key("RS256")  # no key yet: none is generated
+    served = keys.install(db, unit_settings).signing_key("RS256").kid
+    with pytest.raises(keys.NoKey):
+        keys.attach(db, other).signing_key("RS256")  # unreadable with this secret key: none is rotated in
+    assert keys.attach(db, unit_settings).signing_key("RS256").kid == served
