@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session
 
 from portail.config import Settings
-from portail.oidc import claims, clients, extensions
+from portail.oidc import claims, clients
 from portail.oidc.clients import ClientError, ClientSpec
 from portail.oidc.models import OAuthClient
 
@@ -74,10 +73,12 @@ def _string(metadata: dict[str, Any], name: str, max_length: int = 1000) -> str 
     return value
 
 
-def spec_from_metadata(
-    metadata: object, settings: Settings, api_scopes: Iterable[str] = ()
-) -> tuple[ClientSpec, dict[str, Any]]:
-    """Validate RFC 7591 metadata; returns the spec and the metadata to keep in ``extra_metadata``."""
+def spec_from_metadata(metadata: object, settings: Settings) -> tuple[ClientSpec, dict[str, Any]]:
+    """Validate RFC 7591 metadata; returns the spec and the metadata to keep in ``extra_metadata``.
+
+    A client registers itself with OpenID Connect scopes only: the API scopes (``federation:*``,
+    ``notifications:push``) belong to the clients the federation provisions for hosters and
+    instances, and a self-registered client may neither hold nor ask members for them."""
     if not isinstance(metadata, dict):
         raise MetadataError("invalid_client_metadata", "the body must be a JSON object")
     loopback = settings.allow_http_instances
@@ -95,7 +96,7 @@ def spec_from_metadata(
             raise MetadataError("invalid_redirect_uri", f"redirect_uri not allowed: {uri[:200]}") from exc
     method = _string(metadata, "token_endpoint_auth_method", 40) or "client_secret_basic"
     scope = _string(metadata, "scope") or " ".join(claims.SCOPE_CLAIMS)
-    unknown = set(scope.split()) - set(claims.scopes_supported(api_scopes))
+    unknown = set(scope.split()) - set(claims.SCOPE_CLAIMS)
     if unknown or "openid" not in scope.split():
         raise MetadataError("invalid_client_metadata", "scope must contain openid and only supported scopes")
     subject_type = _string(metadata, "subject_type", 10) or settings.default_subject_type
@@ -170,7 +171,7 @@ def new_registration_token(client: OAuthClient) -> str:
 
 def register(db: Session, metadata: object, settings: Settings) -> Registered:
     """RFC 7591 §3.1: create the client and its registration access token."""
-    spec, extra = spec_from_metadata(metadata, settings, extensions.of(db).api_scopes)
+    spec, extra = spec_from_metadata(metadata, settings)
     client, secret = clients.create_client(db, spec)
     _apply_extra(client, extra)
     client.registered_dynamically = True
@@ -201,7 +202,7 @@ def replace(db: Session, client: OAuthClient, metadata: object, settings: Settin
     secret = metadata.get("client_secret")
     if secret is not None and not clients.verify_secret(client, str(secret)):
         raise MetadataError("invalid_client_metadata", "client_secret does not match")
-    spec, extra = spec_from_metadata(metadata, settings, extensions.of(db).api_scopes)
+    spec, extra = spec_from_metadata(metadata, settings)
     if spec.public != client.is_public:
         raise MetadataError("invalid_client_metadata", "token_endpoint_auth_method cannot change client type")
     clients.update_client(db, client, spec)  # jwks and jwks_uri included

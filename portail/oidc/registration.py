@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from portail.config import Settings
-from portail.oidc import client_metadata, clients, extensions, initial_tokens
+from portail.oidc import client_metadata, clients, initial_tokens
 from portail.oidc.client_metadata import MetadataError, Registered
 from portail.web import json_body, json_error
 
@@ -54,9 +54,7 @@ async def _json_body(request: Request) -> Any:
 
 
 def _register(db: Session, settings: Settings, token: str | None, metadata: Any) -> Registered:
-    client_metadata.spec_from_metadata(
-        metadata, settings, extensions.of(db).api_scopes
-    )  # refuse bad metadata before spending a use
+    client_metadata.spec_from_metadata(metadata, settings)  # refuse bad metadata before spending a use
     if token is not None or not settings.open_client_registration:
         if token is None or not initial_tokens.consume(db, token):
             raise BearerProblem

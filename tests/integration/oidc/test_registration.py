@@ -145,6 +145,8 @@ def test_invalid_redirect_uris_are_refused(client: TestClient, settings: Setting
         {"grant_types": ["implicit"]},
         {"response_types": ["token"]},
         {"scope": "openid admin"},
+        {"scope": "openid federation:write"},  # API scopes are the federation's to give, not to register
+        {"scope": "openid notifications:push"},
         {"token_endpoint_auth_method": "client_secret_jwt"},
         {"backchannel_logout_uri": "http://nuage.example.org/bc"},
         {"post_logout_redirect_uris": ["ftp://nuage.example.org/"]},
