@@ -72,7 +72,11 @@ async def _main(args: argparse.Namespace) -> None:
             async def inline(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
                 return app.state.db.call(fn, *a, **kw)
 
+            async def inline_autocommit(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+                return app.state.db.call_autocommit(fn, *a, **kw)
+
             app.state.db.run = inline
+            app.state.db.run_autocommit = inline_autocommit
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=issuer) as client:
