@@ -72,7 +72,11 @@ async def _main(args: argparse.Namespace) -> None:
             async def inline(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
                 return app.state.db.call(fn, *a, **kw)
 
+            async def inline_autocommit(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+                return app.state.db.call_autocommit(fn, *a, **kw)
+
             app.state.db.run = inline
+            app.state.db.run_autocommit = inline_autocommit
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url=issuer) as client:
@@ -168,6 +172,9 @@ async def _main(args: argparse.Namespace) -> None:
                     "authcode": authcode,
                 }
                 names = [args.profile] if args.profile else list(ops)
+                if args.statements:
+                    await _print_statements(db.engine, names, ops)
+                    names = []
                 for name in names:
                     op = ops[name]
                     for _ in range(min(200, args.n)):
@@ -188,6 +195,28 @@ async def _main(args: argparse.Namespace) -> None:
         app.state.db.dispose()
 
 
+async def _print_statements(engine: Any, names: list[str], ops: dict[str, Callable[[], Any]]) -> None:
+    """The SQL statements one run of each operation sends (``--statements``; BEGIN and COMMIT are
+    not statements here)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split())[:160])
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for name in names:
+            seen.clear()
+            await ops[name]()
+            print(f"{name}: {len(seen)} statements")
+            for statement in seen:
+                print("    " + statement)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=1000)
@@ -195,6 +224,7 @@ def main() -> int:
     ap.add_argument("--profile", default="")
     ap.add_argument("--inline", action="store_true", help="run database work on the event loop's thread")
     ap.add_argument("--sort", default="cumulative")
+    ap.add_argument("--statements", action="store_true", help="print the SQL statements of one run of each operation")
     ap.add_argument("--lines", type=int, default=45)
     ap.add_argument("--filter", default="", help="regular expression on the profile's lines, e.g. portail/")
     asyncio.run(_main(ap.parse_args()))

@@ -150,13 +150,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             db.dispose()
             metrics.process_stopped()
 
+    # The protocol endpoints first: Starlette tries routes in order, and a token, userinfo or
+    # introspection request otherwise went through some thirty path patterns before its own (~5 % of
+    # a userinfo's CPU). No other package's path shares a first segment with them, so no match changes.
     routes = [
         *health_routes,
+        *oidc_routes,
         *dashboard_routes,
         *account_routes,
         *second_factor_routes,
         *security_routes,
-        *oidc_routes,
         *organization_routes,
         *federation_routes,
         *notifications_routes,

@@ -364,14 +364,16 @@ class Database:
         self.session_info: dict[str, object] = {}
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, autocommit: bool = False) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on error. Actions registered with
         ``after_commit`` during it run after the commit; a failing one is logged, not raised (what
-        it reports is already done)."""
+        it reports is already done). ``autocommit``: see ``run_autocommit``."""
         pending: list[Callable[[], None]] = []
         marker = _AFTER_COMMIT.set(pending)
         try:
             with Session(self.engine, expire_on_commit=False, info=dict(self.session_info)) as session:
+                if autocommit and self.engine.dialect.name == "postgresql":
+                    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 try:
                     yield session
                     session.commit()
@@ -389,6 +391,11 @@ class Database:
     def call(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(session, …)`` in one unit of work."""
         with self.session() as session:
+            return fn(session, *args, **kwargs)
+
+    def call_autocommit(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call``, each statement committing on its own on PostgreSQL (``run_autocommit``)."""
+        with self.session(autocommit=True) as session:
             return fn(session, *args, **kwargs)
 
     def _threads(self) -> ThreadPoolExecutor:
@@ -419,6 +426,24 @@ class Database:
         if lock is not None and not lock.busy():
             return self.call(fn, *args, **kwargs)
         return await self.run(fn, *args, **kwargs)
+
+    async def run_autocommit(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``run_short`` for work whose statements need not be one transaction: reads that decide
+        (is this token valid, which client is this) followed at most by writes that each stand on
+        their own (an access-log upsert, an insert that ignores a conflict). Userinfo, introspection
+        and the client-credentials grant.
+
+        Why: on PostgreSQL a transaction costs two round trips of its own, BEGIN and COMMIT, as many
+        as the work itself (userinfo: one SELECT and one upsert). In autocommit each statement
+        commits by itself, and what each one sees is what a READ COMMITTED transaction (PostgreSQL's
+        default) would have seen: every statement has its own snapshot there too. A revocation
+        committed before the request's statement is seen by it, as before. On SQLite the driver
+        begins a transaction only at the first write, so there is nothing to save: ``run_short``."""
+        if self.engine.dialect.name != "postgresql":
+            return await self.run_short(fn, *args, **kwargs)
+        call = functools.partial(self.call_autocommit, fn, *args, **kwargs)
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._threads(), context.run, call)
 
     def readiness(self) -> dict[str, str]:
         """The database checks of ``/readyz`` (see ``readiness``); blocking."""

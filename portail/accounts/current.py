@@ -105,7 +105,9 @@ async def load_login(request: Request) -> Login | None:
     token = cookie_token(request)
     if token:
         database: Database = request.app.state.db
-        found = await database.run(_resolve, token, request.app.state.settings)
+        # Every page and every /authorize: a statement or two, nothing slow (an ended session's hooks
+        # only queue rows), so inline on SQLite unless a thread is writing (``Database.run_short``).
+        found = await database.run_short(_resolve, token, request.app.state.settings)
         if found is not None:
             login = Login(*found)
     request.state.login = login

@@ -18,6 +18,7 @@ import ipaddress
 import secrets
 from urllib.parse import quote
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from portail.accounts import extensions
@@ -103,16 +104,27 @@ def expired(row: LoginSession, settings: Settings, now: dt.datetime) -> bool:
     ) or now - row.created_at > dt.timedelta(hours=settings.session_absolute_hours)
 
 
+# Every page and every /authorize resolves the cookie: the session and its member in one statement,
+# built once (building a select costs about as much as running it on SQLite).
+_SESSION_WITH_MEMBER = (
+    select(LoginSession, Member)
+    .outerjoin(Member, col(Member.id) == col(LoginSession.member_id))
+    .where(LoginSession.token_hash == bindparam("token_hash"))
+)
+
+
 def resolve(db: Session, token: str, settings: Settings) -> tuple[LoginSession, Member] | None:
     """The live session and its active member for a cookie token, ending it if it has expired."""
-    row = db.exec(select(LoginSession).where(LoginSession.token_hash == hash_token(token))).first()
-    if row is None or row.ended_at is not None:
+    found = db.exec(_SESSION_WITH_MEMBER, params={"token_hash": hash_token(token)}).first()
+    if found is None:
+        return None
+    row, member = found
+    if row.ended_at is not None:
         return None
     now = utcnow()
     if expired(row, settings, now):
         end_sessions(db, [row], "expired")
         return None
-    member = db.get(Member, row.member_id)
     if member is None or not member.active:
         end_sessions(db, [row], "disabled")
         return None

@@ -13,7 +13,9 @@ feeds; ``create_app`` registers it). Each acceptance is written to the consent l
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -72,12 +74,21 @@ def material_changes_since(db: Session, version: str) -> list[PolicyChange]:
     return [_change(row) for row in rows if row.version != version]
 
 
+_versions: Any = PrivacyPolicyVersion.__table__  # type: ignore[attr-defined]
+_LATEST_VERSION = (
+    sa.select(_versions.c.version).order_by(_versions.c.published_at.desc(), _versions.c.id.desc()).limit(1)
+)
+
+
 class PublishedVersions:
     """The ``PolicySource`` that ``portail.accounts.policy`` consults (set by ``install``)."""
 
     def current_version(self, db: Session) -> str | None:
-        row = latest(db)
-        return row.version if row else None
+        # Read on every page and twice per /authorize: one column in Core, not an ORM entity (flushed
+        # first, as the ORM query autoflushed: a version published in this unit of work counts).
+        db.flush()
+        value = db.connection().execute(_LATEST_VERSION).scalar()
+        return str(value) if value is not None else None
 
     def material_changes_since(self, db: Session, version: str) -> list[PolicyChange]:
         return material_changes_since(db, version)

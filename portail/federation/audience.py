@@ -21,6 +21,10 @@ The organization or territory a node was registered for serves it only once it a
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
 from portail.accounts.members import audit
@@ -86,7 +90,7 @@ def visible_instances(db: Session, member: Member) -> list[Instance]:
 
 
 def instance_for_client(db: Session, client_id: str) -> Instance | None:
-    return db.exec(select(Instance).where(Instance.client_id == client_id)).first()
+    return db.exec(select(Instance).where(Instance.client_id == client_id).order_by(col(Instance.id))).first()
 
 
 def groups_for(db: Session, member: Member, client_id: str) -> list[str]:
@@ -102,12 +106,27 @@ def groups_for(db: Session, member: Member, client_id: str) -> list[str]:
     return sorted(slugs)
 
 
+_instances: Any = Instance.__table__  # type: ignore[attr-defined]
+_RULE_COLUMNS = (
+    sa.select(_instances.c.members_only, _instances.c.scope)
+    .where(_instances.c.client_id == bindparam("client_id"))
+    .order_by(_instances.c.id)
+    .limit(1)
+)
+
+
 def members_only_refusal(db: Session, member: Member, client: OAuthClient) -> str | None:
     """The OIDC access rule (``ProviderExtensions.add_access_rule``, run by ``prompts.refusal``): a
     members-only instance refuses a member who belongs to none of the organizations or territories it
     serves."""
+    # Every /authorize runs this rule: first the two columns it decides on, in Core (an ORM entity
+    # load costs several times the statement); the whole instance only for a members-only one.
+    db.flush()  # as the ORM query autoflushed
+    found = db.connection().execute(_RULE_COLUMNS, {"client_id": client.client_id}).first()
+    if found is None or not found.members_only or found.scope == "central":
+        return None
     instance = instance_for_client(db, client.client_id)
-    if instance is None or not instance.members_only or instance.scope == "central":
+    if instance is None:
         return None
     if member_organization_ids(db, member) & served_organization_ids(db, instance):
         return None

@@ -15,7 +15,7 @@ from typing import Any
 from sqlmodel import Session
 
 from portail.config import Settings
-from portail.oidc import claims, clients, extensions
+from portail.oidc import claims, client_cache, clients, extensions
 from portail.oidc.models import OAuthClient
 
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.2
@@ -116,7 +116,7 @@ def validate(db: Session, settings: Settings, pairs: tuple[tuple[str, str], ...]
     redirect_uri = values.get("redirect_uri", "")
     if not client_id or "client_id" in repeated or len(client_id) > LIMITS["client_id"]:
         raise Refused(ShowError("La demande de connexion ne précise pas correctement l’outil qui la fait."))
-    client = clients.get_client(db, client_id)
+    client = client_cache.get(db, client_id)  # every /authorize: the per-process cache (read-only row)
     if client is None or not client.active:
         raise Refused(ShowError("Cet outil n’est pas (ou plus) enregistré auprès de Portail."))
     if (

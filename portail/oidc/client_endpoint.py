@@ -29,10 +29,12 @@ async def answer(
     work: Work,
     *,
     short: bool = True,
+    autocommit: Callable[[HttpInput], bool] | None = None,
     observe: Callable[[HttpInput, Answer], None] | None = None,
 ) -> Response:
     """Run ``work`` for this request. ``short``: a few hundred microseconds of database work
-    (``Database.run_short``); ``observe`` sees the input and the answer (metrics)."""
+    (``Database.run_short``); ``autocommit(inp)``: True when this request's statements need not be
+    one transaction (``Database.run_autocommit``); ``observe`` sees the input and the answer (metrics)."""
     try:
         inp = await read_input(request)
     except InputError as exc:
@@ -40,6 +42,8 @@ async def answer(
     state = request.app.state
     remote = await client_keys.prefetch(state.db, state.settings, state.client_keys, inp)
     run = state.db.run_short if short else state.db.run
+    if short and autocommit is not None and autocommit(inp):
+        run = state.db.run_autocommit
     result: Answer = await run(work, state.settings, inp, remote)
     if observe is not None:
         observe(inp, result)

@@ -108,4 +108,10 @@ def introspect(db: Session, settings: Settings, inp: HttpInput, remote_keys: Rem
 
 
 async def introspection(request: Request) -> Response:
-    return await client_endpoint.answer(request, introspect)
+    return await client_endpoint.answer(request, introspect, autocommit=_reads_only)
+
+
+def _reads_only(_inp: HttpInput) -> bool:
+    """Introspection only reads (a ``private_key_jwt`` assertion's ``jti`` and a first pairwise
+    subject are single inserts that stand on their own): no transaction (``Database.run_autocommit``)."""
+    return True

@@ -18,27 +18,31 @@ from sqlmodel import Session
 
 from portail.accounts.models import Member
 from portail.config import Settings
-from portail.oidc import claims, keys, subjects, tokens, usage
+from portail.db import utcnow
+from portail.oidc import claims, codes, keys, rows, subjects, tokens, usage
 from portail.oidc.models import AuthorizationCode, Grant, OAuthClient
 
 
 def for_code(
     db: Session, settings: Settings, client: OAuthClient, member: Member, code: AuthorizationCode, *, with_refresh: bool
 ) -> dict[str, Any]:
-    grant = Grant(
-        client_id=client.client_id,
-        member_id=member.id,
-        sid=code.sid,
-        scope=code.scope,
-        claims_request=code.claims_request,
-        auth_time=code.auth_time,
-        amr=code.amr,
-        offline="offline_access" in code.scope.split(),
-    )
-    db.add(grant)
-    db.flush()
-    code.grant_id = grant.id
-    db.add(code)
+    # Core, not an ORM flush (rows.py): every code exchange starts a grant.
+    values: dict[str, Any] = {
+        "client_id": client.client_id,
+        "member_id": member.id,
+        "sid": code.sid,
+        "scope": code.scope,
+        "claims_request": code.claims_request,
+        "auth_time": code.auth_time,
+        "amr": code.amr,
+        "offline": "offline_access" in code.scope.split(),
+        "created_at": utcnow(),
+        "revoked_at": None,
+        "revoked_reason": "",
+    }
+    values["id"] = rows.run(db, rows.INSERT_GRANT, values).inserted_primary_key[0]
+    grant = rows.built(Grant, values)
+    codes.record_grant(db, code, grant.id or 0)
     usage.record_session_client(db, code.sid, client.client_id, member.id or 0)
     return _member_tokens(
         db, settings, client, member, grant, grant.scope, nonce=code.nonce, acr=code.acr, with_refresh=with_refresh

@@ -37,7 +37,7 @@ _revoked: Any = RevokedAccessToken.__table__  # type: ignore[attr-defined]
 _username: Any = MemberUsername.__table__  # type: ignore[attr-defined]
 
 
-def _labelled(table: Any, prefix: str) -> list[Any]:
+def labelled(table: Any, prefix: str) -> list[Any]:
     return [column.label(prefix + column.name) for column in table.c]
 
 
@@ -69,6 +69,15 @@ def detached(model: type[M], row: Row[Any], prefix: str) -> M | None:
     return instance
 
 
+def built(model: type[M], values: Mapping[str, Any]) -> M:
+    """A ``model`` instance in no session holding ``values`` (every column), built as ``detached``
+    builds one: for a row this unit of work has just inserted in Core."""
+    manager, names = _shape(model, "")
+    instance: M = manager.new_instance()
+    instance.__dict__.update({name: values[name] for name, _label in names})
+    return instance
+
+
 # The member's ``preferred_username`` read by the statements below (joined: one statement fewer per
 # refresh and userinfo), kept for ``subjects.username_for`` in the same unit of work. A username
 # never changes once chosen (``subjects.py``), and the key dies with the session.
@@ -95,9 +104,9 @@ def run(db: Session, statement: Any, params: Mapping[str, Any] | None = None) ->
 
 REFRESH_WITH_GRANT = (
     sa.select(
-        *_labelled(_refresh, "t_"),
-        *_labelled(_grant, "g_"),
-        *_labelled(_member, "m_"),
+        *labelled(_refresh, "t_"),
+        *labelled(_grant, "g_"),
+        *labelled(_member, "m_"),
         _username.c.username.label("username"),
     )
     .select_from(
@@ -121,6 +130,7 @@ ROTATE_REFRESH_SERVER_CLOCK = (
     .values(rotated_at=sa.func.statement_timestamp())
 )
 ROTATED_AT = sa.select(_refresh.c.rotated_at).where(_refresh.c.id == bindparam("token_id"))
+INSERT_GRANT = sa.insert(_grant).values({c.name: bindparam(c.name) for c in _grant.c if c.name != "id"})
 INSERT_REFRESH = sa.insert(_refresh).values(
     {name: bindparam(name) for name in ("token_hash", "grant_id", "client_id", "issued_at", "expires_at")}
 )
@@ -147,8 +157,8 @@ def _access_token_query(with_grant: bool) -> Any:
     one = sa.select(sa.literal(1).label("one")).subquery()
     return (
         sa.select(
-            *_labelled(_grant, "g_"),
-            *_labelled(_member, "m_"),
+            *labelled(_grant, "g_"),
+            *labelled(_member, "m_"),
             _revoked.c.jti.label("revoked_jti"),
             _username.c.username.label("username"),
             client_cache.VERSION.label("clients_version"),

@@ -73,4 +73,11 @@ def _count(inp: HttpInput, answer: Answer) -> None:
 
 
 async def token(request: Request) -> Response:
-    return await client_endpoint.answer(request, exchange, observe=_count)
+    return await client_endpoint.answer(request, exchange, autocommit=_client_credentials, observe=_count)
+
+
+def _client_credentials(inp: HttpInput) -> bool:
+    """A client-credentials grant only reads the client (and records a ``private_key_jwt``
+    assertion's ``jti``, one insert): no transaction (``Database.run_autocommit``). The code and
+    refresh grants change several rows together and keep theirs."""
+    return inp.first("grant_type") == "client_credentials" and not inp.repeated()

@@ -55,7 +55,8 @@ async def userinfo(request: Request) -> Response:
     if not token:
         return Response(status_code=401, headers={"WWW-Authenticate": REALM, "Cache-Control": "no-store"})
     try:
-        body = await request.app.state.db.run_short(claims_for, request.app.state.settings, token)
+        # One read that decides, then the access-log upsert: no transaction needed (run_autocommit).
+        body = await request.app.state.db.run_autocommit(claims_for, request.app.state.settings, token)
     except tokens.InvalidToken as exc:
         return _challenge(exc.error, exc.description, 403 if exc.error == "insufficient_scope" else 401)
     return JSONResponse(body, headers={"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
