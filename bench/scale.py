@@ -226,6 +226,11 @@ def prepare(stack: contextlib.ExitStack, size: int) -> dict[str, Callable[[], No
     with Session(sweeper) as s:  # the backlog the seeding left (1 % of the sessions), ended and committed
         while expiry.end_expired_sessions(s, settings, database.utcnow()):
             s.commit()
+    # Then what autovacuum does next: until it runs, the index entries of the sessions just ended
+    # (their old versions: ended_at NULL, an old last_seen_at) still lie in the range the sweep reads
+    # (measured: 609 buffers per sweep query at 1,000,000 members, 2 after the vacuum).
+    with sweeper.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE login_session"))
     return {
         "code flow (authorize + exchange)": exchange,
         "refresh": refresh,
