@@ -113,7 +113,9 @@ def setup_of(db: Session) -> Setup:
     return found if isinstance(found, Setup) else Setup()
 
 
-def _queue(db: Session, client: OAuthClient, member: Member, sid: str) -> BackchannelDelivery | None:
+def _queue(db: Session, client: OAuthClient, member: Member, sid: str, due: dt.datetime) -> BackchannelDelivery | None:
+    """One delivery, due at ``due``: the database's clock, read once by the caller for all its rows
+    (``database_clock``: the clock claims are read with)."""
     if not client.backchannel_logout_uri or not client.active:
         return None
     if not sid and client.backchannel_logout_session_required:
@@ -124,7 +126,7 @@ def _queue(db: Session, client: OAuthClient, member: Member, sid: str) -> Backch
         sid=sid,
         subject=subjects.subject_for(db, setup.secret_key, member, client),
         uri=client.backchannel_logout_uri,
-        next_attempt_at=database_clock(db),  # due at once by the clock claims are read with
+        next_attempt_at=due,
     )
     db.add(row)
     if not db.info.get(_WAKE_KEY):  # wake the sender once the rows are committed (not if rolled back)
@@ -148,9 +150,13 @@ def queue_for_ended_sessions(db: Session, ended: list[LoginSession]) -> list[Bac
     """The ``on_session_end`` hook: one delivery per (ended session, client with a back-channel URI)."""
     by_sid = {row.sid: row for row in ended}
     links = list(db.exec(select(SessionClient).where(col(SessionClient.sid).in_(sorted(by_sid)))))
+    if not links:  # no tool to tell (and no clock to read)
+        db.flush()
+        return []
     clients = _clients(db, {link.client_id for link in links})
     members: dict[int, Member | None] = {}
     created = []
+    due = database_clock(db)
     for link in links:
         client = clients.get(link.client_id)
         if client is None:
@@ -160,7 +166,7 @@ def queue_for_ended_sessions(db: Session, ended: list[LoginSession]) -> list[Bac
         member = members[link.member_id]
         if member is None:
             continue
-        row = _queue(db, client, member, link.sid)
+        row = _queue(db, client, member, link.sid, due)
         if row is not None:
             created.append(row)
     db.flush()
@@ -186,14 +192,15 @@ def logout_member_from_client(db: Session, member_id: int, client_id: str) -> li
         )
     )
     created = []
+    due = database_clock(db)
     for link, login in links:
         if login.ended_at is None:
-            row = _queue(db, client, member, link.sid)
+            row = _queue(db, client, member, link.sid, due)
             if row is not None:
                 created.append(row)
         db.delete(link)
     if not created:
-        row = _queue(db, client, member, "")
+        row = _queue(db, client, member, "", due)
         if row is not None:
             created.append(row)
     db.flush()
@@ -215,6 +222,7 @@ def logout_client(db: Session, client_id: str) -> list[BackchannelDelivery]:
         )
     )
     created = []
+    due = database_clock(db)
     with db.no_autoflush:
         wanted = sorted({member_id for _sid, member_id in live})
         members: dict[int, Member] = {}
@@ -223,7 +231,7 @@ def logout_client(db: Session, client_id: str) -> list[BackchannelDelivery]:
             members.update({m.id or 0: m for m in db.exec(select(Member).where(col(Member.id).in_(chunk)))})
         for sid, member_id in live:
             member = members.get(member_id)
-            row = _queue(db, client, member, sid) if member is not None else None
+            row = _queue(db, client, member, sid, due) if member is not None else None
             if row is not None:
                 created.append(row)
     db.execute(delete(SessionClient).where(col(SessionClient.client_id) == client_id))  # type: ignore[call-overload]
