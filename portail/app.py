@@ -42,6 +42,7 @@ from portail.oidc import backchannel, client_keys
 from portail.oidc import keys as oidc_keys
 from portail.oidc import subjects as oidc_subjects
 from portail.oidc import tokens as oidc_tokens
+from portail.oidc import usage as oidc_usage
 from portail.oidc.extensions import ProviderExtensions
 from portail.oidc.routes import MACHINE_PATHS
 from portail.oidc.routes import routes as oidc_routes
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
         database.check_connection(db.engine)
         database.upgrade(db.engine)
     key_ring = oidc_keys.install(db, settings)  # this application's signing keys, carried by its sessions
+    oidc_usage.install(db)  # access-log counts, written once a second (portail/oidc/usage.py)
     extensions.on_session_end(oidc_tokens.on_session_end)
     extensions.set_username_source(oidc_subjects.username_for)
     backchannel_setup = backchannel.install(db, extensions, settings)
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
     expiry.register_tasks(runner, db, settings)
     throttle.register_tasks(runner, db)
     oidc_tokens.register_tasks(runner, db)
+    oidc_usage.register_tasks(runner, db)
     backchannel.register_tasks(runner, backchannel_setup, db, settings)
     federation.register_tasks(runner, settings, db)
     notifications.register_tasks(runner)

@@ -1,8 +1,8 @@
 """Who accessed my data: token issuances and userinfo calls per tool, per day (Law 25).
 
 The OpenID Connect provider counts each access in ``DataAccess`` (member × client × kind × day, with
-the first and last time and the scopes); this module reads those counters for the member's pages and
-export, newest first, with each tool's display name.
+the first and last time and the scopes; written once a second, ``oidc/usage.py``); this module reads
+those counters for the member's pages and export, newest first, with each tool's display name.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from portail.consent.errors import N_
 from portail.federation.models import Instance
+from portail.oidc import usage
 from portail.oidc.models import DataAccess, OAuthClient
 
 KINDS = ("token", "userinfo")
@@ -74,6 +75,7 @@ def tool_names(db: Session, client_ids: set[str]) -> dict[str, str]:
 
 def entries(db: Session, member_id: int, *, limit: int = 500, offset: int = 0) -> list[AccessEntry]:
     """The member's access log, newest day first."""
+    usage.write_pending(db)  # including what this node counted in the last second
     rows = list(
         db.exec(
             select(DataAccess)
@@ -101,6 +103,7 @@ def entries(db: Session, member_id: int, *, limit: int = 500, offset: int = 0) -
 
 def last_access(db: Session, member_id: int) -> dict[str, LastAccess]:
     """Per client: when it last obtained a token and last called userinfo, and how many times overall."""
+    usage.write_pending(db)
     query = (
         select(DataAccess.client_id, DataAccess.kind, func.max(DataAccess.last_at), func.sum(DataAccess.count))
         .where(DataAccess.member_id == member_id)

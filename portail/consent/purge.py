@@ -35,7 +35,7 @@ from portail.notifications import linking
 from portail.notifications.fetcher import SourceError, guarded
 from portail.notifications.models import SourceLink
 from portail.notifications.sources import matrix
-from portail.oidc import backchannel, keys, subjects, tokens
+from portail.oidc import backchannel, keys, subjects, tokens, usage
 from portail.oidc.models import Consent, DataAccess, Grant, OAuthClient, SessionClient
 
 log = logging.getLogger("portail.consent.purge")
@@ -55,6 +55,7 @@ class PurgeReport:
 
 def known_clients(db: Session, member_id: int) -> list[OAuthClient]:
     """Every client that ever received something about the member."""
+    usage.write_pending(db)  # this node's last second of accesses names tools too
     ids: set[str] = set()
     for model in (Consent, Grant, SessionClient, DataAccess):
         ids.update(c for c in db.exec(select(model.client_id).where(model.member_id == member_id).distinct()) if c)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.testclient import TestClient
 
 from portail.accounts.models import Member
 from portail.config import Settings
+from portail.app import create_app
+from portail.consent import access_log
+from portail.oidc import usage
 from portail.oidc.models import DataAccess, Grant, SessionClient
+from tests.conftest import BASE_URL
 from tests.oidc_flow import Flow, basic, make_client, rows
 
 
@@ -27,8 +33,10 @@ def test_userinfo_answers_get_and_post_with_the_claims_of_the_scopes(
     assert posted.status_code == 200 and posted.json() == got.json()
     header_post = client.post("/userinfo", headers=_bearer(issued["access_token"]))
     assert header_post.json() == got.json()
-    counters = {(a.kind, a.count) for a in rows(settings, DataAccess)}
-    assert counters == {("token", 1), ("userinfo", 3)}
+    # As the member's access log reads them (this node's counts of the last second included).
+    logged = client.app.state.db.call(access_log.entries, member.id or 0)  # type: ignore[attr-defined]
+    assert {(a.kind, a.count) for a in logged} == {("token", 1), ("userinfo", 3)}
+    assert {(a.kind, a.count) for a in rows(settings, DataAccess)} == {("token", 1), ("userinfo", 3)}
     assert [(s.client_id, s.member_id) for s in rows(settings, SessionClient)] == [(client_id, member.id)]
 
 
@@ -156,3 +164,28 @@ def test_a_resource_audience_may_introspect_the_access_token(
     response = client.post("/introspect", data={"token": issued["access_token"]}, headers=basic(api_id, api_secret))
     assert response.json()["active"] is True
     assert response.json()["aud"] == [client_id, "api"]
+
+
+def _userinfo_count(settings: Settings) -> int:
+    return sum(a.count for a in rows(settings, DataAccess) if a.kind == "userinfo")
+
+
+def test_access_counts_reach_the_database_in_the_background_and_when_the_node_stops(
+    settings: Settings, member: Member
+) -> None:
+    """No page reads the log here: the counts are written by the node's once-a-second task, and the
+    ones still pending when it stops are written by the stop."""
+    app = create_app(settings, migrate=False)
+    counts = usage.counts_of_database(app.state.db)
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
+        client_id, secret = make_client(settings)
+        issued = Flow(client, client_id, secret, scope="openid").tokens()
+        assert client.get("/userinfo", headers=_bearer(issued["access_token"])).status_code == 200
+        deadline = time.monotonic() + 20
+        while _userinfo_count(settings) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _userinfo_count(settings) == 1  # written by the background task
+        assert client.get("/userinfo", headers=_bearer(issued["access_token"])).status_code == 200
+        pending_at_stop = counts.pending()
+    assert _userinfo_count(settings) == 2
+    assert pending_at_stop in (0, 1) and counts.pending() == 0
