@@ -7,8 +7,8 @@ import time
 from starlette.testclient import TestClient
 
 from portail.accounts.models import Member
-from portail.config import Settings
 from portail.app import create_app
+from portail.config import Settings
 from portail.consent import access_log
 from portail.oidc import usage
 from portail.oidc.models import DataAccess, Grant, SessionClient

@@ -62,7 +62,7 @@ def test_buffered_counts_are_written_by_a_flush_and_added_to_the_existing_row(
     with db.session() as session:
         usage.count_access(session, unit_settings, member.id or 0, "outil", "userinfo", "openid")
     assert counts.flush(db) == 1 and counts.flush(db) == 0
-    after = [r for r in _rows(db) if r.kind == "userinfo"][0]
+    after = next(r for r in _rows(db) if r.kind == "userinfo")
     assert (after.count, after.scopes, after.first_at) == (4, "openid", first_at)
     assert after.last_at > userinfo.last_at
 
@@ -86,9 +86,7 @@ def test_a_late_flush_from_another_node_keeps_the_earliest_first_and_latest_last
     assert row.last_at.replace(tzinfo=dt.UTC) == noon and row.scopes == "openid email"
 
 
-def test_counts_of_a_member_purged_before_the_flush_are_dropped(
-    db: database.Database, unit_settings: Settings
-) -> None:
+def test_counts_of_a_member_purged_before_the_flush_are_dropped(db: database.Database, unit_settings: Settings) -> None:
     kept = create_member(unit_settings)
     gone = create_member(unit_settings, email="bob@example.org", name="Bob")
     with db.session() as session:
