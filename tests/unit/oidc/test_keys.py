@@ -115,3 +115,37 @@ def test_a_commands_ring_loads_the_stored_keys_and_never_replaces_them(db: Datab
     with pytest.raises(keys.NoKey):
         keys.attach(db, other).signing_key("RS256")  # unreadable with this secret key: none is rotated in
     assert keys.attach(db, unit_settings).signing_key("RS256").kid == served
+
+
+def test_a_verified_token_is_remembered_but_only_until_its_key_is_gone(db: Database, unit_settings: Settings) -> None:
+    ring = keys.install(db, unit_settings)
+    token = ring.sign({"sub": "a", "n": 1}, typ="at+jwt", alg="ES256")
+    first = ring.decode(token)
+    first[1]["n"] = 2  # what a caller does to its copy does not change what is remembered
+    assert ring.decode(token) == (
+        {"alg": "ES256", "kid": ring.signing_key("ES256").kid, "typ": "at+jwt"},
+        {"sub": "a", "n": 1},
+    )
+    with pytest.raises(keys.BadSignature):  # the algorithm list is still applied to a remembered token
+        ring.decode(token, algorithms=("RS256",))
+    head, body, sig = token.split(".")
+    with pytest.raises(keys.BadSignature):  # a token differing by one character is verified, and refused
+        ring.decode(head + "." + body + "." + sig[:-2] + ("AA" if sig[-2:] != "AA" else "BB"))
+    kid = ring.signing_key("ES256").kid
+    with db.session() as session:  # the key is deleted (as expired keys are); the ring reloads
+        session.delete(session.exec(select(SigningKey).where(SigningKey.kid == kid)).one())
+    ring.load()
+    with pytest.raises(keys.BadSignature):
+        ring.decode(token)
+
+
+def test_the_memory_of_verified_tokens_is_bounded(
+    db: Database, unit_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "VERIFIED_CACHE_SIZE", 3)
+    ring = keys.install(db, unit_settings)
+    tokens = [ring.sign({"n": n}, alg="ES256") for n in range(10)]
+    for token in tokens:
+        ring.decode(token)
+    assert len(ring._verified) == 3 and set(ring._verified) == set(tokens[-3:])
+    assert ring.decode(tokens[0])[1] == {"n": 0}  # forgotten ones still verify, the slow way
