@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import base64
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
@@ -192,6 +193,8 @@ async def _main(args: argparse.Namespace) -> None:
                     if profiler:
                         stats = pstats.Stats(profiler).sort_stats(args.sort)
                         stats.print_stats(args.filter or None, args.lines)
+                        if os.environ.get("PROFILE_DUMP"):
+                            stats.dump_stats(os.environ["PROFILE_DUMP"])
         app.state.db.dispose()
 
 

@@ -49,6 +49,7 @@ from portail.oidc.routes import routes as oidc_routes
 from portail.request_log import RequestLog, configure_logging
 from portail.web import STATIC, WebShellMiddleware, http_exception_handler, server_error_handler
 from portail.web.health import routes as health_routes
+from portail.web.lanes import PagesOnly
 from portail.web.outage import DatabaseOutage
 
 log = logging.getLogger("portail")
@@ -178,10 +179,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
             Middleware(RequestLog, forwarded_allow_ips=settings.forwarded_allow_ips),
             Middleware(WebShellMiddleware, settings=settings),
             Middleware(DatabaseOutage),
-            Middleware(SessionLoader, protocol_paths=MACHINE_PATHS),
-            Middleware(SecondFactorGate, guarded=ADMINISTERING_PAGES),
-            Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
-            Middleware(UnreadBadge, protocol_paths=MACHINE_PATHS),
+            Middleware(
+                PagesOnly,
+                skip=MACHINE_PATHS,
+                layers=[
+                    Middleware(SessionLoader, protocol_paths=MACHINE_PATHS),
+                    Middleware(SecondFactorGate, guarded=ADMINISTERING_PAGES),
+                    Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
+                    Middleware(UnreadBadge, protocol_paths=MACHINE_PATHS),
+                ],
+            ),
         ],
         exception_handlers={HTTPException: http_exception_handler, Exception: server_error_handler},
         lifespan=lifespan,

@@ -89,21 +89,22 @@ class RequestLog:
             route = route_template(scope)
             metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
             metrics.HTTP_DURATION.labels(method, route).observe(elapsed)
-            client = scope.get("client")
-            log.info(
-                json.dumps(
-                    {
-                        "event": "request",
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "request_id": request_id,
-                        "client": client[0] if client else None,
-                    },
-                    separators=(",", ":"),
+            if log.isEnabledFor(logging.INFO):  # the line is built only when someone reads it (serve --log-level)
+                client = scope.get("client")
+                log.info(
+                    json.dumps(
+                        {
+                            "event": "request",
+                            "method": method,
+                            "route": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            "request_id": request_id,
+                            "client": client[0] if client else None,
+                        },
+                        separators=(",", ":"),
+                    )
                 )
-            )
 
 
 class _NoQueryString(logging.Filter):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import gettext
 import hmac
 import io
@@ -371,9 +372,7 @@ class WebShellMiddleware:
                 headers = message.setdefault("headers", [])
                 existing = {k.lower() for k, _ in headers}
                 state = scope.get("state", {})
-                for name, value in security_headers(secure, state.get("csp")).items():
-                    if name.lower().encode() not in existing:
-                        headers.append((name.lower().encode(), value.encode()))
+                headers.extend(h for h in _encoded_security_headers(secure, state.get("csp")) if h[0] not in existing)
                 cookie_flags = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
                 seed = state.get("csrf_seed")
                 if seed and request.cookies.get(CSRF_COOKIE) != seed:
@@ -408,6 +407,12 @@ class WebShellMiddleware:
             return message
 
         await self.app(scope, limited_receive, send_wrapper)
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_security_headers(secure: bool, csp: str | None) -> tuple[tuple[bytes, bytes], ...]:
+    """``security_headers`` as ASGI header pairs, built once per (secure, CSP): every response adds them."""
+    return tuple((name.lower().encode(), value.encode()) for name, value in security_headers(secure, csp).items())
 
 
 def security_headers(secure: bool, csp: str | None = None) -> dict[str, str]:

@@ -272,7 +272,9 @@ def test_the_application_registers_every_background_task_on_one_runner(unit_sett
         "probes",
         "notifications",
         "privacy-jobs",
+        "access-log",
     }
+    assert not runner.tasks["access-log"].leader_only  # every node writes its own counts
     with TestClient(app, base_url=BASE_URL):
         assert runner.started
     assert not runner.started
