@@ -13,6 +13,16 @@ client, and served only to requests that read that same version. A change commit
 and its version bump together, so what is stored under version v contains every change up to v.
 Without the version row (a database not migrated, or the row deleted), nothing is cached.
 
+**Taken on trust, confirmed later** (``PortailServer(tentative=True)``: refresh and introspection
+requests authenticated with a secret): the client comes from the cache *without* reading the version
+first, and the version it was stored under is noted (``note_used``). The request's next statement
+reads the version anyway (the refresh-token lookup and the access-token check carry it as a column:
+``note_seen``), and before the answer leaves the unit of work, ``confirm`` compares the two (reading
+the version only if no statement did). If they differ, ``StaleClient`` is raised: the unit of work
+rolls back and the request runs again the ordinary way. So no answer, and no write that survives,
+ever rests on a client that changed; what is saved is one statement (on PostgreSQL, a round trip)
+per refresh and introspection.
+
 The cached ``OAuthClient`` objects are shared between threads and belong to no session: read them,
 never change them (the admin paths load their own rows through ``clients.get_client``).
 """
@@ -49,6 +59,12 @@ class ClientCache:
         self._version: int | None = None
         self._clients: dict[str, OAuthClient] = {}
 
+    def cached(self, client_id: str) -> tuple[OAuthClient, int] | None:
+        """The cached client and the version it was stored under, without asking the database."""
+        with self._lock:
+            found = self._clients.get(client_id)
+            return (found, self._version) if found is not None and self._version is not None else None
+
     def lookup(self, version: int | None, client_id: str) -> OAuthClient | None:
         if version is None:
             return None
@@ -82,7 +98,9 @@ def _cache_of(db: Session) -> ClientCache:
 def current_version(db: Session) -> int | None:
     """The version of ``oauth_client_version`` (None without its row)."""
     value = db.connection().execute(_READ_VERSION).scalar()
-    return int(value) if value is not None else None
+    version = int(value) if value is not None else None
+    note_seen(db, version)
+    return version
 
 
 def get(db: Session, client_id: str) -> OAuthClient | None:
@@ -103,3 +121,38 @@ def get_at(db: Session, client_id: str, version: int | None) -> OAuthClient | No
     client = OAuthClient(**row._mapping)
     cache.store(version, client)
     return client
+
+
+# ---------------------------------------------------------------- taken on trust, confirmed later
+
+_USED = "portail.clients_versions_used"
+_SEEN = "portail.clients_version_seen"
+
+
+class StaleClient(Exception):
+    """A client taken from the cache on trust changed meanwhile: run the request again, strictly."""
+
+
+def cached_on_trust(db: Session, client_id: str) -> OAuthClient | None:
+    """The cached client without reading the version (``confirm`` must follow); None if not cached."""
+    found = _cache_of(db).cached(client_id)
+    if found is None:
+        return None
+    client, version = found
+    db.info.setdefault(_USED, set()).add(version)
+    return client
+
+
+def note_seen(db: Session, version: int | None) -> None:
+    """A statement of this unit of work read the clients' version (as a column of its row)."""
+    db.info[_SEEN] = version
+
+
+def confirm(db: Session) -> None:
+    """Raise ``StaleClient`` if a client taken on trust in this unit of work is not the current one."""
+    used: set[int] | None = db.info.pop(_USED, None)
+    if not used:
+        return
+    seen = db.info[_SEEN] if _SEEN in db.info else current_version(db)
+    if used != {seen}:
+        raise StaleClient()

@@ -10,18 +10,26 @@ status, body and headers. Only the work differs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from portail.config import Settings
-from portail.oidc import client_keys
+from portail.oidc import client_cache, client_keys
 from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.server import Answer, HttpInput, InputError, read_input, to_response
 from portail.web import json_error
 
-Work = Callable[[Session, Settings, HttpInput, "RemoteKeys | None"], Answer]
+
+class Work(Protocol):
+    """An endpoint's work; ``on_trust``: it may take its client from the cache on trust
+    (``client_cache``: confirmed before it answers, else ``StaleClient``)."""
+
+    def __call__(
+        self, db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None, *, on_trust: bool = False
+    ) -> Answer: ...
 
 
 async def answer(
@@ -30,11 +38,14 @@ async def answer(
     *,
     short: bool = True,
     autocommit: Callable[[HttpInput], bool] | None = None,
+    on_trust: Callable[[HttpInput], bool] | None = None,
     observe: Callable[[HttpInput, Answer], None] | None = None,
 ) -> Response:
     """Run ``work`` for this request. ``short``: a few hundred microseconds of database work
     (``Database.run_short``); ``autocommit(inp)``: True when this request's statements need not be
-    one transaction (``Database.run_autocommit``); ``observe`` sees the input and the answer (metrics)."""
+    one transaction (``Database.run_autocommit``); ``on_trust(inp)``: True when the work may take its
+    client from the cache on trust (one statement fewer; run again strictly if the client changed);
+    ``observe`` sees the input and the answer (metrics)."""
     try:
         inp = await read_input(request)
     except InputError as exc:
@@ -44,7 +55,11 @@ async def answer(
     run = state.db.run_short if short else state.db.run
     if short and autocommit is not None and autocommit(inp):
         run = state.db.run_autocommit
-    result: Answer = await run(work, state.settings, inp, remote)
+    trusted = on_trust is not None and remote is None and not inp.first("client_assertion") and on_trust(inp)
+    try:
+        result: Answer = await run(work, state.settings, inp, remote, on_trust=trusted)
+    except client_cache.StaleClient:
+        result = await run(work, state.settings, inp, remote)
     if observe is not None:
         observe(inp, result)
     return to_response(result)

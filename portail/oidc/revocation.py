@@ -75,7 +75,10 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
             tokens.revoke_access_token(db, str(token.claims["jti"]), exp if isinstance(exp, int) else 0)
 
 
-def revoke(db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None = None) -> Answer:
+def revoke(
+    db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None = None, *, on_trust: bool = False
+) -> Answer:
+    """Revocation always reads its client strictly (``on_trust`` is not used: it is rare)."""
     if inp.repeated():
         return Answer(400, {"error": "invalid_request", "error_description": "A parameter is repeated"})
     server = build_server(db, settings, remote_keys)

@@ -108,6 +108,7 @@ REFRESH_WITH_GRANT = (
         *labelled(_grant, "g_"),
         *labelled(_member, "m_"),
         _username.c.username.label("username"),
+        client_cache.VERSION.label("clients_version"),  # confirms a client taken on trust (client_cache)
     )
     .select_from(
         _refresh.join(_grant, _grant.c.id == _refresh.c.grant_id)
@@ -141,6 +142,7 @@ def refresh_with_grant(db: Session, token_hash: str) -> tuple[RefreshToken, Gran
     row = run(db, REFRESH_WITH_GRANT, {"token_hash": token_hash}).first()
     if row is None:
         return None
+    client_cache.note_seen(db, row.clients_version)
     remember_username(db, row.m_id, row.username)
     token, grant = detached(RefreshToken, row, "t_"), detached(Grant, row, "g_")
     assert token is not None and grant is not None  # inner join
@@ -181,6 +183,7 @@ def access_token_state(
     """(grant, member, jti revoked, clients' version) of an access token, in one statement."""
     statement = _ACCESS_WITH_GRANT if gid is not None else _ACCESS_WITHOUT_GRANT
     row = run(db, statement, {"client_id": client_id, "gid": gid, "jti": jti}).one()
+    client_cache.note_seen(db, row.clients_version)
     remember_username(db, row.m_id, row.username)
     return (
         detached(Grant, row, "g_"),

@@ -257,12 +257,16 @@ class PortailServer(AuthorizationServer):  # type: ignore[misc]
         self.db = db
         self.settings = settings
         self._clients: dict[str, ClientAdapter | None] = {}
+        # May take clients from the cache on trust (``client_cache``: confirmed before answering).
+        self.tentative = False
 
     def query_client(self, client_id: str) -> ClientAdapter | None:
         if not isinstance(client_id, str) or len(client_id) > 100:
             return None
         if client_id not in self._clients:
-            row = client_cache.get(self.db, client_id)  # read-only: never changed through the server
+            row = client_cache.cached_on_trust(self.db, client_id) if self.tentative else None
+            if row is None:
+                row = client_cache.get(self.db, client_id)  # read-only: never changed through the server
             self._clients[client_id] = ClientAdapter(row) if row is not None and row.active else None
         return self._clients[client_id]
 

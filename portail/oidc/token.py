@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from portail import metrics
 from portail.config import Settings
-from portail.oidc import client_endpoint
+from portail.oidc import client_cache, client_endpoint
 from portail.oidc.client_keys import RemoteKeys
 from portail.oidc.grants import build_server
 from portail.oidc.server import Answer, HttpInput
@@ -55,7 +55,9 @@ def _invalid(description: str) -> Answer:
     )
 
 
-def exchange(db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None = None) -> Answer:
+def exchange(
+    db: Session, settings: Settings, inp: HttpInput, remote_keys: RemoteKeys | None = None, *, on_trust: bool = False
+) -> Answer:
     repeated = inp.repeated()
     if repeated:
         return _invalid(f"Parameter {repeated[0]} is repeated")
@@ -64,7 +66,10 @@ def exchange(db: Session, settings: Settings, inp: HttpInput, remote_keys: Remot
         return _invalid(f"Parameter {oversized[0]} is too large")
     if not inp.first("grant_type"):
         return _invalid("Missing grant_type")
-    answer: Answer = build_server(db, settings, remote_keys).create_token_response(inp)
+    server = build_server(db, settings, remote_keys)
+    server.tentative = on_trust
+    answer: Answer = server.create_token_response(inp)
+    client_cache.confirm(db)  # the refresh-token lookup read the clients' version: no statement more
     return answer
 
 
@@ -73,7 +78,15 @@ def _count(inp: HttpInput, answer: Answer) -> None:
 
 
 async def token(request: Request) -> Response:
-    return await client_endpoint.answer(request, exchange, autocommit=_client_credentials, observe=_count)
+    return await client_endpoint.answer(
+        request, exchange, autocommit=_client_credentials, on_trust=_refresh, observe=_count
+    )
+
+
+def _refresh(inp: HttpInput) -> bool:
+    """A refresh takes its client on trust (``client_cache``): the refresh-token lookup reads the
+    clients' version with the token. The other grants read it first, as their first statement."""
+    return inp.first("grant_type") == "refresh_token"
 
 
 def _client_credentials(inp: HttpInput) -> bool:

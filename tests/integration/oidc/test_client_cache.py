@@ -156,3 +156,45 @@ def test_a_revocation_on_one_node_is_visible_at_once_on_the_other(settings: Sett
         assert revoked.status_code == 200
         assert node_b.get("/userinfo", headers=_bearer(issued["access_token"])).status_code == 401
         assert _introspect(node_b, client_id, secret, issued["access_token"]).json() == {"active": False}
+
+
+def test_refresh_and_introspection_take_the_client_on_trust_and_run_again_when_it_changed(
+    settings: Settings, member: Member
+) -> None:
+    """A refresh and an introspection take the cached client without reading the version first
+    (``client_cache``: the token lookup reads it). When the secret was rotated on another node, the
+    first try with the new secret fails on the stale copy, is thrown away (nothing it wrote stays: the
+    refresh token is still unused) and the request runs again strictly: the tool sees only success."""
+    client_id, secret = make_client(settings, grant_types=GRANTS)
+    assert secret is not None
+    with two_nodes(settings) as (node_a, node_b):
+        issued = Flow(node_a, client_id, secret).tokens()
+        _warm(node_b, client_id, secret, issued["access_token"])
+        new_secret = on(node_a, lambda s: clients.rotate_secret(s, _by_id(s, client_id)))
+        flow = Flow(node_b, client_id, new_secret)
+        refreshed = flow.refresh(issued["refresh_token"])
+        assert refreshed.status_code == 200, refreshed.text
+        assert _introspect(node_b, client_id, new_secret, refreshed.json()["access_token"]).json()["active"] is True
+        assert Flow(node_b, client_id, secret).refresh(refreshed.json()["refresh_token"]).status_code == 401
+        assert _introspect(node_b, client_id, secret, refreshed.json()["access_token"]).status_code == 401
+        # The refresh token of the thrown-away try was not rotated by it: the chain goes on.
+        again = flow.refresh(refreshed.json()["refresh_token"])
+        assert again.status_code == 200, again.text
+
+
+def test_a_stale_client_taken_on_trust_is_caught_before_the_answer(settings: Settings, member: Member) -> None:
+    """The unit: a client cached under an old version raises ``StaleClient`` at ``confirm``."""
+    client_id, _secret = make_client(settings)
+    with two_nodes(settings) as (node_a, node_b):
+        on(node_b, client_cache.get, client_id)  # cached on node B under the current version
+
+        def trusted_then_confirmed(session: Session) -> str:
+            found = client_cache.cached_on_trust(session, client_id)
+            assert found is not None
+            client_cache.confirm(session)  # nothing changed: confirmed (reading the version)
+            return found.name
+
+        assert on(node_b, trusted_then_confirmed) == "Outil de test"
+        on(node_a, lambda s: clients.disable_client(s, _by_id(s, client_id)))
+        with pytest.raises(client_cache.StaleClient):
+            on(node_b, trusted_then_confirmed)
