@@ -22,7 +22,7 @@ from portail.accounts.current import Login
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
-from portail.oidc import claims, rows, tokens
+from portail.oidc import claims, client_cache, rows, tokens
 from portail.oidc.authorization_request import AuthzRequest
 from portail.oidc.models import AuthorizationCode, MemberUsername
 
@@ -65,7 +65,12 @@ _member: Any = Member.__table__  # type: ignore[attr-defined]
 _INSERT = sa.insert(_code).values({column.name: bindparam(column.name) for column in _code.c if column.name != "id"})
 _username: Any = MemberUsername.__table__  # type: ignore[attr-defined]
 _BY_HASH = (
-    sa.select(*rows.labelled(_code, "c_"), *rows.labelled(_member, "m_"), _username.c.username.label("username"))
+    sa.select(
+        *rows.labelled(_code, "c_"),
+        *rows.labelled(_member, "m_"),
+        _username.c.username.label("username"),
+        client_cache.VERSION.label("clients_version"),  # confirms a client taken on trust (client_cache)
+    )
     .select_from(
         _code.outerjoin(_member, _member.c.id == _code.c.member_id).outerjoin(
             _username, _username.c.member_id == _code.c.member_id
@@ -94,6 +99,7 @@ def claim_with_member(db: Session, raw: str, client_id: str) -> tuple[Authorizat
     found = rows.run(db, _BY_HASH, {"code_hash": tokens.hash_token(raw)}).first()
     if found is None:
         return None
+    client_cache.note_seen(db, found.clients_version)
     row = rows.detached(AuthorizationCode, found, "c_")
     assert row is not None
     if row.client_id != client_id:

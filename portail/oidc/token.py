@@ -69,7 +69,7 @@ def exchange(
     server = build_server(db, settings, remote_keys)
     server.tentative = on_trust
     answer: Answer = server.create_token_response(inp)
-    client_cache.confirm(db)  # the refresh-token lookup read the clients' version: no statement more
+    client_cache.confirm(db)  # the token or code lookup read the clients' version: no statement more
     return answer
 
 
@@ -79,14 +79,14 @@ def _count(inp: HttpInput, answer: Answer) -> None:
 
 async def token(request: Request) -> Response:
     return await client_endpoint.answer(
-        request, exchange, autocommit=_client_credentials, on_trust=_refresh, observe=_count
+        request, exchange, autocommit=_client_credentials, on_trust=_on_trust, observe=_count
     )
 
 
-def _refresh(inp: HttpInput) -> bool:
-    """A refresh takes its client on trust (``client_cache``): the refresh-token lookup reads the
-    clients' version with the token. The other grants read it first, as their first statement."""
-    return inp.first("grant_type") == "refresh_token"
+def _on_trust(inp: HttpInput) -> bool:
+    """A refresh or a code exchange takes its client on trust (``client_cache``): the refresh-token
+    or code lookup reads the clients' version with the token. Client credentials reads it first."""
+    return inp.first("grant_type") in ("refresh_token", "authorization_code")
 
 
 def _client_credentials(inp: HttpInput) -> bool:

@@ -180,6 +180,11 @@ def test_refresh_and_introspection_take_the_client_on_trust_and_run_again_when_i
         # The refresh token of the thrown-away try was not rotated by it: the chain goes on.
         again = flow.refresh(refreshed.json()["refresh_token"])
         assert again.status_code == 200, again.text
+        # A code exchange too: the code obtained before the next rotation is exchanged after it.
+        code = flow.code()["code"]
+        newest = on(node_a, lambda s: clients.rotate_secret(s, _by_id(s, client_id)))
+        exchanged = Flow(node_b, client_id, newest, verifier=flow.verifier, challenge=flow.challenge).token(code)
+        assert exchanged.status_code == 200, exchanged.text
 
 
 def test_a_stale_client_taken_on_trust_is_caught_before_the_answer(settings: Settings, member: Member) -> None:
