@@ -84,6 +84,9 @@ class Settings:
     refresh_reuse_grace_seconds: int = 5
     open_client_registration: bool = False
     default_subject_type: str = "pairwise"
+    signing_key_reload_seconds: float = 60.0
+    backchannel_poll_seconds: float = 5.0
+    backchannel_lease_seconds: int = 60
     # -- federation (hoster-supplied URLs are untrusted)
     allow_http_instances: bool = False
     allow_private_addresses: bool = False
@@ -216,6 +219,12 @@ SETTINGS_DOC: dict[str, str] = {
     "refresh_reuse_grace_seconds": "Window in which a just-rotated refresh token may be presented again",
     "open_client_registration": "Allow dynamic client registration without an initial access token",
     "default_subject_type": "Subject type of new clients: pairwise (private by default) or public",
+    "signing_key_reload_seconds": "Each process reloads the signing keys this often (and at once on an unknown kid); "
+    "`portail keys rotate` lets a new key sign two such periods after publishing it",
+    "backchannel_poll_seconds": "Interval at which the leader looks for due back-channel logouts (retries, "
+    "and those of a process that died); a logout is sent at once by the process that ends the session",
+    "backchannel_lease_seconds": "A back-channel logout being sent is left to its sender this long before another "
+    "process may send it (the sender died); longer than outbound_timeout_seconds",
     "allow_http_instances": "Accept http:// base URLs from hosters (tests only)",
     "allow_private_addresses": "Accept hoster URLs resolving to loopback/private addresses (tests only)",
     "outbound_timeout_seconds": "Timeout of each outbound request to an instance",
@@ -344,10 +353,24 @@ def _validate(settings: Settings) -> None:
             f"virgules / invalid setting dns_resolvers: comma-separated IP[:port] addresses ({exc})"
         ) from None
     _validate_federation(settings)
+    _validate_periods(settings)
     positive = [f.name for f in dataclasses.fields(settings) if f.type in ("int", "float")]
     for name in positive:
         if getattr(settings, name) < 0:
             raise ConfigError(f"Réglage {name} négatif / setting {name} must not be negative")
+
+
+def _validate_periods(settings: Settings) -> None:
+    """Periods of the provider's background work: never zero, and a lease outlasting one attempt."""
+    for name in ("signing_key_reload_seconds", "backchannel_poll_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"Réglage {name} : doit être positif / setting {name} must be positive")
+    if settings.backchannel_lease_seconds <= settings.outbound_timeout_seconds:
+        raise ConfigError(
+            "Réglage backchannel_lease_seconds : doit dépasser outbound_timeout_seconds, sinon une déconnexion "
+            "encore en cours d’envoi serait envoyée deux fois / setting backchannel_lease_seconds must exceed "
+            "outbound_timeout_seconds, or a logout still being sent would be sent twice"
+        )
 
 
 def _validate_federation(settings: Settings) -> None:

@@ -62,8 +62,7 @@ TOKEN_SECONDS = 120
 MAX_ATTEMPTS = 8
 BACKOFF_FIRST_SECONDS = 10
 BACKOFF_MAX_SECONDS = 3600
-LEASE_SECONDS = 60
-POLL_SECONDS = 5.0
+LEASE_SECONDS = 60  # the default of backchannel_lease_seconds (the sender's claims use the setting)
 SWEEP_SECONDS = 60.0  # how often used client assertions are purged
 BATCH = 50
 BATCH_IN = 500  # ids per IN (...) list
@@ -277,10 +276,12 @@ def backoff(attempts: int) -> dt.timedelta:
     return POLICY.backoff(attempts)
 
 
-def claim_due(db: Session, now: dt.datetime | None = None, limit: int = BATCH) -> list[BackchannelDelivery]:
-    """Atomically take the due rows this process will send (``portail.outbox``: a lease on the
-    database's clock unless ``now`` is given)."""
-    return outbox.claim_due(db, BackchannelDelivery, POLICY.lease, limit, now)
+def claim_due(
+    db: Session, now: dt.datetime | None = None, limit: int = BATCH, lease: dt.timedelta = POLICY.lease
+) -> list[BackchannelDelivery]:
+    """Atomically take the due rows this process will send (``portail.outbox``: a lease, by default
+    ``LEASE_SECONDS``, on the database's clock unless ``now`` is given)."""
+    return outbox.claim_due(db, BackchannelDelivery, lease, limit, now)
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ async def deliver_due(
 
     Deliveries to guarded clients go through ``guarded_http`` (``outbound.client``; one is made for
     this call when not given), the others through ``http`` (administrators' tools, loopback allowed)."""
-    claimed = await db.run(claim_due, None, limit)
+    claimed = await db.run(claim_due, None, limit, dt.timedelta(seconds=settings.backchannel_lease_seconds))
     if not claimed:
         return 0
     guarded = await db.run(guarded_clients, [row.client_id for row in claimed])
@@ -442,11 +443,11 @@ async def _purge_assertions(db: Database) -> None:
 
 
 def register_tasks(runner: Runner, setup: Setup, db: Database, settings: Settings) -> BackchannelSender:
-    """The sender polls every ``POLL_SECONDS`` on the leader and runs at once, in the process that
-    committed them, when deliveries are created (``Setup.wake``); used client assertions' ``jti``
-    are purged every minute."""
+    """The sender polls every ``backchannel_poll_seconds`` on the leader and runs at once, in the
+    process that committed them, when deliveries are created (``Setup.wake``); used client
+    assertions' ``jti`` are purged every minute."""
     sender = BackchannelSender(db, settings)
-    runner.add(Task("backchannel", sender.run, every=POLL_SECONDS, first_delay=0.0))
+    runner.add(Task("backchannel", sender.run, every=settings.backchannel_poll_seconds, first_delay=0.0))
     runner.add(Task("assertion-purge", lambda: _purge_assertions(db), every=SWEEP_SECONDS))
     runner.on_stop(sender.aclose)
     setup.wake = runner.waker("backchannel")

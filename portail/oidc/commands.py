@@ -189,7 +189,7 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    lead = dt.timedelta(0) if args.now else keys.DEFAULT_LEAD
+    lead = dt.timedelta(0) if args.now else keys.default_lead(settings)
     db = open_database(settings)
     with db.session() as session:
         keys.ensure_keys(session, settings)

@@ -10,7 +10,7 @@
   seen it first). The old key stops signing then, and its public key stays in the JWKS until every
   token it signed has expired: refresh tokens are opaque, so the bound is the longest JWT
   lifetime, ``max(id_token_minutes, access_token_minutes)`` (plus a margin for clock skew).
-- ``KeyRing`` caches the keys in the process and reloads them every ``RELOAD_SECONDS`` (or at
+- ``KeyRing`` caches the keys in the process and reloads them every ``signing_key_reload_seconds`` (or at
   once on an unknown ``kid``). ``install(database, settings)`` (``create_app``) attaches one ring to
   the application's ``Database``: every unit of work carries it in ``Session.info``, so code holding
   a session signs with ``ring_of(db).sign(claims, typ=…, alg=…)`` (tokens, logout tokens, RFC 8417
@@ -49,13 +49,11 @@ from portail.oidc.models import SigningKey
 log = logging.getLogger("portail.oidc.keys")
 
 ALGORITHMS = ("RS256", "ES256")
-RELOAD_SECONDS = 60.0
 # Verified signatures remembered per process (``KeyRing.decode``): a tool presents the same access
 # token to userinfo or introspection again and again for its lifetime.
 VERIFIED_CACHE_SIZE = 4096
 VERIFIED_CACHE_MAX_TOKEN = 4096  # characters; longer JWS are verified every time
 SKEW = dt.timedelta(minutes=5)
-DEFAULT_LEAD = dt.timedelta(seconds=2 * RELOAD_SECONDS)
 
 SigningJWK = RSAKey | ECKey
 
@@ -125,9 +123,16 @@ def token_lifetime(settings: Settings) -> dt.timedelta:
     return dt.timedelta(minutes=max(settings.id_token_minutes, settings.access_token_minutes))
 
 
-def rotate(db: Session, settings: Settings, *, lead: dt.timedelta = DEFAULT_LEAD) -> list[SigningKey]:
-    """Add a new key per algorithm; the current ones retire when it activates and stay published
-    until every token they signed has expired."""
+def default_lead(settings: Settings) -> dt.timedelta:
+    """How long after publishing a rotated key it signs: two reload periods of every process's ring."""
+    return dt.timedelta(seconds=2 * settings.signing_key_reload_seconds)
+
+
+def rotate(db: Session, settings: Settings, *, lead: dt.timedelta | None = None) -> list[SigningKey]:
+    """Add a new key per algorithm (signing after ``lead``, by default ``default_lead``); the current
+    ones retire when it activates and stay published until every token they signed has expired."""
+    if lead is None:
+        lead = default_lead(settings)
     now = utcnow()
     activates = now + lead
     unpublish = activates + token_lifetime(settings) + SKEW
@@ -179,7 +184,7 @@ class LoadedKey:
 
 
 class KeyRing:
-    """The keys of one database, cached in this process and reloaded every ``RELOAD_SECONDS``."""
+    """The keys of one database, cached in this process and reloaded every ``signing_key_reload_seconds``."""
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
@@ -229,7 +234,7 @@ class KeyRing:
             self._verified = {}
 
     def _fresh(self) -> None:
-        if time.monotonic() - self._loaded_at > RELOAD_SECONDS:
+        if time.monotonic() - self._loaded_at > self.settings.signing_key_reload_seconds:
             self.load()
 
     # -- reading
@@ -289,7 +294,7 @@ class KeyRing:
         Why a cache: an ES256 verification is ~45 µs, about a tenth of a userinfo call, and a tool
         presents one access token many times. Only exact token strings whose signature verified
         are remembered (nothing can be forged into the cache), at most ``VERIFIED_CACHE_SIZE`` of
-        them, forgotten whenever the ring reloads its keys (every ``RELOAD_SECONDS``)."""
+        them, forgotten whenever the ring reloads its keys (every ``signing_key_reload_seconds``)."""
         self._fresh()
         cached = self._verified.get(token) if isinstance(token, str) else None
         if cached is not None and cached[0]["alg"] in algorithms:

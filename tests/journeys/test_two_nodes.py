@@ -27,7 +27,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from portail.oidc import backchannel, keys
 from tests.conftest import PASSWORD, free_port
 from tests.journeys.conftest import Deployment, Visitor, sign_up
 from tests.journeys.test_member_tools import EMAIL, Receiver, Tool, _receiver, log_in_to
@@ -62,6 +61,14 @@ scope = "central"
 redirect_uris = ["{feed_url}/callback"]
 feed_url = "{feed_url}/feed.xml"
 """
+
+# Periods the clusters below are configured with, as an operator can (README, Configuration): the
+# back-channel sender polls every POLL seconds (default 5), each node reloads its signing keys every
+# KEY_RELOAD seconds (default 60), and a delivery being sent is leased for LEASE seconds (default 60)
+# in the test of a node killed mid-delivery. The tests wait in multiples of these, not of the defaults.
+POLL = 1
+KEY_RELOAD = 5
+LEASE = 15
 
 ATOM = """<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">
@@ -133,7 +140,15 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path: Path, fresh_postgres: str, redis_url: str) -> Iterator[Cluster]:
     tool = _receiver()
-    nodes = Cluster(tmp_path, fresh_postgres, redis_url, tool, probe_interval_seconds="1")
+    nodes = Cluster(
+        tmp_path,
+        fresh_postgres,
+        redis_url,
+        tool,
+        probe_interval_seconds="1",
+        backchannel_poll_seconds=str(POLL),
+        signing_key_reload_seconds=str(KEY_RELOAD),
+    )
     try:
         yield nodes
     finally:
@@ -204,19 +219,17 @@ def test_two_nodes_on_one_database_serve_as_one_portail(cluster: Cluster) -> Non
     out = browser_b.submit("/logout")
     assert out.status_code == 303
     [logout_token] = cluster.tool.receiver.wait_for("/auth/backchannel-logout")
-    time.sleep(12)  # both nodes poll the queue every 5 s: give the other one two chances to send it again
+    time.sleep(5 * POLL)  # the leader polls the queue every POLL s: five chances to send it again
     assert len([p for p, _t, _b in cluster.tool.receiver.posts if p == "/auth/backchannel-logout"]) == 1
     assert b"logout_token=" in logout_token
     sent = [metric(node, "portail_backchannel_deliveries_total", "result").get("sent", 0) for node in (a, b)]
     assert sorted(sent) == [0, 1], f"one node sent it, once: {sent}"
     assert browser_a.get("/account").status_code in (302, 303), "the session ended on every node"
 
-    # Each node signs with the new key once its key ring reloads (at most keys.RELOAD_SECONDS).
+    # Each node signs with the new key once its key ring reloads (at most KEY_RELOAD s).
     for node in (a, b):
         while client_credentials_kid(node, robot) not in new_kids:
-            assert time.monotonic() - rotated_at < keys.RELOAD_SECONDS + 15, (
-                f"{node.base_url} still signs with {before}"
-            )
+            assert time.monotonic() - rotated_at < KEY_RELOAD + 15, f"{node.base_url} still signs with {before}"
             time.sleep(1)
 
 
@@ -325,6 +338,7 @@ class HangingTool:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each POST
         self.arrived = threading.Condition()
         self.release = threading.Event()
         tool = self
@@ -333,6 +347,7 @@ class HangingTool:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with tool.arrived:
+                    tool.arrivals.append(time.monotonic())
                     tool.bodies.append(body)
                     first = len(tool.bodies) == 1
                     tool.arrived.notify_all()
@@ -376,11 +391,19 @@ def sid_of(body: bytes) -> str:
 def test_a_node_killed_while_sending_a_logout_leaves_it_to_another_node_which_sends_it_once(
     tmp_path: Path, fresh_postgres: str, redis_url: str
 ) -> None:
-    """Journey: node A dies in the middle of a back-channel delivery; the delivery's lease expires and
-    node B delivers it, once."""
+    """Journey: node A dies in the middle of a back-channel delivery; the delivery's lease
+    (``backchannel_lease_seconds``, LEASE here) expires and node B delivers it, once, not before."""
     hanging = HangingTool()
     receiver = Receiver(hanging.base_url, hanging.server)  # the Tool's description only
-    cluster = Cluster(tmp_path, fresh_postgres, redis_url, receiver)
+    cluster = Cluster(
+        tmp_path,
+        fresh_postgres,
+        redis_url,
+        receiver,
+        backchannel_lease_seconds=str(LEASE),
+        outbound_timeout_seconds=str(LEASE - 5),  # A's request outlives its kill: the lease frees the row
+        backchannel_poll_seconds=str(POLL),
+    )
     a, b = cluster.nodes
     try:
         cluster.start()
@@ -391,13 +414,15 @@ def test_a_node_killed_while_sending_a_logout_leaves_it_to_another_node_which_se
         [first] = hanging.wait_for(1, timeout=30)
         a.kill()  # mid-delivery: the tool has the request, A never learns the answer
         b.start()
-        bodies = hanging.wait_for(2, timeout=backchannel.LEASE_SECONDS + 45)
+        bodies = hanging.wait_for(2, timeout=LEASE + 30)  # well before the default 60 s lease would free it
         assert sid_of(bodies[1]) == sid_of(first), "the same logout, delivered by B"
+        waited = hanging.arrivals[1] - hanging.arrivals[0]
+        assert waited >= LEASE - 3, f"B sent it {waited:.1f} s after A did, before A's {LEASE} s lease ran out"
         deadline = time.monotonic() + 15
         while metric(b, "portail_backchannel_deliveries_total", "result").get("sent") != 1:
             assert time.monotonic() < deadline, metric(b, "portail_backchannel_deliveries_total", "result")
             time.sleep(0.5)
-        time.sleep(12)  # B polls every 5 s: two more chances to send it again
+        time.sleep(5 * POLL)  # B polls every POLL s: five more chances to send it again
         assert len(hanging.bodies) == 2
     finally:
         cluster.close()
@@ -441,7 +466,15 @@ def test_a_node_whose_clock_runs_a_minute_ahead_never_sends_a_logout_twice_and_s
         in French and English."""
     holding = HangingTool()
     receiver = Receiver(holding.base_url, holding.server)
-    cluster = Cluster(tmp_path, fresh_postgres, "", receiver, outbound_timeout_seconds="40")
+    cluster = Cluster(
+        tmp_path,
+        fresh_postgres,
+        "",
+        receiver,
+        outbound_timeout_seconds="40",
+        backchannel_lease_seconds="60",  # the default, as long as B's clock is ahead
+        backchannel_poll_seconds=str(POLL),
+    )
     a, b = cluster.nodes
     b.env.update(faketime_env("+60s"))
     try:
@@ -468,14 +501,14 @@ def test_a_node_whose_clock_runs_a_minute_ahead_never_sends_a_logout_twice_and_s
 
         assert browser.submit("/logout").status_code == 303
         holding.wait_for(1, timeout=30)  # A's sender (woken by the logout) is waiting on the tool
-        time.sleep(15)  # B polls every 5 s: three chances to take A's delivery
+        time.sleep(5 * POLL)  # B polls every POLL s: five chances to take A's delivery
         assert len(holding.bodies) == 1, "B sent the logout A was sending"
         holding.release.set()
         deadline = time.monotonic() + 15
         while metric(a, "portail_backchannel_deliveries_total", "result").get("sent") != 1:
             assert time.monotonic() < deadline, metric(a, "portail_backchannel_deliveries_total", "result")
             time.sleep(0.5)
-        time.sleep(6)
+        time.sleep(3 * POLL)
         assert len(holding.bodies) == 1
         assert not metric(b, "portail_backchannel_deliveries_total", "result")
     finally:

@@ -65,6 +65,15 @@ def test_booleans_accept_the_usual_spellings(tmp_path: Path) -> None:
         ({"PORTAIL_REDIS_URL": "redis://[::1"}, None, "redis_url"),
         ({"PORTAIL_ISSUER": "https://[bad"}, None, "issuer"),
         ({"PORTAIL_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:notaport/x"}, None, "database_url"),
+        ({"PORTAIL_BACKCHANNEL_POLL_SECONDS": "0"}, None, "backchannel_poll_seconds"),
+        ({"PORTAIL_SIGNING_KEY_RELOAD_SECONDS": "0"}, None, "signing_key_reload_seconds"),
+        # a lease no longer than one attempt's timeout would let a second process send a logout still in flight
+        ({"PORTAIL_BACKCHANNEL_LEASE_SECONDS": "5"}, None, "backchannel_lease_seconds"),
+        (
+            {"PORTAIL_BACKCHANNEL_LEASE_SECONDS": "20", "PORTAIL_OUTBOUND_TIMEOUT_SECONDS": "30"},
+            None,
+            "backchannel_lease_seconds",
+        ),
     ],
 )
 def test_bad_settings_raise_one_line_naming_the_setting(
@@ -75,6 +84,22 @@ def test_bad_settings_raise_one_line_naming_the_setting(
     message = str(raised.value)
     assert named in message
     assert "\n" not in message
+
+
+def test_background_periods_of_the_provider_can_be_shortened_by_an_operator(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path,
+        {
+            "PORTAIL_BACKCHANNEL_POLL_SECONDS": "0.5",
+            "PORTAIL_SIGNING_KEY_RELOAD_SECONDS": "2",
+            "PORTAIL_BACKCHANNEL_LEASE_SECONDS": "6",
+        },
+    )
+    assert (settings.backchannel_poll_seconds, settings.signing_key_reload_seconds) == (0.5, 2.0)
+    assert settings.backchannel_lease_seconds == 6 > settings.outbound_timeout_seconds
+    defaults = _load(tmp_path)
+    assert (defaults.backchannel_poll_seconds, defaults.signing_key_reload_seconds) == (5.0, 60.0)
+    assert defaults.backchannel_lease_seconds == 60
 
 
 def test_secret_key_is_generated_private_and_reused(tmp_path: Path) -> None:

@@ -50,7 +50,18 @@ def fresh_environment(folder: Path, wheel: Path) -> Path:
     # The project's dependencies, but not its editable checkout (a plain path entry runs no .pth file).
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--ignore-installed",
+            "-q",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
@@ -96,6 +107,7 @@ def test_wheel_serves_every_page_from_an_empty_folder(tmp_path: Path) -> None:
             text=True,
             check=True,
             cwd=empty,
+            env=env,  # the server's environment (no PYTHONPATH pointing at a checkout)
         ).stdout
         assert str(tmp_path / "env") in imported, imported
         for path in (

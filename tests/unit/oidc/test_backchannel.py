@@ -207,6 +207,24 @@ def test_a_due_row_is_claimed_by_one_sender_only(
     assert len(later) == 1  # a sender that died leaves the row due again once the lease runs out
 
 
+def test_a_claim_hides_the_row_for_the_lease_it_is_given_and_no_longer(
+    db: database.Database, ring: keys.KeyRing, alice: Member
+) -> None:
+    """``deliver_due`` claims with ``backchannel_lease_seconds`` (the two-node journey of a node
+    killed mid-delivery shows it end to end); here a 12 s lease instead of the default 60 s."""
+    _client(db, "http://127.0.0.1:9/bc")  # never sent to here
+    _end(db, _session_with(db, alice, "tool"))
+    now = database.utcnow()
+    with db.session() as s:
+        [row] = backchannel.claim_due(s, now, lease=dt.timedelta(seconds=12))
+        assert row.next_attempt_at is not None
+        assert dt.timedelta(seconds=11) < row.next_attempt_at - now <= dt.timedelta(seconds=12)
+    with db.session() as s:
+        assert backchannel.claim_due(s, now + dt.timedelta(seconds=11)) == []
+    with db.session() as s:
+        assert len(backchannel.claim_due(s, now + dt.timedelta(seconds=13))) == 1
+
+
 def test_a_dynamically_registered_client_is_not_sent_to_a_private_address(
     db: database.Database, ring: keys.KeyRing, alice: Member, recorder: HttpRecorder, unit_settings: Settings
 ) -> None:
