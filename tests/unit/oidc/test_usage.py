@@ -16,12 +16,18 @@ from portail.oidc.models import DataAccess, OAuthClient
 from tests.conftest import create_member
 
 
+def _member_and_tool(db: database.Database, settings: Settings) -> Member:
+    """Alice, and the tool ``outil`` whose accesses are counted."""
+    member = create_member(settings)
+    with db.session() as session:
+        session.add(OAuthClient(client_id="outil", name="Outil", redirect_uris=[]))
+    return member
+
+
 def test_an_evening_access_in_quebec_counts_on_that_local_day(
     db: database.Database, unit_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    member = create_member(unit_settings)
-    with db.session() as session:
-        session.add(OAuthClient(client_id="outil", name="Outil", redirect_uris=[]))
+    member = _member_and_tool(db, unit_settings)
     evening = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC)  # 22:00 on Nov 21 in Montréal
     monkeypatch.setattr(usage, "utcnow", lambda: evening)
     with db.session() as session:
@@ -44,9 +50,7 @@ def _rows(db: database.Database) -> list[DataAccess]:
 def test_buffered_counts_are_written_by_a_flush_and_added_to_the_existing_row(
     db: database.Database, unit_settings: Settings
 ) -> None:
-    member = create_member(unit_settings)
-    with db.session() as session:
-        session.add(OAuthClient(client_id="outil", name="Outil", redirect_uris=[]))
+    member = _member_and_tool(db, unit_settings)
     counts = _pending_db(db)
     for scopes in ("openid", "openid email", "openid email"):
         with db.session() as session:
@@ -70,9 +74,7 @@ def test_buffered_counts_are_written_by_a_flush_and_added_to_the_existing_row(
 def test_a_late_flush_from_another_node_keeps_the_earliest_first_and_latest_last_access(
     db: database.Database, unit_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    member = create_member(unit_settings)
-    with db.session() as session:
-        session.add(OAuthClient(client_id="outil", name="Outil", redirect_uris=[]))
+    member = _member_and_tool(db, unit_settings)
     node_a, node_b = usage.AccessCounts(), usage.AccessCounts()
     noon = dt.datetime(2026, 11, 21, 17, 0, tzinfo=dt.UTC)
     day = dt.date(2026, 11, 21)
@@ -87,10 +89,8 @@ def test_a_late_flush_from_another_node_keeps_the_earliest_first_and_latest_last
 
 
 def test_counts_of_a_member_purged_before_the_flush_are_dropped(db: database.Database, unit_settings: Settings) -> None:
-    kept = create_member(unit_settings)
+    kept = _member_and_tool(db, unit_settings)
     gone = create_member(unit_settings, email="bob@example.org", name="Bob")
-    with db.session() as session:
-        session.add(OAuthClient(client_id="outil", name="Outil", redirect_uris=[]))
     counts = _pending_db(db)
     for member in (kept, gone):
         with db.session() as session:
@@ -103,9 +103,7 @@ def test_counts_of_a_member_purged_before_the_flush_are_dropped(db: database.Dat
 
 
 def test_a_failed_flush_keeps_its_counts_for_the_next_one(db: database.Database, unit_settings: Settings) -> None:
-    member = create_member(unit_settings)
-    with db.session() as session:
-        session.add(OAuthClient(client_id="outil", name="Outil", redirect_uris=[]))
+    member = _member_and_tool(db, unit_settings)
     counts = _pending_db(db)
     with db.session() as session:
         usage.count_access(session, unit_settings, member.id or 0, "outil", "userinfo", "openid")
