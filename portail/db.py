@@ -354,6 +354,20 @@ def after_commit(action: Callable[[], None]) -> None:
         pending.append(action)
 
 
+_ON_ROLLBACK: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "portail_on_rollback", default=None
+)
+
+
+def on_rollback(action: Callable[[], None]) -> None:
+    """Run ``action`` if the current unit of work (``Database.session``) rolls back, and not at all if
+    it commits; never outside a unit of work. Used to give back what the work took from memory on
+    the promise that the transaction keeps it (the buffered access counts, ``oidc.usage``)."""
+    pending = _ON_ROLLBACK.get()
+    if pending is not None:
+        pending.append(action)
+
+
 class Database:
     """The engine plus a session scope; one per application."""
 
@@ -370,10 +384,11 @@ class Database:
     @contextmanager
     def session(self, *, autocommit: bool = False) -> Iterator[Session]:
         """A unit of work: committed on success, rolled back on error. Actions registered with
-        ``after_commit`` during it run after the commit; a failing one is logged, not raised (what
-        it reports is already done). ``autocommit``: see ``run_autocommit``."""
+        ``after_commit`` during it run after the commit, those registered with ``on_rollback`` after a
+        rollback; a failing one is logged, not raised. ``autocommit``: see ``run_autocommit``."""
         pending: list[Callable[[], None]] = []
-        marker = _AFTER_COMMIT.set(pending)
+        undo: list[Callable[[], None]] = []
+        marker, undo_marker = _AFTER_COMMIT.set(pending), _ON_ROLLBACK.set(undo)
         try:
             with Session(self.engine, expire_on_commit=False, info=dict(self.session_info)) as session:
                 if autocommit and self.engine.dialect.name == "postgresql":
@@ -383,8 +398,14 @@ class Database:
                     session.commit()
                 except BaseException:
                     session.rollback()
+                    for action in undo:
+                        try:
+                            action()
+                        except Exception:
+                            log.exception("an action on rollback failed")
                     raise
         finally:
+            _ON_ROLLBACK.reset(undo_marker)
             _AFTER_COMMIT.reset(marker)
         for action in pending:
             try:

@@ -40,7 +40,7 @@ from sqlmodel import Session
 from portail.accounts.models import Member
 from portail.background import Runner, Task
 from portail.config import Settings
-from portail.db import Database, utcnow
+from portail.db import Database, on_rollback, utcnow
 from portail.oidc.models import DataAccess, SessionClient
 from portail.oidc.upserts import prepared
 
@@ -137,16 +137,19 @@ class AccessCounts:
                 self._pending[key] = earlier
 
     def write(self, db: Session) -> int:
-        """Write what is pending within ``db``'s transaction; the rows written. If the statement
-        fails, the counts go back to the buffer (the caller's transaction rolls back)."""
+        """Write what is pending within ``db``'s transaction (a ``Database.session`` unit of work);
+        the rows written. If the statement fails, or the caller's transaction later rolls back
+        (a page failing after it, a purge refused), the counts go back to the buffer."""
         taken = self._take()
         if not taken:
             return 0
         try:
-            return _write(db, taken)
+            written = _write(db, taken)
         except BaseException:
             self._put_back(taken)
             raise
+        on_rollback(lambda: self._put_back(taken))
+        return written
 
     def flush(self, database: Database) -> int:
         """Write what is pending in a transaction of its own (background task, stop)."""

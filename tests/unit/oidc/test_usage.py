@@ -118,3 +118,24 @@ def test_a_failed_flush_keeps_its_counts_for_the_next_one(db: database.Database,
     assert counts.pending() == 1
     assert counts.flush(db) == 1
     assert [r.count for r in _rows(db)] == [2]
+
+
+def test_counts_written_by_a_reader_that_then_fails_go_back_to_the_buffer(
+    db: database.Database, unit_settings: Settings
+) -> None:
+    """``write_pending`` writes in the reader's transaction (a page, the export, a purge): if that
+    transaction rolls back, the counts must not be lost with it, nor be written twice if it commits."""
+    member = _member_and_tool(db, unit_settings)
+    counts = _pending_db(db)
+    with db.session() as session:
+        usage.count_access(session, unit_settings, member.id or 0, "outil", "userinfo", "openid")
+    with pytest.raises(RuntimeError), db.session() as session:
+        assert usage.write_pending(session) == 1
+        raise RuntimeError("la page échoue après avoir lu / the page fails after reading")
+    assert _rows(db) == [] and counts.pending() == 1
+    with db.session() as session:
+        usage.count_access(session, unit_settings, member.id or 0, "outil", "userinfo", "openid email")
+        assert usage.write_pending(session) == 1
+    (row,) = _rows(db)
+    assert (row.count, row.scopes) == (2, "openid email")
+    assert counts.pending() == 0 and counts.flush(db) == 0
