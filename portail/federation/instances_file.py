@@ -28,7 +28,7 @@ from portail.accounts.regions import REGIONS
 from portail.config import ConfigError, Settings
 from portail.db import Database, utcnow
 from portail.federation import provisioning
-from portail.federation.lifecycle import MAX_DESCRIPTION
+from portail.federation.lifecycle import MAX_DECLARED, MAX_DECLARED_LENGTH, MAX_DESCRIPTION
 from portail.federation.models import SCOPES, SOFTWARE, Hoster, Instance
 from portail.federation.origins import origin_key
 from portail.federation.rules import FederationError, valid_slug
@@ -136,6 +136,22 @@ def _mistyped(entry: dict[str, Any]) -> str:
 
 def _fail(slug: str, message: str) -> FileError:
     return FileError(f"instances.toml [{slug}] : {message}")
+
+
+DECLARED = ("purposes", "data_categories", "purposes_en", "data_categories_en")
+
+
+def _declared(slug: str, entry: dict[str, Any], key: str) -> list[str]:
+    """A list of declared purposes or data categories (Law 25), bounded as on the node's page."""
+    value: list[str] = entry.get(key, [])  # a list of strings: the file's schema is checked first
+    kept = [" ".join(item.split()) for item in value if item.strip()]
+    if len(kept) > MAX_DECLARED or any(len(item) > MAX_DECLARED_LENGTH for item in kept):
+        raise _fail(
+            slug,
+            f"{key} : {MAX_DECLARED} éléments de {MAX_DECLARED_LENGTH} caractères au plus / "
+            f"at most {MAX_DECLARED} items of {MAX_DECLARED_LENGTH} characters",
+        )
+    return kept
 
 
 def _flag(slug: str, entry: dict[str, Any], key: str) -> bool:
@@ -287,10 +303,7 @@ def _instance_values(db: Session, settings: Settings, entry: dict[str, Any]) -> 
         "feed_url": entry.get("feed_url"),
         "account_events_uri": entry.get("account_events_uri"),
         **descriptions,  # description_en "" shows the French one to English-speaking members
-        "purposes": [str(p) for p in entry.get("purposes", [])],
-        "data_categories": [str(c) for c in entry.get("data_categories", [])],
-        "purposes_en": [str(p) for p in entry.get("purposes_en", [])],
-        "data_categories_en": [str(c) for c in entry.get("data_categories_en", [])],
+        **{name: _declared(slug, entry, name) for name in DECLARED},
         "extra": extra,
         "client_id": str(entry.get("client_id") or slug),
         "push_notifications": pushes,

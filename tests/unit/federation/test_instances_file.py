@@ -142,6 +142,10 @@ def test_organizations_are_described_in_both_languages(db: Database, unit_settin
         ('description = ["Nuage"]', "description : chaîne attendue / expected a string"),
         ('description_fr = "Nuage"', "clé inconnue / unknown key: description_fr"),
         (f'description_en = "{"x" * 2001}"', "[nuage] : description_en : 2000 caractères au plus / at most 2000"),
+        ('purposes = "Partage de fichiers"', "(nuage) : purposes : liste de chaînes attendue / expected a list"),
+        ("data_categories_en = [1, 2]", "(nuage) : data_categories_en : liste de chaînes attendue"),
+        (f'purposes_en = ["{"x" * 201}"]', "[nuage] : purposes_en : 20 éléments de 200 caractères au plus / at most"),
+        (f"data_categories = {['Nom'] * 21}", "data_categories : 20 éléments de 200 caractères au plus"),
     ],
 )
 def test_a_bad_description_is_refused_with_a_line_naming_the_entry_and_the_key(
