@@ -15,8 +15,11 @@ application's lifespan starts and stops it.
   claim their rows with conditional updates, so two processes never do the same row twice.
 - **Jitter**: each wait is the task's period ± 10 %, so nodes started together do not hit the
   database and the instances in step.
-- **Failures**: a pass that raises is logged and counted (``portail_background_runs_total``) and the
-  task goes on at its next period; one task's failure never stops another.
+- **Failures**: a pass that raises is counted (``portail_background_runs_total``) and the task goes
+  on at its next period; one task's failure never stops another. The first failure is logged with
+  its traceback; while the task keeps failing, one line at most every ``FAILURE_LOG_SECONDS`` says
+  so (a one-second task during a database outage would otherwise log sixty tracebacks a minute),
+  and a line says when it works again.
 - **Graceful shutdown**: ``stop`` lets running passes finish for up to ``grace`` seconds, then
   cancels them and gives leadership up, so another node takes over without waiting for a lease.
 """
@@ -28,6 +31,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -42,6 +46,7 @@ HEARTBEAT_SECONDS = 5.0
 LEASE_HEARTBEATS = 3  # a Redis lease lasts three heartbeats: one missed renewal does not lose it
 GRACE_SECONDS = 10.0
 JITTER = 0.1
+FAILURE_LOG_SECONDS = 60.0
 
 
 @dataclass
@@ -55,6 +60,8 @@ class Task:
     first_delay: float | None = None
     leader_only: bool = True
     passes: int = field(default=0, init=False)  # passes run in this process (tests, diagnostics)
+    failures: int = field(default=0, init=False)  # passes failed in a row
+    failure_logged_at: float = field(default=0.0, init=False)  # time.monotonic() of the last failure logged
 
 
 class Runner:
@@ -221,10 +228,39 @@ class Runner:
     async def _pass(self, task: Task) -> None:
         try:
             await task.run()
-            task.passes += 1
-            metrics.BACKGROUND_RUNS.labels(task.name, "ok").inc()
         except asyncio.CancelledError:
             raise
-        except Exception:  # a database or network hiccup must not stop the task
+        except Exception as exc:  # a database or network hiccup must not stop the task
             metrics.BACKGROUND_RUNS.labels(task.name, "error").inc()
-            log.exception("background task %s failed", task.name)
+            _log_failure(task, exc)
+        else:
+            task.passes += 1
+            metrics.BACKGROUND_RUNS.labels(task.name, "ok").inc()
+            if task.failures:
+                log.warning(
+                    "Tâche %s rétablie après %d échecs / background task %s works again after %d failures",
+                    task.name,
+                    task.failures,
+                    task.name,
+                    task.failures,
+                )
+                task.failures = 0
+
+
+def _log_failure(task: Task, exc: Exception) -> None:
+    """The first failure in a row with its traceback, then one line per ``FAILURE_LOG_SECONDS``."""
+    task.failures += 1
+    now = time.monotonic()
+    if task.failures == 1:
+        task.failure_logged_at = now
+        log.error("background task %s failed", task.name, exc_info=exc)
+    elif now - task.failure_logged_at >= FAILURE_LOG_SECONDS:
+        task.failure_logged_at = now
+        log.error(
+            "Tâche %s toujours en échec (%d fois de suite) / background task %s still failing (%d in a row): %s",
+            task.name,
+            task.failures,
+            task.name,
+            task.failures,
+            f"{type(exc).__name__}: {exc}"[:300],
+        )

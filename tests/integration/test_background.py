@@ -7,13 +7,14 @@ finish then frees leadership at once for another process."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from portail import metrics
+from portail import background, metrics
 from portail.app import create_app
 from portail.background import Runner, Task
 from portail.config import Settings
@@ -204,6 +205,41 @@ def test_a_failing_pass_is_counted_and_the_task_goes_on(db: Database, unit_setti
     _run_for(runner, 0.4)
     assert len(attempts) >= 2 and task.passes == len(attempts) - 1
     assert metrics.BACKGROUND_RUNS.labels("flaky", "error")._value.get() == before + 1
+
+
+def test_a_task_failing_every_pass_logs_one_traceback_then_a_line_a_minute_and_its_recovery(
+    db: Database, unit_settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-second task during a database outage: every failure counted, not every one logged."""
+    monkeypatch.setattr(background, "FAILURE_LOG_SECONDS", 0.25)
+    runner = Runner(unit_settings, db, leadership=Fixed(True), heartbeat=0.05)
+    attempts: list[int] = []
+    outage = {"on": True}
+
+    async def flush() -> None:
+        attempts.append(1)
+        if outage["on"]:
+            raise ConnectionError("base de données injoignable")
+
+    task = runner.add(Task("flush", flush, every=0.02, first_delay=0.0, leader_only=False))
+    before = metrics.BACKGROUND_RUNS.labels("flush", "error")._value.get()
+
+    async def back_later() -> None:
+        await asyncio.sleep(0.6)
+        outage["on"] = False
+
+    with caplog.at_level(logging.INFO, logger="portail.background"):
+        _run_for(runner, 0.9, during=lambda: asyncio.get_running_loop().create_task(back_later()))
+    failed = int(metrics.BACKGROUND_RUNS.labels("flush", "error")._value.get() - before)
+    records = [r for r in caplog.records if "flush" in r.getMessage()]
+    tracebacks = [r for r in records if r.exc_info]
+    still = [r for r in records if "still failing" in r.getMessage()]
+    recovered = [r for r in records if "works again" in r.getMessage()]
+    assert failed >= 10 and task.passes >= 1  # it ran every period, failing, then worked
+    assert len(tracebacks) == 1 and "injoignable" in str(tracebacks[0].exc_info[1])  # type: ignore[index]
+    assert 1 <= len(still) <= 3  # ~0.6 s of failures, one line per 0.25 s at most
+    assert len(recovered) == 1 and f"after {failed} failures" in recovered[0].getMessage()
+    assert task.failures == 0
 
 
 def test_a_disabled_task_never_runs(db: Database, unit_settings: Settings) -> None:
