@@ -168,6 +168,8 @@ def _serialize_sqlite_writers(engine: Engine, path: Path | None) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    """The engine for ``url``. ``hide_parameters``: a database error's message (logged, and shown in
+    tracebacks) names the statement but never its values: token hashes, addresses, names."""
     if url.startswith("sqlite"):
         database = make_url(url).database
         in_file = bool(database) and database != ":memory:" and "mode=memory" not in url
@@ -176,7 +178,9 @@ def make_engine(url: str) -> Engine:
         # As many pooled connections as request threads (anyio's default pool: 40), so that a busy
         # moment does not open and discard overflow connections (each open re-runs the pragmas).
         pool: dict[str, Any] = {"pool_size": 40, "max_overflow": 10} if in_file else {}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True, **pool
+        )
         _serialize_sqlite_writers(engine, Path(f"{database}-writer.lock") if in_file else None)
 
         @event.listens_for(engine, "connect")
@@ -191,7 +195,7 @@ def make_engine(url: str) -> Engine:
         return engine
     # A bounded connect: when the network to PostgreSQL is cut, a request fails (503) instead of hanging.
     connect_args = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
+    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args, hide_parameters=True)
     _ping_idle_connections(engine)
     return engine
 
