@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Sta
                 PagesOnly,
                 skip=MACHINE_PATHS,
                 layers=[
-                    Middleware(SessionLoader, protocol_paths=MACHINE_PATHS),
+                    Middleware(SessionLoader, protocol_paths=MACHINE_PATHS, deferred=("/authorize",)),
                     Middleware(SecondFactorGate, guarded=ADMINISTERING_PAGES),
                     Middleware(PendingStepGate, allowed=OPEN_DURING_STEPS),
                     Middleware(UnreadBadge, protocol_paths=MACHINE_PATHS),

@@ -107,35 +107,51 @@ async def load_login(request: Request) -> Login | None:
         database: Database = request.app.state.db
         # Every page and every /authorize: a statement or two, nothing slow (an ended session's hooks
         # only queue rows), so inline on SQLite unless a thread is writing (``Database.run_short``).
-        found = await database.run_short(_resolve, token, request.app.state.settings)
-        if found is not None:
-            login = Login(*found)
+        login = await database.run_short(resolve_login, token, request.app.state.settings)
+    remember_login(request, login)
+    return login
+
+
+def login_pending(request: Request) -> str | None:
+    """The session cookie's token when this request's login is still to be resolved (else None):
+    for a route that resolves it within its own unit of work (``resolve_login``, ``remember_login``)."""
+    return None if hasattr(request.state, "login") else cookie_token(request)
+
+
+def remember_login(request: Request, login: Login | None) -> None:
+    """This request's login, for the layouts and ``load_login``: the member and their language."""
     request.state.login = login
     request.state.member = login.member if login else None
     if login:
         request.state.locale = login.member.locale
-    return login
 
 
-def _resolve(db: Session, token: str, settings: Settings) -> tuple[LoginSession, Member, str | None] | None:
-    """One unit of work: the session, its member, and the member's pending step (verified members)."""
+def resolve_login(db: Session, token: str, settings: Settings) -> Login | None:
+    """In ``db``'s unit of work: the session, its member, and the member's pending step (verified members)."""
     found = sessions.resolve(db, token, settings)
     if found is None:
         return None
     row, member = found
-    return row, member, sessions.pending_step(db, member) if member.verified else None
+    return Login(row, member, sessions.pending_step(db, member) if member.verified else None)
 
 
 class SessionLoader:
-    """Loads the login of every page request so that layouts know the member and language."""
+    """Loads the login of every page request so that layouts know the member and language.
 
-    def __init__(self, app: ASGIApp, protocol_paths: tuple[str, ...] = ()) -> None:
+    ``deferred``: exact paths whose route resolves the login itself, in the same unit of work as
+    the rest of its work (``/authorize``: one unit of work instead of two, on every login to a tool).
+    """
+
+    def __init__(self, app: ASGIApp, protocol_paths: tuple[str, ...] = (), deferred: tuple[str, ...] = ()) -> None:
         self.app = app
         self.skip = (*SKIP_PREFIXES, *protocol_paths)
+        self.deferred = frozenset(deferred)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not str(scope["path"]).startswith(self.skip):
-            await load_login(Request(scope, receive))
+        if scope["type"] == "http":
+            path = str(scope["path"])
+            if not path.startswith(self.skip) and path not in self.deferred:
+                await load_login(Request(scope, receive))
         await self.app(scope, receive, send)
 
 

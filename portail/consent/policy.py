@@ -74,6 +74,7 @@ def material_changes_since(db: Session, version: str) -> list[PolicyChange]:
     return [_change(row) for row in rows if row.version != version]
 
 
+_CURRENT = "portail.consent.policy.current"  # this unit of work's reading (Session.info)
 _versions: Any = PrivacyPolicyVersion.__table__  # type: ignore[attr-defined]
 _LATEST_VERSION = (
     sa.select(_versions.c.version).order_by(_versions.c.published_at.desc(), _versions.c.id.desc()).limit(1)
@@ -84,11 +85,14 @@ class PublishedVersions:
     """The ``PolicySource`` that ``portail.accounts.policy`` consults (set by ``install``)."""
 
     def current_version(self, db: Session) -> str | None:
-        # Read on every page and twice per /authorize: one column in Core, not an ORM entity (flushed
-        # first, as the ORM query autoflushed: a version published in this unit of work counts).
-        db.flush()
+        # Read on every page and twice per /authorize (the login's pending step, then the consent):
+        # one column in Core, not an ORM entity, and once per unit of work (``publish`` forgets it).
+        if _CURRENT in db.info:
+            return db.info[_CURRENT]  # type: ignore[no-any-return]
+        db.flush()  # as the ORM query autoflushed: a version published in this unit of work counts
         value = db.connection().execute(_LATEST_VERSION).scalar()
-        return str(value) if value is not None else None
+        found = db.info[_CURRENT] = str(value) if value is not None else None
+        return found
 
     def material_changes_since(self, db: Session, version: str) -> list[PolicyChange]:
         return material_changes_since(db, version)
@@ -132,6 +136,7 @@ def publish(
         published_by=actor_id,
     )
     db.add(row)
+    db.info.pop(_CURRENT, None)
     try:
         db.flush()
     except IntegrityError as exc:  # published concurrently

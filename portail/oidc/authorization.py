@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portail.accounts.current import Login, load_login
+from portail.accounts.current import Login, load_login, login_pending, remember_login, resolve_login
+from portail.config import Settings
 from portail.db import Database
 from portail.oidc import consent_notes, interaction
 from portail.oidc.authorization_request import AskVerification, GoTo, Outcome, ShowError, ToClient
@@ -72,11 +74,26 @@ async def authorize(request: Request) -> Response:
     try:
         inp = await read_input(request)
     except InputError:
+        await load_login(request)  # the error page speaks the member's language
         return error_page(request, 400, _(request, "La demande de connexion est trop volumineuse ou illisible."))
-    login = await load_login(request)
+    settings = request.app.state.settings
     # A few hundred microseconds of database work, nothing slow inside (``Database.run_short``).
-    outcome = await _db(request).run_short(interaction.start, request.app.state.settings, inp.params, login)
+    # The session cookie is resolved in the same unit of work (``SessionLoader`` defers it here):
+    # one unit of work per login to a tool instead of two.
+    token = login_pending(request)
+    if token is None:
+        outcome = await _db(request).run_short(interaction.start, settings, inp.params, await load_login(request))
+    else:
+        login, outcome = await _db(request).run_short(_start_signed_in, settings, inp.params, token)
+        remember_login(request, login)
     return render_outcome(request, outcome)
+
+
+def _start_signed_in(
+    db: Session, settings: Settings, pairs: tuple[tuple[str, str], ...], token: str
+) -> tuple[Login | None, Outcome]:
+    login = resolve_login(db, token, settings)
+    return login, interaction.start(db, settings, pairs, login)
 
 
 async def resume(request: Request) -> Response:

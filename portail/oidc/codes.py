@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlmodel import Session
 
+from portail import core_rows
 from portail.accounts.current import Login
 from portail.accounts.models import Member
 from portail.config import Settings
@@ -66,8 +67,8 @@ _INSERT = sa.insert(_code).values({column.name: bindparam(column.name) for colum
 _username: Any = MemberUsername.__table__  # type: ignore[attr-defined]
 _BY_HASH = (
     sa.select(
-        *rows.labelled(_code, "c_"),
-        *rows.labelled(_member, "m_"),
+        *core_rows.labelled(_code, "c_"),
+        *core_rows.labelled(_member, "m_"),
         _username.c.username.label("username"),
         client_cache.VERSION.label("clients_version"),  # confirms a client taken on trust (client_cache)
     )
@@ -100,7 +101,7 @@ def claim_with_member(db: Session, raw: str, client_id: str) -> tuple[Authorizat
     if found is None:
         return None
     client_cache.note_seen(db, found.clients_version)
-    row = rows.detached(AuthorizationCode, found, "c_")
+    row = core_rows.detached(AuthorizationCode, found, "c_")
     assert row is not None
     if row.client_id != client_id:
         return None
@@ -114,7 +115,7 @@ def claim_with_member(db: Session, raw: str, client_id: str) -> tuple[Authorizat
     if not rows.run(db, _MARK_USED, {"code_id": row.id, "now": now}).rowcount:
         return None  # exchanged concurrently
     row.used_at = now  # written by the UPDATE above (``row`` belongs to no session)
-    member = rows.detached(Member, found, "m_")
+    member = core_rows.detached(Member, found, "m_")
     rows.remember_username(db, member.id if member is not None else None, found.username)
     return row, member
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from portail import core_rows
 from portail.accounts.models import Member
 from portail.config import Settings
 from portail.db import utcnow
@@ -41,7 +42,7 @@ def for_code(
         "revoked_reason": "",
     }
     values["id"] = rows.run(db, rows.INSERT_GRANT, values).inserted_primary_key[0]
-    grant = rows.built(Grant, values)
+    grant = core_rows.built(Grant, values)
     codes.record_grant(db, code, grant.id or 0)
     usage.record_session_client(db, code.sid, client.client_id, member.id or 0)
     return _member_tokens(

@@ -5,7 +5,8 @@ statement of a token request cost two to four times what the same statement cost
 refresh runs five or six of them (``../shared/reference/performance.md``: ~145 µs an ORM lookup
 against ~35 µs in Core on SQLite). Here statements are built once, run on the session's own
 connection (same transaction as the rest of the unit of work) and return rows; the rows become
-plain, session-less model instances (``detached``) that the domain code reads like the ORM ones.
+plain, session-less model instances (``portail.core_rows.detached``) that the domain code reads
+like the ORM ones.
 
 Nothing here decides anything: ``refresh.py`` keeps rotation, reuse detection and its grace
 window; ``tokens.py`` keeps the checks of an access token. Writes that other code reads back
@@ -15,67 +16,22 @@ through the ORM in the same unit of work must not go through here (Core does not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import and_, bindparam, false
-from sqlalchemy.engine import Row
-from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.instrumentation import manager_of_class
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from portail.accounts.models import Member
+from portail.core_rows import detached, labelled
 from portail.oidc import client_cache
 from portail.oidc.models import Grant, MemberUsername, RefreshToken, RevokedAccessToken
-
-M = TypeVar("M", bound=SQLModel)
 
 _refresh: Any = RefreshToken.__table__  # type: ignore[attr-defined]
 _grant: Any = Grant.__table__  # type: ignore[attr-defined]
 _member: Any = Member.__table__  # type: ignore[attr-defined]
 _revoked: Any = RevokedAccessToken.__table__  # type: ignore[attr-defined]
 _username: Any = MemberUsername.__table__  # type: ignore[attr-defined]
-
-
-def labelled(table: Any, prefix: str) -> list[Any]:
-    return [column.label(prefix + column.name) for column in table.c]
-
-
-_SHAPES: dict[tuple[type[SQLModel], str], tuple[Any, tuple[tuple[str, str], ...]]] = {}
-
-
-def _shape(model: type[SQLModel], prefix: str) -> tuple[Any, tuple[tuple[str, str], ...]]:
-    shape = _SHAPES.get((model, prefix))
-    if shape is None:
-        configure_mappers()  # the class manager's attributes exist once mappers are configured
-        table = model.__table__  # type: ignore[attr-defined]
-        names = tuple((column.name, prefix + column.name) for column in table.c)
-        shape = _SHAPES[(model, prefix)] = (manager_of_class(model), names)
-    return shape
-
-
-def detached(model: type[M], row: Row[Any], prefix: str) -> M | None:
-    """The ``prefix``-labelled columns of ``row`` as a ``model`` instance in no session (None when
-    an outer join found nothing: its primary key is NULL).
-
-    Built the way the ORM loads a row (a new instance, its attribute dictionary filled), not through
-    ``__init__``: SQLModel's constructor runs its validation machinery, ~30 µs a row against ~2 µs."""
-    values = row._mapping
-    if values[prefix + "id"] is None:
-        return None
-    manager, names = _shape(model, prefix)
-    instance: M = manager.new_instance()
-    instance.__dict__.update({name: values[label] for name, label in names})
-    return instance
-
-
-def built(model: type[M], values: Mapping[str, Any]) -> M:
-    """A ``model`` instance in no session holding ``values`` (every column), built as ``detached``
-    builds one: for a row this unit of work has just inserted in Core."""
-    manager, names = _shape(model, "")
-    instance: M = manager.new_instance()
-    instance.__dict__.update({name: values[name] for name, _label in names})
-    return instance
 
 
 # The member's ``preferred_username`` read by the statements below (joined: one statement fewer per

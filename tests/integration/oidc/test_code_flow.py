@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from portail.accounts.models import Member
@@ -60,3 +62,33 @@ def test_a_second_visit_gets_a_code_without_any_page(client: TestClient, setting
     again = Flow(client, client_id, secret).authorize()
     assert again.status_code == 302
     assert again.headers["location"].startswith(REDIRECT_URI + "?code=")
+
+
+def test_a_signed_in_authorize_is_one_unit_of_work_reading_the_policy_once(
+    client: TestClient, settings: Settings, member: Member
+) -> None:
+    """Every login to a tool: the session cookie is resolved in the same transaction as the request
+    (``SessionLoader`` defers ``/authorize`` to its route) and the current policy is read once."""
+    client_id, secret = make_client(settings)
+    Flow(client, client_id, secret).tokens()  # consent given
+    engine = client.app.state.db.engine  # type: ignore[attr-defined]
+    commits: list[int] = []
+    statements: list[str] = []
+
+    def on_commit(_conn: Any) -> None:
+        commits.append(1)
+
+    def on_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "commit", on_commit)
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        again = Flow(client, client_id, secret).authorize()
+    finally:
+        event.remove(engine, "commit", on_commit)
+        event.remove(engine, "before_cursor_execute", on_statement)
+    assert again.status_code == 302 and "code=" in again.headers["location"]
+    assert len(commits) == 1
+    assert sum("FROM login_session" in s for s in statements) == 1
+    assert sum("FROM privacy_policy_version" in s for s in statements) == 1
