@@ -68,10 +68,13 @@ class Tile:
     served_by: str | None  # the organization or territory through which the member sees it
     pinned: bool
     position: int | None
+    description: str = ""  # what the hoster says the tool is for (French)
+    description_en: str = ""  # its English version ("" shows the French one)
 
     @property
     def search_text(self) -> str:
-        """What the search box matches: name, software and its other names, host name, hoster, organization."""
+        """What the search box matches: name, software and its other names, host name, hoster,
+        organization, and the tool's description in either language."""
         host = urlsplit(self.base_url).hostname or ""
         parts = [
             self.name,
@@ -80,6 +83,8 @@ class Tile:
             host,
             self.hoster,
             self.served_by,
+            self.description,
+            self.description_en,
         ]
         return " ".join(filter(None, parts))
 
@@ -215,6 +220,8 @@ def tiles_for(db: Session, member: Member, circles: Circles | None = None) -> li
                 served_by=via.name if via else None,
                 pinned=bool(pref and pref.pinned),
                 position=pref.position if pref else None,
+                description=instance.description or "",
+                description_en=instance.description_en or "",
             )
         )
     return sorted(tiles, key=lambda t: t.sort_key)

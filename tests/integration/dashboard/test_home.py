@@ -31,7 +31,16 @@ def world(settings: Settings, member: Member) -> Iterator[Database]:
         mrc = seed.territory(s, "memphremagog", "MRC de Memphrémagog", "05")
         seed.membership(s, centre.id, member.id)
         seed.live_in(s, member.id, mrc.id)
-        seed.instance(s, "nuage", "Nuage commun", hoster_id=hoster.id, health="up", latency_ms=42)
+        seed.instance(
+            s,
+            "nuage",
+            "Nuage commun",
+            hoster_id=hoster.id,
+            health="up",
+            latency_ms=42,
+            description="Fichiers, agendas et contacts partagés <en équipe>",
+            description_en="Shared files, calendars and contacts",
+        )
         seed.instance(
             s,
             "forum-mrc",
@@ -75,6 +84,26 @@ def test_search_filters_tiles_on_the_server(client: TestClient, world: Database)
     empty = client.get("/", params={"q": "aucun-outil-de-ce-nom"})
     assert _tile_order(empty.text) == []
     assert "Aucun outil ne correspond à votre recherche." in empty.text
+
+
+def test_a_tile_says_what_the_tool_is_for_in_the_members_language_and_search_reads_it(
+    client: TestClient, world: Database
+) -> None:
+    login(client)
+    page = client.get("/")
+    assert '<p class="tile-description">Fichiers, agendas et contacts partagés &lt;en équipe&gt;</p>' in page.text
+    assert page.text.count('class="tile-description"') == 1  # the other tools have no description
+    found = client.get("/", params={"q": "agendas"})
+    assert _tile_order(found.text) == ["nuage"]
+    assert _tile_order(client.get("/", params={"q": "calendars"}).text) == ["nuage"]
+    client.post("/language", data={"csrf_token": csrf_from(page.text), "locale": "en", "next": "/"})
+    english = client.get("/")
+    assert '<p class="tile-description">Shared files, calendars and contacts</p>' in english.text
+    with world.session() as s:  # the hoster clears the English text: the French one shows, marked as French
+        nuage = s.exec(select(Instance).where(Instance.slug == "nuage")).one()
+        nuage.description_en = ""
+        s.add(nuage)
+    assert '<p class="tile-description" lang="fr">Fichiers, agendas' in client.get("/").text
 
 
 def test_pin_and_move_with_plain_forms_are_saved_for_the_member(
