@@ -48,7 +48,9 @@ class UnreadBadge:
             member = scope.get("state", {}).get("member")
             if member is not None and member.id is not None:
                 db: Database = scope["app"].state.db
-                scope["state"]["unread_count"] = await db.run(inbox.unread_count, member.id)
+                # One indexed count on every member page: inline on SQLite, as the session lookup
+                # before it (``Database.run_short``), instead of a hop to a database thread.
+                scope["state"]["unread_count"] = await db.run_short(inbox.unread_count, member.id)
         await self.app(scope, receive, send)
 
 
