@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 import secrets
@@ -17,9 +18,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -60,6 +62,48 @@ def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings
     }
     values.update(overrides)
     return load_settings(environ={}, toml_path=tmp / "absent.toml", **values)
+
+
+# ---------------------------------------------------------------- signing keys
+
+# A fresh database gets a new RSA-2048 and P-256 key at every application start: generating the RSA key,
+# then validating it when the ring loads it, costs about a tenth of a second, and ~1,300 tests start an
+# application. Tests other than those of key generation itself (marked ``real_signing_keys``) take their
+# keys from a per-process pool instead: the first ``SIGNING_KEY_POOL`` keys of each algorithm are really
+# generated, later calls hand them out again in turn. Consecutive calls still give different keys (a
+# rotation, or two applications of one test, get distinct kids), and a kid is the key's thumbprint, so a
+# kid seen again always names the very same key.
+SIGNING_KEY_POOL = 16
+_signing_key_pool: dict[str, list[keys.SigningJWK]] = {}
+_signing_key_calls: dict[str, int] = {}
+_imported_keys: dict[str, keys.SigningJWK] = {}
+_real_new_jwk = keys._new_jwk
+_real_import = keys._import
+
+
+def _pooled_new_jwk(alg: str) -> keys.SigningJWK:
+    pool = _signing_key_pool.setdefault(alg, [])
+    call = _signing_key_calls.get(alg, 0)
+    _signing_key_calls[alg] = call + 1
+    if len(pool) < SIGNING_KEY_POOL:
+        pool.append(_real_new_jwk(alg))
+        return pool[-1]
+    return pool[call % SIGNING_KEY_POOL]
+
+
+def _memoized_import(data: Mapping[str, Any]) -> keys.SigningJWK:
+    """``keys._import`` once per distinct JWK (the ring of every application reloads the pooled keys)."""
+    text = json.dumps(dict(data), sort_keys=True)
+    if text not in _imported_keys:
+        _imported_keys[text] = _real_import(data)
+    return _imported_keys[text]
+
+
+@pytest.fixture(autouse=True)
+def pooled_signing_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("real_signing_keys") is None:
+        monkeypatch.setattr(keys, "_new_jwk", _pooled_new_jwk)
+        monkeypatch.setattr(keys, "_import", _memoized_import)
 
 
 # ---------------------------------------------------------------- databases
