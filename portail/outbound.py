@@ -25,6 +25,7 @@ and ``code`` a stable identifier (``dns``, ``scheme``, ``address-loopback``…).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -183,6 +184,13 @@ async def check_url(url: str, settings: Settings) -> None:
 # ---------------------------------------------------------------- pinned transport
 
 
+@functools.cache
+def _system_tls(verify: bool) -> ssl.SSLContext:
+    """The TLS context of outbound requests that trust the system's authorities: one per process, as
+    loading those authorities costs tens of milliseconds (every application, and every ``client``)."""
+    return httpx.create_ssl_context(verify=verify)
+
+
 class PinnedTransport(httpx.AsyncBaseTransport):
     """Checks each request's host and connects to the checked address, not to a new DNS answer.
 
@@ -193,7 +201,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, settings: Settings, verify: ssl.SSLContext | bool = True) -> None:
         self.settings = settings
-        self.tls = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
+        self.tls = verify if isinstance(verify, ssl.SSLContext) else _system_tls(verify)
         self.pools: dict[tuple[str, str, int], httpx.AsyncHTTPTransport] = {}
 
     def _pool(self, scheme: str, host: str, port: int) -> httpx.AsyncHTTPTransport:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import re
 import secrets
@@ -17,9 +18,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -62,6 +64,48 @@ def make_settings(tmp: Path, database_url: str, **overrides: object) -> Settings
     return load_settings(environ={}, toml_path=tmp / "absent.toml", **values)
 
 
+# ---------------------------------------------------------------- signing keys
+
+# A fresh database gets a new RSA-2048 and P-256 key at every application start: generating the RSA key,
+# then validating it when the ring loads it, costs about a tenth of a second, and ~1,300 tests start an
+# application. Tests other than those of key generation itself (marked ``real_signing_keys``) take their
+# keys from a per-process pool instead: the first ``SIGNING_KEY_POOL`` keys of each algorithm are really
+# generated, later calls hand them out again in turn. Consecutive calls still give different keys (a
+# rotation, or two applications of one test, get distinct kids), and a kid is the key's thumbprint, so a
+# kid seen again always names the very same key.
+SIGNING_KEY_POOL = 16
+_signing_key_pool: dict[str, list[keys.SigningJWK]] = {}
+_signing_key_calls: dict[str, int] = {}
+_imported_keys: dict[str, keys.SigningJWK] = {}
+_real_new_jwk = keys._new_jwk
+_real_import = keys._import
+
+
+def _pooled_new_jwk(alg: str) -> keys.SigningJWK:
+    pool = _signing_key_pool.setdefault(alg, [])
+    call = _signing_key_calls.get(alg, 0)
+    _signing_key_calls[alg] = call + 1
+    if len(pool) < SIGNING_KEY_POOL:
+        pool.append(_real_new_jwk(alg))
+        return pool[-1]
+    return pool[call % SIGNING_KEY_POOL]
+
+
+def _memoized_import(data: Mapping[str, Any]) -> keys.SigningJWK:
+    """``keys._import`` once per distinct JWK (the ring of every application reloads the pooled keys)."""
+    text = json.dumps(dict(data), sort_keys=True)
+    if text not in _imported_keys:
+        _imported_keys[text] = _real_import(data)
+    return _imported_keys[text]
+
+
+@pytest.fixture(autouse=True)
+def pooled_signing_keys(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("real_signing_keys") is None:
+        monkeypatch.setattr(keys, "_new_jwk", _pooled_new_jwk)
+        monkeypatch.setattr(keys, "_import", _memoized_import)
+
+
 # ---------------------------------------------------------------- databases
 
 
@@ -99,26 +143,39 @@ def postgres_url() -> Iterator[str]:
 
 
 _KEPT_TABLES = ("alembic_version", "oauth_client_version")
-# The tables that hold a row, or whose identity sequence has handed out a value, since the last reset:
-# only those differ from a freshly migrated database (TRUNCATE costs per table, and most tests write a few).
-_WRITTEN_TABLES = """
-SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+# The identity sequences that have handed out a value since the last reset, with their table.
+_USED_SEQUENCES = """
+SELECT c.relname::text, s.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_depend d ON d.refobjid = c.oid AND d.deptype IN ('a', 'i')
 JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
 JOIN pg_sequences q ON q.schemaname = n.nspname AND q.sequencename = s.relname
 WHERE n.nspname = 'public' AND c.relkind = 'r' AND q.last_value IS NOT NULL
 """
+# (referencing table, referenced table) of every foreign key between two tables of the schema.
+_FOREIGN_KEYS = """
+SELECT c.relname::text, r.relname::text FROM pg_constraint k
+JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class r ON r.oid = k.confrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE k.contype = 'f' AND n.nspname = 'public'
+"""
 
 
 def _truncate_postgres(url: str) -> None:
     """Empty every table but the migrations' own (``_KEPT_TABLES``) and restart their identities, as
-    a fresh migrated database has them: the tables already in that state are left alone."""
+    a fresh migrated database has them: the tables already in that state are left alone.
+
+    The tables that hold a row, or whose identity sequence has handed out a value, since the last
+    reset are the only ones that differ from a freshly migrated database. They are emptied with
+    DELETE, referencing tables first, and their sequences restarted: on a few rows a DELETE costs a
+    millisecond where a TRUNCATE costs tens (new files for the table and each index). Triggers fire
+    as for any DELETE (``oauth_client_version`` is bumped, as the TRUNCATE of ``oauth_client`` did).
+    """
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         tables = [
             row[0]
             for row in conn.execute(
-                # oauth_client_version keeps its one row (the TRUNCATE of oauth_client bumps it): the
+                # oauth_client_version keeps its one row (a change to oauth_client bumps it): the
                 # migrations wrote it, and nothing else does.
                 sa.text(
                     "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename NOT IN :kept"
@@ -126,13 +183,26 @@ def _truncate_postgres(url: str) -> None:
                 {"kept": list(_KEPT_TABLES)},
             )
         ]
-        if tables:
-            # the names come from pg_tables, not from input
-            non_empty = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables)  # noqa: S608
-            written = {row[0] for row in conn.execute(sa.text(f"{non_empty} UNION {_WRITTEN_TABLES}"))}
-            dirty = [t for t in tables if t in written]
-            if dirty:
-                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in dirty) + " RESTART IDENTITY CASCADE"))
+        if not tables:
+            engine.dispose()
+            return
+        # the names come from pg_tables, not from input
+        non_empty = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables)  # noqa: S608
+        filled = {row[0] for row in conn.execute(sa.text(non_empty))}
+        sequences = [(table, sequence) for table, sequence in conn.execute(sa.text(_USED_SEQUENCES)) if table in tables]
+        references = {(child, parent) for child, parent in conn.execute(sa.text(_FOREIGN_KEYS)) if child != parent}
+        left = [t for t in tables if t in filled]
+        while left:
+            # a table no other remaining table refers to (the tables outside ``filled`` are empty)
+            ready = [t for t in left if not any((other, t) in references for other in left if other != t)]
+            if not ready:  # a cycle of foreign keys: TRUNCATE … CASCADE empties them together
+                conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in left) + " CASCADE"))
+                break
+            for table in ready:
+                conn.execute(sa.text(f'DELETE FROM "{table}"'))  # noqa: S608
+            left = [t for t in left if t not in ready]
+        for _table, sequence in sequences:
+            conn.execute(sa.text(f'ALTER SEQUENCE "{sequence}" RESTART'))
     engine.dispose()
 
 
@@ -328,7 +398,7 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
@@ -403,7 +473,7 @@ class HttpRecorder:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def url(self, path: str = "/") -> str:

@@ -92,7 +92,7 @@ class LoopbackDNS:
             raise RuntimeError("no free port for the loopback DNS server")
         self.servers = [udp, tcp]
         for server in self.servers:
-            threading.Thread(target=server.server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def resolvers(self) -> str:

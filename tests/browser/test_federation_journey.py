@@ -6,6 +6,8 @@ axe violations and usable at 360 px; the public directory too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -26,10 +28,14 @@ def log_in(page: Page, live: LiveServer, email: str) -> None:
     expect(page.get_by_role("link", name="Mon compte")).to_be_visible()
 
 
-def second_tab(browser: Browser) -> Page:
+@pytest.fixture
+def second_tab(browser: Browser) -> Iterator[Page]:
+    """A second person's browser, closed before the server stops (an open page keeps a connection the
+    server would wait for)."""
     context = browser.new_context(locale="fr-CA", extra_http_headers={"Accept-Language": "fr-CA,fr;q=0.9"})
     context.set_default_timeout(10_000)
-    return context.new_page()
+    yield context.new_page()
+    context.close()
 
 
 def check(page: Page, name: str) -> None:
@@ -38,13 +44,13 @@ def check(page: Page, name: str) -> None:
 
 
 def test_a_hoster_goes_from_application_to_the_configuration_snippet(
-    live_server: LiveServer, page: Page, browser: Browser, stub_server: StubServer
+    live_server: LiveServer, page: Page, second_tab: Page, stub_server: StubServer
 ) -> None:
     live = live_server
     create_member(live.settings, "alice@example.org", "Alice Hébergeuse")
     create_member(live.settings, "admin@example.org", "Ada Admin", is_admin=True)
     add_organization(live.settings, "tiess", "TIESS")
-    hoster, admin = page, second_tab(browser)
+    hoster, admin = page, second_tab
 
     # 1. the application, with the charter
     log_in(hoster, live, "alice@example.org")

@@ -63,7 +63,7 @@ def atelier(live_server: LiveServer) -> Iterator[Atelier]:
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     # localhost, as the portal: the same site, so the member's cookie reaches the menu
     state = Atelier(url=f"http://localhost:{port}", portal=portal, server=server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield state
     server.shutdown()
     server.server_close()

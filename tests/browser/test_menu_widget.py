@@ -65,7 +65,7 @@ def _serve_tool(portal: str) -> Iterator[Tool]:
 
     port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield Tool(url=f"http://localhost:{port}", server=server)
     server.shutdown()

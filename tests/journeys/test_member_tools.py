@@ -85,7 +85,7 @@ def _receiver() -> Receiver:
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     state = Receiver(f"http://127.0.0.1:{port}", server)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return state
 
 

@@ -96,7 +96,7 @@ def feed_server() -> ThreadingHTTPServer:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
 
@@ -368,7 +368,7 @@ class HangingTool:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def wait_for(self, count: int, timeout: float) -> list[bytes]:
         with self.arrived:

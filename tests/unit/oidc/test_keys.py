@@ -13,6 +13,9 @@ from portail.db import Database, utcnow
 from portail.oidc import keys
 from portail.oidc.models import SigningKey
 
+# Key generation and loading themselves, not the pool of tests/conftest.py.
+pytestmark = pytest.mark.real_signing_keys
+
 
 def test_private_keys_are_stored_encrypted(db: Database, unit_settings: Settings) -> None:
     keys.install(db, unit_settings)
