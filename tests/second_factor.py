@@ -30,6 +30,13 @@ def post(
 
 def enrol_totp(client: TestClient, next_url: str = "") -> tuple[str, list[str], httpx.Response]:
     """Enrol an authenticator app; returns its secret, the recovery codes shown and the codes page."""
+    secret, codes, page, _used = enrol_totp_with_code(client, next_url)
+    return secret, codes, page
+
+
+def enrol_totp_with_code(client: TestClient, next_url: str = "") -> tuple[str, list[str], httpx.Response, str]:
+    """``enrol_totp``, and the code the enrolment used (to replay it: a code computed again later may
+    belong to the next 30-second step, and would then be a fresh code)."""
     started = post(client, "/account/security/totp-start", {"next": next_url})
     assert started.status_code == 303
     page = client.get(started.headers["location"])
@@ -37,9 +44,10 @@ def enrol_totp(client: TestClient, next_url: str = "") -> tuple[str, list[str], 
     shown = SECRET_RE.search(page.text)
     assert shown, page.text
     secret = shown.group(1).replace(" ", "")
-    confirmed = post(client, "/account/security/totp-confirm", {"code": code_at(secret), "next": next_url})
+    used = code_at(secret)
+    confirmed = post(client, "/account/security/totp-confirm", {"code": used, "next": next_url})
     assert confirmed.status_code == 200, confirmed.text
-    return secret, CODE_RE.findall(confirmed.text), confirmed
+    return secret, CODE_RE.findall(confirmed.text), confirmed, used
 
 
 def password_step(client: TestClient, email: str = "alice@example.org", next_url: str = "/") -> httpx.Response:

@@ -8,7 +8,16 @@ from starlette.testclient import TestClient
 from portail.accounts.models import Member
 from portail.config import Settings
 from tests.conftest import login, mail_text, outbox
-from tests.second_factor import CODE_RE, SECRET_RE, code_at, enrol_totp, password_step, post, second_step
+from tests.second_factor import (
+    CODE_RE,
+    SECRET_RE,
+    code_at,
+    enrol_totp,
+    enrol_totp_with_code,
+    password_step,
+    post,
+    second_step,
+)
 
 
 def test_enrolment_shows_a_qr_code_and_ten_recovery_codes_once(client: TestClient, member: Member) -> None:
@@ -38,7 +47,7 @@ def test_login_asks_for_the_code_and_refuses_wrong_replayed_and_expired_ones(
     client: TestClient, settings: Settings, member: Member
 ) -> None:
     login(client)
-    secret, _codes, _page = enrol_totp(client)
+    secret, _codes, _page, used = enrol_totp_with_code(client)
     fresh = TestClient(client.app, base_url=str(client.base_url), follow_redirects=False)
     first = password_step(fresh, next_url="/account")
     assert first.status_code == 303 and first.headers["location"].startswith("/login/second-step")
@@ -47,16 +56,16 @@ def test_login_asks_for_the_code_and_refuses_wrong_replayed_and_expired_ones(
 
     expired = code_at(secret, -3)
     assert second_step(fresh, expired, "/account").status_code == 401
-    replayed = code_at(secret)  # used by the enrolment
-    refused = second_step(fresh, replayed, "/account")
+    refused = second_step(fresh, used, "/account")  # the enrolment's code, replayed
     assert refused.status_code == 401 and "Ce code est incorrect ou a déjà servi." in refused.text
-    accepted = second_step(fresh, code_at(secret, 1), "/account")
+    next_code = code_at(secret, 1)  # computed once: the same code below, whatever the clock does
+    accepted = second_step(fresh, next_code, "/account")
     assert accepted.status_code == 303 and accepted.headers["location"] == "/account"
     assert fresh.get("/account").status_code == 200
 
     again = TestClient(client.app, base_url=str(client.base_url), follow_redirects=False)
     password_step(again)
-    assert second_step(again, code_at(secret, 1)).status_code == 401  # the same code, once only
+    assert second_step(again, next_code).status_code == 401  # the same code, once only
 
 
 def test_the_second_step_needs_the_password_first(client: TestClient, member: Member) -> None:
