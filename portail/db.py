@@ -391,7 +391,8 @@ class Database:
         self._writer_lock = _WRITER_LOCKS.get(self.engine)  # SQLite only
         self._executor: ThreadPoolExecutor | None = None
         self._short_executor: ThreadPoolExecutor | None = None  # PostgreSQL: run_short, run_autocommit
-        self._autocommit_engine: Engine | None = None  # PostgreSQL: run_autocommit's connections
+        # PostgreSQL: run_autocommit's engine, with the engine it was made from (``_autocommitting``)
+        self._autocommit_engine: tuple[Engine, Engine] | None = None
         # Values every unit of work carries in ``Session.info`` (the application's account extensions,
         # ``portail.accounts.extensions``): how a domain function reaches them through its ``db``.
         self.session_info: dict[str, object] = {}
@@ -440,13 +441,21 @@ class Database:
     def _autocommitting(self) -> Engine:
         """The engine of autocommit units: ``self.engine`` on SQLite (see ``run_autocommit``), an
         engine of its own on PostgreSQL (``make_engine(autocommit=True)``)."""
-        if self.engine.dialect.name != "postgresql":
-            return self.engine
-        if self._autocommit_engine is None:
+        engine = self.engine
+        if engine.dialect.name != "postgresql":
+            return engine
+        found = self._autocommit_engine
+        if found is None or found[0] is not engine:
+            # Made from ``self.engine`` (not the settings), and made again if it was replaced: the
+            # autocommit units reach the same server as every other unit of work.
             with _AUTOCOMMIT_ENGINE_LOCK:
-                if self._autocommit_engine is None:
-                    self._autocommit_engine = make_engine(self.settings.database_url, autocommit=True)
-        return self._autocommit_engine
+                found = self._autocommit_engine
+                if found is None or found[0] is not engine:
+                    if found is not None:
+                        found[1].dispose()
+                    url = engine.url.render_as_string(hide_password=False)
+                    found = self._autocommit_engine = (engine, make_engine(url, autocommit=True))
+        return found[1]
 
     def _threads(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -524,4 +533,4 @@ class Database:
         self._executor = self._short_executor = None
         self.engine.dispose()
         if self._autocommit_engine is not None:
-            self._autocommit_engine.dispose()
+            self._autocommit_engine[1].dispose()
