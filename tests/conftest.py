@@ -542,13 +542,24 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on ``host`` (for servers started by tests)."""
+    """A TCP port free right now on ``host`` (for servers started by tests), never one this process
+    handed out before: a port is released between this call and the server's bind, so the kernel may
+    offer it again to the next caller, and a journey's Portail then shared its port with a tool's
+    stub server (whose ``200 ok`` passed for the provider's discovery document under load)."""
     import socket
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port after 100 tries")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

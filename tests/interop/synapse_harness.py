@@ -52,7 +52,6 @@ import hmac
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -65,6 +64,8 @@ from urllib.parse import quote
 
 import httpx
 import yaml
+
+from tests.conftest import free_port
 
 __all__ = [
     "SynapseError",
@@ -96,14 +97,6 @@ class SynapseUser:
     user_id: str
     access_token: str
     device_id: str | None = None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (the usual bind-to-0 trick; racy but fine for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _imports_synapse(python: Path) -> bool:

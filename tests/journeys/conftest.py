@@ -183,9 +183,10 @@ class Deployment:
             if self.server.poll() is not None:
                 raise AssertionError(f"portail serve stopped:\n{self.server_log.read_text()}")
             try:
-                if httpx.get(f"{self.base_url}/.well-known/openid-configuration", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
+                found = httpx.get(f"{self.base_url}/.well-known/openid-configuration", timeout=2)
+                if found.status_code == 200 and found.json().get("issuer") == self.env["PORTAIL_ISSUER"]:
+                    break  # this Portail, not another test server that took the port
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.2)
         else:
