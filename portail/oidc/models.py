@@ -57,7 +57,10 @@ class OAuthClient(SQLModel, table=True):
     previous_secret_hash: str | None = Field(default=None, max_length=255)
     previous_secret_expires_at: dt.datetime | None = None
     disabled_at: dt.datetime | None = None  # a disabled client can neither log members in nor get tokens
-    tokens_revoked_at: dt.datetime | None = None  # access tokens issued before this are no longer valid
+    tokens_revoked_at: dt.datetime | None = None  # when all its tokens were last revoked (shown; legacy check)
+    # Access tokens carry the generation they were issued under (claim ``cgen``); revoking all the
+    # client's tokens increments it. A counter, not a time: node clocks may disagree (oidc_0004).
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     @property
     def is_public(self) -> bool:

@@ -5,7 +5,8 @@ tokens, and the public functions other packages call.
   free; ES256 signs seven times faster than RS256). ``aud`` is the client id plus the client's
   resource audiences, so that Nextcloud's bearer validation accepts them. ``gid`` names the grant
   they belong to, so that revoking a grant makes its access tokens fail ``verify_access_token``
-  and introspection before they expire.
+  and introspection before they expire. ``cgen`` is the client's token generation at issuance:
+  revoking everything a client holds increments it, so older tokens fail too (no clock involved).
 - ID tokens are signed RS256 (OIDC Core §15.1) unless the client registered
   ``id_token_signed_response_alg: ES256``.
 - Refresh tokens are 256-bit random strings stored as SHA-256; see ``refresh.py`` for rotation.
@@ -41,6 +42,7 @@ PURGE_SECONDS = 3600.0
 ACCESS_TOKEN_ALG = "ES256"  # noqa: S105 - an algorithm name
 AT_TYP = "at+jwt"
 LEEWAY_SECONDS = 30
+CLIENT_GENERATION = "cgen"  # private claim: OAuthClient.token_generation when the token was issued
 
 
 class InvalidToken(Exception):
@@ -104,6 +106,7 @@ def issue_access_token(
         "iat": now,
         "exp": now + lifetime,
         "jti": jti,
+        CLIENT_GENERATION: client.token_generation,
     }
     if grant_id is not None:
         claims["gid"] = grant_id
@@ -208,14 +211,24 @@ def check_access_token(db: Session, settings: Settings, token: str) -> VerifiedT
     client = client_cache.get_at(db, client_id, version)
     if client is None:
         raise InvalidToken("invalid_token", "The client of this token no longer exists")
-    revoked_since = client.tokens_revoked_at
-    if not client.active or (revoked_since is not None and iat <= revoked_since.timestamp()):
+    if not client.active or _revoked_with_client(client, claims, iat):
         raise InvalidToken("invalid_token", "The access token was revoked")
     if gid is not None and (grant is None or grant.revoked_at is not None or member is None or not member.active):
         raise InvalidToken("invalid_token", "The access token was revoked")
     if jti_revoked:
         raise InvalidToken("invalid_token", "The access token was revoked")
     return VerifiedToken(claims, client, grant, member)
+
+
+def _revoked_with_client(client: OAuthClient, claims: Mapping[str, Any], iat: int) -> bool:
+    """Whether all of the client's tokens were revoked since this one was issued: its generation is
+    older than the client's. Tokens issued before ``cgen`` existed (one access-token lifetime after
+    the upgrade, none are left) fall back to comparing times."""
+    generation = claims.get(CLIENT_GENERATION)
+    if generation is None:
+        revoked_since = client.tokens_revoked_at
+        return revoked_since is not None and iat <= revoked_since.timestamp()
+    return not isinstance(generation, int) or isinstance(generation, bool) or generation < client.token_generation
 
 
 def verify_access_token(
@@ -291,6 +304,7 @@ def revoke_client_tokens(db: Session, client_id: str, reason: str) -> int:
     client = db.exec(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
     if client is not None:
         client.tokens_revoked_at = utcnow()
+        client.token_generation += 1
         db.add(client)
     return revoke_grants(db, client_id=client_id, reason=reason)
 

@@ -99,6 +99,33 @@ def test_a_client_disabled_on_one_node_is_refused_at_once_by_the_other(settings:
         assert refreshed.status_code in (400, 401), refreshed.text
 
 
+def test_a_token_from_a_node_whose_clock_runs_ahead_stays_revoked_after_reactivation(
+    settings: Settings, member: Member, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Node B's clock runs two minutes ahead; it issues a client-credentials token, then node A
+    suspends the client (all its tokens revoked) and reactivates it. The token stays refused: its
+    generation is older than the client's (comparing its ``iat`` with the revocation time let it
+    live again). A token issued after the reactivation works."""
+    client_id, secret = make_client(settings, grant_types=GRANTS)
+    assert secret is not None
+    with two_nodes(settings) as (node_a, node_b):
+        real_time = tokens.time.time
+        with monkeypatch.context() as ahead:
+            ahead.setattr(tokens.time, "time", lambda: real_time() + 120)
+            before = _client_token(node_b, client_id, secret).json()["access_token"]
+
+        def suspend(session: Session) -> None:
+            clients.disable_client(session, _by_id(session, client_id))
+            tokens.revoke_client_tokens(session, client_id, "instance suspended")
+
+        on(node_a, suspend)
+        on(node_a, lambda s: clients.enable_client(s, _by_id(s, client_id)))
+        for node in (node_a, node_b):
+            assert _introspect(node, client_id, secret, before).json() == {"active": False}
+        after = _client_token(node_b, client_id, secret).json()["access_token"]
+        assert _introspect(node_a, client_id, secret, after).json()["active"] is True
+
+
 def test_a_client_deleted_on_one_node_is_unknown_at_once_to_the_other(settings: Settings, member: Member) -> None:
     client_id, secret = make_client(settings, grant_types=GRANTS)
     assert secret is not None
