@@ -339,7 +339,7 @@ def readiness(engine: Engine) -> dict[str, str]:
     return {"database": "ok", "migrations": "ok"}
 
 
-SHORT_THREADS = 4  # PostgreSQL: the protocol endpoints' own threads (Database._short_threads)
+SHORT_THREADS = 4  # PostgreSQL: the threads of short, hot work (Database._short_threads)
 _AUTOCOMMIT_ENGINE_LOCK = threading.Lock()
 
 
@@ -465,7 +465,8 @@ class Database:
         return self._executor
 
     def _short_threads(self) -> ThreadPoolExecutor:
-        """The threads of the protocol endpoints' short work on PostgreSQL (``run_short``).
+        """The threads of short, hot work on PostgreSQL (``run_short``, ``run_autocommit``): the
+        protocol endpoints, and on every page the session-cookie lookup and the unread badge.
 
         Why a pool of its own, and a small one: a token request's statements each release the GIL
         while PostgreSQL answers, and with 16 threads taking turns every hand-off of the GIL is
@@ -484,8 +485,8 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._threads(), context.run, call)
 
     async def run_short(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``run`` for the protocol hot paths (token, userinfo, introspection): work of a few
-        hundred microseconds, one short transaction, nothing slow inside (no mail, no HTTP).
+        """``run`` for the hot paths (token, userinfo, introspection; on pages the session lookup
+        and the unread badge): work of a few hundred microseconds, one short transaction, nothing slow inside (no mail, no HTTP).
 
         Why: on SQLite that work is local CPU work, and handing it to a database thread cost more
         than the work itself (measured: a refresh went from ~2.2 to ~1.8 ms of server CPU inline;
