@@ -304,27 +304,8 @@ async def instance_proof_check(request: Request, principal: Principal | None, bo
     return JSONResponse(await db.run(overview.view_for, _actor(principal), slug))
 
 
-FACTS = (*chatons.SERVICE_FIELDS, *residency.FIELDS)
-EDITABLE = (
-    "version",
-    "name",
-    "description",
-    "description_en",
-    "purposes",
-    "purposes_en",
-    "data_categories",
-    "data_categories_en",
-    "login_url",
-    "provider_identifier",
-    "nextcloud_provider_id",
-    "push_notifications",
-    "redirect_uris",
-    "post_logout_redirect_uris",
-    "backchannel_logout_uri",
-    "contact_email",
-    "members_only",
-    "jwks_uri",
-)
+FACTS = lifecycle.FACTS
+EDITABLE = ("version", *lifecycle.EDITABLE_FIELDS)
 
 
 async def _configuration(request: Request, instance: Any) -> list[dict[str, str]]:

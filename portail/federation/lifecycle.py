@@ -15,7 +15,7 @@ from (``Instance.updated_at``): a concurrent edit is refused rather than silentl
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
@@ -124,6 +124,11 @@ class NodeEdit:
     jwks_uri: str | None = None  # set: the client authenticates with private_key_jwt; "" back to its secret
     # CHATONS service data (chatons.SERVICE_FIELDS) and where the data lives (residency.FIELDS); absent keys stay
     facts: dict[str, str] | None = None
+
+
+FACTS = (*chatons.SERVICE_FIELDS, *residency.FIELDS)  # CHATONS service data, where the data lives
+# What the node page and ``PATCH /api/v1/federation/instances/{slug}`` may change (besides the facts).
+EDITABLE_FIELDS = tuple(f.name for f in fields(NodeEdit) if f.name not in ("version", "facts"))
 
 
 def _login_url(value: str, instance: Instance) -> str | None:

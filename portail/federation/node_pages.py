@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from portail.accounts.models import Member
-from portail.federation import acceptance, chatons, lifecycle, overview, proof_recheck, relocation, residency
+from portail.federation import acceptance, lifecycle, overview, proof_recheck, relocation
 from portail.federation.hoster_pages import SOFTWARE_NAMES, refused_on_node
 from portail.federation.lifecycle import NodeEdit
 from portail.federation.models import Instance
@@ -28,27 +28,8 @@ from portail.federation.pages import (
 from portail.federation.rules import Actor, FederationError
 from portail.web import N_, _, field, flash, render
 
-FACTS = (*chatons.SERVICE_FIELDS, *residency.FIELDS)  # CHATONS service data, where the data lives
-EDIT_FIELDS = (
-    "name",
-    "description",
-    "description_en",
-    "purposes",
-    "purposes_en",
-    "data_categories",
-    "data_categories_en",
-    "login_url",
-    "provider_identifier",
-    "nextcloud_provider_id",
-    "push_notifications",
-    "redirect_uris",
-    "post_logout_redirect_uris",
-    "backchannel_logout_uri",
-    "contact_email",
-    "members_only",
-    "jwks_uri",
-    *FACTS,
-)
+FACTS = lifecycle.FACTS
+EDIT_FIELDS = (*lifecycle.EDITABLE_FIELDS, *FACTS)
 
 
 DECLARED_FIELDS = ("description_en", "purposes", "purposes_en", "data_categories", "data_categories_en")
