@@ -224,15 +224,12 @@ def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -
     if was == "unconfirmed":
         if instance.proof_lost_at is None:  # invited once
             instance.proof_lost_at = now
-            audit(
+            _record_and_tell(
                 db,
-                "instance.proof_unconfirmed",
-                subject_type="instance",
-                subject_id=instance.slug,
-                reason=f"{exc.code}: {exc}"[:500],
-            )
-            notice_mail.send(
                 settings,
+                instance,
+                exc,
+                "instance.proof_unconfirmed",
                 to_hoster,
                 N_("Gardez la preuve de contrôle en place : %(instance)s"),
                 N_(
@@ -241,28 +238,23 @@ def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -
                     "ou choisissez la preuve par DNS sur la page du nœud. Tant que sa preuve n’a pas été "
                     "confirmée une fois, ce nœud n’est pas signalé à la fédération."
                 ),
-                reason=_both(exc),
                 link=_page(settings, instance),
                 **params,
             )
     elif was == "ok":
         instance.proof_lost_at = now
-        audit(
+        _record_and_tell(
             db,
-            "instance.proof_lost",
-            subject_type="instance",
-            subject_id=instance.slug,
-            reason=f"{exc.code}: {exc}"[:500],
-        )
-        notice_mail.send(
             settings,
+            instance,
+            exc,
+            "instance.proof_lost",
             to_hoster,
             N_("Preuve de contrôle perdue : %(instance)s"),
             N_(
                 "La preuve de contrôle du domaine de %(instance)s (%(method)s, %(where)s) a échoué. "
                 "Rétablissez-la d’ici %(days)s jours, sinon les administrateurs de la fédération seront prévenus."
             ),
-            reason=_both(exc),
             link=_page(settings, instance),
             days=f"{settings.proof_grace_days:g}",
             **params,
@@ -270,15 +262,12 @@ def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -
     elif was == "lost" and instance.proof_lost_at is not None:
         if now - instance.proof_lost_at >= dt.timedelta(days=settings.proof_grace_days):
             instance.proof_escalated_at = now
-            audit(
+            _record_and_tell(
                 db,
-                "instance.proof_escalated",
-                subject_type="instance",
-                subject_id=instance.slug,
-                reason=f"{exc.code}: {exc}"[:500],
-            )
-            notice_mail.send(
                 settings,
+                instance,
+                exc,
+                "instance.proof_escalated",
                 notice_mail.admin_recipients(db),
                 N_("Nœud sans preuve de contrôle : %(instance)s"),
                 N_(
@@ -286,7 +275,6 @@ def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -
                     "de son domaine depuis le %(since)s (%(method)s, %(where)s), malgré l’avis envoyé à "
                     "l’hébergeur."
                 ),
-                reason=_both(exc),
                 link=f"{settings.issuer}/federation/admin",
                 url=instance.base_url,
                 hoster=hoster.name if hoster else "-",
@@ -294,6 +282,23 @@ def _failed(db: Session, settings: Settings, instance: Instance, exc: Refused) -
                 **params,
             )
     db.add(instance)
+
+
+def _record_and_tell(
+    db: Session,
+    settings: Settings,
+    node: Instance,
+    exc: Refused,
+    event: str,
+    recipients: list[notice_mail.Recipient],
+    subject: str,
+    body: str,
+    /,
+    **params: str,
+) -> None:
+    """Audit a failed proof as ``event`` and mail ``recipients`` (the failure's reason in both languages)."""
+    audit(db, event, subject_type="instance", subject_id=node.slug, reason=f"{exc.code}: {exc}"[:500])
+    notice_mail.send(settings, recipients, subject, body, reason=_both(exc), **params)
 
 
 def _passed(db: Session, settings: Settings, instance: Instance, method: str, actor: Actor | None = None) -> None:
