@@ -486,7 +486,8 @@ class Database:
 
     async def run_short(self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``run`` for the hot paths (token, userinfo, introspection; on pages the session lookup
-        and the unread badge): work of a few hundred microseconds, one short transaction, nothing slow inside (no mail, no HTTP).
+        and the unread badge): work of a few hundred microseconds, one short transaction, nothing
+        slow inside (no mail, no HTTP).
 
         Why: on SQLite that work is local CPU work, and handing it to a database thread cost more
         than the work itself (measured: a refresh went from ~2.2 to ~1.8 ms of server CPU inline;
